@@ -1,0 +1,1 @@
+"""Connector plugins, one module or package per kind of endpoint, found by URL scheme."""

@@ -1,0 +1,1 @@
+"""SQL engines on one SQLAlchemy Core implementation (base.py) plus one module each."""

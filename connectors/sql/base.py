@@ -1,0 +1,745 @@
+"""One table-endpoint implementation for every SQL engine, on SQLAlchemy Core.
+
+An engine module (``mysql.py``, ``postgresql.py``, ``sqlite.py``) subclasses
+:class:`SQLEndpoint` and adds only what truly differs: its type map (plain dicts), its
+bulk load path (a :class:`Spool` and ``load_spool``), its session settings and the error
+messages it translates. Statements are built with SQLAlchemy Core so that quoting is the
+engine's own, and run on the DBAPI cursor for speed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import pickle
+import re
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy import types as st
+
+from migrate.endpoints import Capabilities, Key, Row
+from migrate.errors import ConnectorError, MissingDriverError, TransientError
+from migrate.plan import redact
+from migrate.schema import Column, Default, ForeignKey, Index, PType, TableSchema
+
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_CURRENT_TS = re.compile(
+    r"^(current_timestamp|now|localtimestamp|datetime\('now'\))\s*(\(\s*\d*\s*\))?$", re.I
+)
+
+
+class PickleSpool:
+    """A chunk staged as pickled row batches in a temporary file (engines that bind rows)."""
+
+    def __init__(self, workdir: Path) -> None:
+        fd, name = tempfile.mkstemp(prefix="chunk-", suffix=".pkl", dir=workdir)
+        self.path = Path(name)
+        self._f = os.fdopen(fd, "wb")
+        self.rows = 0
+
+    def add(self, rows: list[Row]) -> None:
+        pickle.dump(rows, self._f, protocol=pickle.HIGHEST_PROTOCOL)
+        self.rows += len(rows)
+
+    def close(self) -> None:
+        self._f.close()
+
+    def batches(self) -> Iterator[list[Row]]:
+        with open(self.path, "rb") as f:
+            while True:
+                try:
+                    yield pickle.load(f)
+                except EOFError:
+                    return
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self._f.close()
+        self.path.unlink(missing_ok=True)
+
+
+class TextSpool:
+    """A chunk staged as tab-separated lines (``\\N`` for NULL) for LOAD DATA / COPY.
+
+    ``formatters[i]`` turns a non-NULL value of column ``i`` into its escaped text.
+    """
+
+    def __init__(self, workdir: Path, formatters: list[Callable[[Any], str]]) -> None:
+        fd, name = tempfile.mkstemp(prefix="chunk-", suffix=".tsv", dir=workdir)
+        self.path = Path(name)
+        self._f = os.fdopen(fd, "w", encoding="utf-8", newline="\n", buffering=1 << 20)
+        self._fmt = formatters
+        self.rows = 0
+
+    def add(self, rows: list[Row]) -> None:
+        fmt = self._fmt
+        null = "\\N"
+        self._f.write(
+            "".join(
+                "\t".join([null if v is None else f(v) for f, v in zip(fmt, row, strict=True)])
+                + "\n"
+                for row in rows
+            )
+        )
+        self.rows += len(rows)
+
+    def close(self) -> None:
+        self._f.close()
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self._f.close()
+        self.path.unlink(missing_ok=True)
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def escape_text(value: str) -> str:
+    """Escape a string for the tab-separated text format shared by LOAD DATA and COPY."""
+    return value.translate(_ESCAPES)
+
+
+def format_decimal(value: Decimal) -> str:
+    """A decimal without exponent (``1E+3`` -> ``1000``), as every engine parses it."""
+    return format(value, "f")
+
+
+class SQLEndpoint:
+    """Table endpoint for a SQLAlchemy URL. See :class:`migrate.endpoints.TableEndpoint`."""
+
+    kind: ClassVar[str] = "table"
+    engine_label: ClassVar[str] = "SQL"
+    driver_module: ClassVar[str] = ""
+    default_driver: ClassVar[str] = ""
+    extra: ClassVar[str] = ""
+    capabilities: ClassVar[Capabilities]
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        options: dict[str, Any],
+        *,
+        base_dir: Path,
+        workers: int = 4,
+        secrets: frozenset[str] = frozenset(),
+        dry_run: bool = False,
+    ) -> None:
+        self.name = name
+        self.options = dict(options)
+        self.base_dir = base_dir
+        self.workers = workers
+        self.secrets = secrets
+        self.dry_run = dry_run
+        self._url = self.resolve_url(sa.make_url(url))
+        self._engine: sa.Engine | None = None
+        self._guard = threading.Lock()
+        self.check_options()
+
+    # -- connection ----------------------------------------------------------------------
+    def check_options(self) -> None:
+        """Reject options this engine does not know (the plan checker cannot know them)."""
+        allowed = self.known_options()
+        for key in self.options:
+            if key not in allowed:
+                raise ConnectorError(
+                    f"connections.{self.name}.options: unknown option {key!r}"
+                    f" for {self.engine_label} (allowed: {', '.join(sorted(allowed)) or 'none'})"
+                )
+
+    def known_options(self) -> set[str]:
+        return set()
+
+    def resolve_url(self, url: sa.URL) -> sa.URL:
+        if "+" not in url.drivername and self.default_driver:
+            url = url.set(drivername=f"{url.get_backend_name()}+{self.default_driver}")
+        return url
+
+    def connect_args(self) -> dict[str, Any]:
+        return {}
+
+    def on_connect(self, dbapi_conn: Any) -> None:
+        """Session settings run on every new connection."""
+
+    @property
+    def engine(self) -> sa.Engine:
+        with self._guard:
+            if self._engine is None:
+                if self.driver_module:
+                    try:
+                        importlib.import_module(self.driver_module)
+                    except ImportError:
+                        raise MissingDriverError(self.driver_module, self.extra) from None
+                engine = sa.create_engine(
+                    self._url, connect_args=self.connect_args(), **self.engine_kwargs()
+                )
+                sa.event.listen(engine, "connect", lambda c, _r: self.on_connect(c))
+                try:
+                    with engine.connect():
+                        pass
+                except sa.exc.DBAPIError as exc:
+                    engine.dispose()
+                    raise self.translate(exc, "connecting") from None
+                self._engine = engine
+            return self._engine
+
+    def engine_kwargs(self) -> dict[str, Any]:
+        return {"pool_size": self.workers * 2 + 2, "max_overflow": 4, "pool_pre_ping": True}
+
+    def describe(self) -> str:
+        engine = self.engine
+        version = ".".join(str(p) for p in (engine.dialect.server_version_info or ()))
+        host = self._url.host or self._url.database or ""
+        port = f":{self._url.port}" if self._url.port else ""
+        db = f"/{self._url.database}" if self._url.host and self._url.database else ""
+        return f"{self.engine_label} {version} at {host}{port}{db}".strip()
+
+    def close(self) -> None:
+        with self._guard:
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
+
+    # -- errors --------------------------------------------------------------------------
+    def translate(self, exc: BaseException, doing: str) -> ConnectorError:
+        """Turn a driver error into one line: connection, what we were doing, the cause."""
+        orig = getattr(exc, "orig", None) or exc
+        text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+        text = redact(text, self.secrets | self._url_secrets())
+        message = f"{self.name}: {doing}: {self.explain(orig, text)}"
+        if self.is_transient(orig):
+            return TransientError(message)
+        return ConnectorError(message)
+
+    def _url_secrets(self) -> frozenset[str]:
+        return frozenset({self._url.password}) if self._url.password else frozenset()
+
+    def explain(self, orig: BaseException, text: str) -> str:
+        return text
+
+    def is_transient(self, orig: BaseException) -> bool:
+        return False
+
+    @contextlib.contextmanager
+    def errors(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except ConnectorError:
+            raise
+        except (sa.exc.DBAPIError, sa.exc.NoSuchTableError, self._dbapi_error()) as exc:
+            raise self.translate(exc, doing) from None
+
+    def _dbapi_error(self) -> type[BaseException]:
+        try:
+            return self.engine.dialect.loaded_dbapi.Error  # type: ignore[no-any-return]
+        except Exception:
+            return sa.exc.DBAPIError
+
+    @contextlib.contextmanager
+    def raw(self) -> Iterator[Any]:
+        """A pooled DBAPI connection; rolled back unless the block committed."""
+        conn = self.engine.raw_connection()
+        try:
+            yield conn.driver_connection
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.driver_connection.rollback()
+            raise
+        finally:
+            conn.close()
+
+    def server_cursor(self, conn: Any) -> Any:
+        return conn.cursor()
+
+    # -- SQL helpers ---------------------------------------------------------------------
+    def q(self, name: str) -> str:
+        return self.engine.dialect.identifier_preparer.quote(name)
+
+    def sa_table(self, name: str, columns: Iterable[str]) -> sa.TableClause:
+        return sa.table(name, *[sa.column(c) for c in columns])
+
+    def compile(self, stmt: sa.ClauseElement) -> tuple[str, Any]:
+        compiled = stmt.compile(dialect=self.engine.dialect)
+        params = compiled.construct_params()
+        params = {k: self.adapt_param(v) for k, v in params.items()}
+        if compiled.positional:
+            return str(compiled), tuple(params[n] for n in compiled.positiontup or ())
+        return str(compiled), params
+
+    def adapt_param(self, value: Any) -> Any:
+        """A key value as this driver must bind it to compare equal to the stored value."""
+        return value
+
+    @staticmethod
+    def key_after(cols: list[sa.ColumnClause], vals: Key) -> sa.ColumnElement[bool]:
+        """``(c1, c2, ...) > (v1, v2, ...)`` expanded, as not every engine has row values."""
+        ors = []
+        for i in range(len(cols)):
+            ands = [cols[j] == vals[j] for j in range(i)]
+            ands.append(cols[i] > vals[i])
+            ors.append(sa.and_(*ands))
+        return sa.or_(*ors)
+
+    @staticmethod
+    def key_upto(cols: list[sa.ColumnClause], vals: Key) -> sa.ColumnElement[bool]:
+        """``(c1, c2, ...) <= (v1, v2, ...)`` expanded."""
+        ors = []
+        for i in range(len(cols)):
+            ands = [cols[j] == vals[j] for j in range(i)]
+            ands.append(cols[i] < vals[i])
+            ors.append(sa.and_(*ands))
+        ors.append(sa.and_(*[cols[j] == vals[j] for j in range(len(cols))]))
+        return sa.or_(*ors)
+
+    def _range(
+        self, t: sa.TableClause, key: tuple[str, ...], lo: Key | None, hi: Key | None
+    ) -> list[sa.ColumnElement[bool]]:
+        cols = [t.c[k] for k in key]
+        where = []
+        if lo is not None:
+            where.append(self.key_after(cols, lo))
+        if hi is not None:
+            where.append(self.key_upto(cols, hi))
+        return where
+
+    # -- reading -------------------------------------------------------------------------
+    def list_tables(self) -> list[str]:
+        with self.errors("listing tables"):
+            return sorted(sa.inspect(self.engine).get_table_names())
+
+    def table_exists(self, table: str) -> bool:
+        with self.errors(f"looking up table {table}"):
+            return bool(sa.inspect(self.engine).has_table(table))
+
+    def count(
+        self, table: str, key: tuple[str, ...] = (), lo: Key | None = None, hi: Key | None = None
+    ) -> int:
+        t = self.sa_table(table, key)
+        stmt = sa.select(sa.func.count()).select_from(t).where(*self._range(t, key, lo, hi))
+        sql, params = self.compile(stmt)
+        with self.errors(f"counting rows of {table}"), self.raw() as conn:
+            cur = conn.cursor()
+            cur.execute(sql, params)
+            (n,) = cur.fetchone()
+            cur.close()
+            conn.rollback()
+            return int(n)
+
+    def read_range(
+        self,
+        schema: TableSchema,
+        key: tuple[str, ...],
+        after: Key | None,
+        limit: int | None,
+        batch_rows: int,
+    ) -> Iterator[list[Row]]:
+        t = self.sa_table(schema.name, schema.column_names)
+        stmt = sa.select(*[t.c[c] for c in schema.column_names])
+        if key:
+            stmt = stmt.where(*self._range(t, key, after, None)).order_by(*[t.c[k] for k in key])
+            if limit:
+                stmt = stmt.limit(limit)
+        yield from self._stream(stmt, batch_rows, f"reading {schema.name}")
+
+    def read_keys(
+        self, table: str, key: tuple[str, ...], lo: Key | None, hi: Key | None, batch_rows: int
+    ) -> Iterator[list[Key]]:
+        t = self.sa_table(table, key)
+        stmt = sa.select(*[t.c[k] for k in key]).where(*self._range(t, key, lo, hi))
+        yield from self._stream(
+            stmt.order_by(*[t.c[k] for k in key]), batch_rows, f"reading keys of {table}"
+        )
+
+    def _stream(self, stmt: sa.Select, batch_rows: int, doing: str) -> Iterator[list[Row]]:
+        sql, params = self.compile(stmt)
+        with self.errors(doing), self.raw() as conn:
+            cur = self.server_cursor(conn)
+            try:
+                cur.execute(sql, params)
+                while True:
+                    rows = cur.fetchmany(batch_rows)
+                    if not rows:
+                        break
+                    yield rows if isinstance(rows, list) else list(rows)
+            finally:
+                with contextlib.suppress(Exception):
+                    cur.close()
+                with contextlib.suppress(Exception):
+                    conn.rollback()
+
+    def row_converter(self, schema: TableSchema) -> Callable[[Row], Row] | None:
+        return None
+
+    # -- schema --------------------------------------------------------------------------
+    def read_schema(self, table: str) -> TableSchema:
+        with self.errors(f"reading the schema of {table}"):
+            insp = sa.inspect(self.engine)
+            raw_cols = insp.get_columns(table)
+            pk = tuple(insp.get_pk_constraint(table).get("constrained_columns") or ())
+            raw_indexes = insp.get_indexes(table)
+            try:
+                uniques = insp.get_unique_constraints(table)
+            except NotImplementedError:
+                uniques = []
+            raw_fks = insp.get_foreign_keys(table)
+            collation = self.table_collation(insp, table)
+        columns = []
+        for rc in raw_cols:
+            ptype, note = self.portable_type(rc["type"])
+            col = Column(name=rc["name"], type=ptype, nullable=bool(rc.get("nullable", True)))
+            if note:
+                col.notes.append(note)
+            col.autoincrement = self.is_autoincrement(rc, pk)
+            if not col.autoincrement:
+                col.default = self.parse_default(rc.get("default"), col)
+            col.collation = getattr(rc["type"], "collation", None)
+            columns.append(col)
+        indexes: list[Index] = []
+        seen: set[tuple[str, ...]] = set()
+        for ix in raw_indexes:
+            cols = tuple(c for c in ix.get("column_names") or () if c)
+            if not cols or len(cols) != len(ix.get("column_names") or ()):
+                continue  # expression indexes are not carried
+            if cols == pk or (cols, ix.get("unique")) in seen:
+                continue
+            seen.add(cols)
+            indexes.append(
+                Index(ix["name"] or f"ix_{table}_{'_'.join(cols)}", cols, bool(ix.get("unique")))
+            )
+        for uc in uniques:
+            cols = tuple(uc.get("column_names") or ())
+            if cols and cols not in seen and cols != pk:
+                seen.add(cols)
+                indexes.append(Index(uc.get("name") or f"uq_{table}_{'_'.join(cols)}", cols, True))
+        fks = [
+            ForeignKey(
+                fk.get("name"),
+                tuple(fk["constrained_columns"]),
+                fk["referred_table"],
+                tuple(fk["referred_columns"]),
+                (fk.get("options") or {}).get("ondelete"),
+                (fk.get("options") or {}).get("onupdate"),
+            )
+            for fk in raw_fks
+        ]
+        return TableSchema(table, columns, pk, indexes, fks, collation)
+
+    def table_collation(self, insp: Any, table: str) -> str | None:
+        return None
+
+    def is_autoincrement(self, raw: dict[str, Any], pk: tuple[str, ...]) -> bool:
+        return raw.get("autoincrement") is True and pk == (raw["name"],)
+
+    def portable_type(self, t: Any) -> tuple[PType, str | None]:
+        """Map a reflected SQLAlchemy type to a PType; engines override what differs."""
+        if isinstance(t, st.Boolean):
+            return PType("boolean"), None
+        if isinstance(t, st.Enum):
+            return PType("enum", values=tuple(t.enums)), None
+        if isinstance(t, st.SmallInteger):
+            return PType("int16"), None
+        if isinstance(t, st.BigInteger):
+            return PType("int64"), None
+        if isinstance(t, st.Integer):
+            return PType("int32"), None
+        if isinstance(t, st.Float):
+            return PType("float64"), None
+        if isinstance(t, st.Numeric):
+            return PType("decimal", precision=t.precision, scale=t.scale), None
+        if isinstance(t, st.JSON):
+            return PType("json"), None
+        if isinstance(t, st.Uuid):
+            return PType("uuid"), None
+        if isinstance(t, (st.CHAR, st.NCHAR)) and t.length:
+            return PType("char", length=t.length), None
+        if isinstance(t, st.Text):
+            return PType("text", length=t.length), None
+        if isinstance(t, st.String):
+            return (PType("varchar", length=t.length), None) if t.length else (PType("text"), None)
+        if isinstance(t, st.BINARY) and getattr(t, "length", None):
+            return PType("binary", length=t.length), None
+        if isinstance(t, st.VARBINARY) and getattr(t, "length", None):
+            return PType("varbinary", length=t.length), None
+        if isinstance(t, st._Binary):
+            return PType("blob", length=getattr(t, "length", None)), None
+        if isinstance(t, st.DateTime):
+            fsp = getattr(t, "fsp", None) or getattr(t, "precision", None)
+            kind = "timestamptz" if t.timezone else "datetime"
+            return PType(kind, precision=6 if fsp is None else fsp), None
+        if isinstance(t, st.Date):
+            return PType("date"), None
+        if isinstance(t, st.Time):
+            fsp = getattr(t, "fsp", None) or getattr(t, "precision", None)
+            return PType("time", precision=6 if fsp is None else fsp), None
+        return PType("text"), f"type {t} is not known to migrate: copied as text"
+
+    def parse_default(self, text: str | None, col: Column) -> Default | None:
+        """Read a reflected default; one that cannot be carried is noted and dropped."""
+        if text is None:
+            return None
+        raw = str(text).strip()
+        raw = re.sub(r"::[\w\s\"\[\]().]+$", "", raw).strip()  # PostgreSQL casts
+        while raw.startswith("(") and raw.endswith(")"):
+            raw = raw[1:-1].strip()
+        if raw.upper() == "NULL":
+            return None
+        if len(raw) >= 2 and raw[0] == raw[-1] == "'":
+            return Default("literal", raw[1:-1].replace("''", "'"))
+        if _NUMBER.match(raw):
+            return Default("literal", Decimal(raw))
+        if raw.lower() in ("true", "false"):
+            return Default("literal", raw.lower() == "true")
+        if _CURRENT_TS.match(raw):
+            return Default("current_timestamp")
+        col.notes.append(f"default {raw} is an expression migrate does not carry: dropped")
+        return None
+
+    # -- writing -------------------------------------------------------------------------
+    def target_schema(
+        self, source: TableSchema, source_caps: Capabilities, name: str | None = None
+    ) -> TableSchema:
+        """Adapt ``source`` to this engine: each column's PType through :meth:`adapt_type`."""
+        same = source_caps.engine == self.capabilities.engine
+        columns = []
+        for col in source.columns:
+            ptype, note = self.adapt_type(col.type)
+            new = replace(
+                col, type=ptype, notes=list(col.notes), collation=col.collation if same else None
+            )
+            if note:
+                new.notes.append(note)
+            columns.append(new)
+        indexes = source.indexes
+        if self.capabilities.index_namespace == "schema" and source_caps.index_namespace == "table":
+            tname = name or source.name
+            indexes = [
+                replace(
+                    ix,
+                    name=ix.name
+                    if ix.name.startswith(tname)
+                    else f"{tname}_{ix.name}"[: self.capabilities.max_identifier_length],
+                )
+                for ix in indexes
+            ]
+        return replace(
+            source,
+            name=name or source.name,
+            columns=columns,
+            indexes=indexes,
+            collation=source.collation if same else None,
+        )
+
+    def adapt_type(self, ptype: PType) -> tuple[PType, str | None]:
+        return ptype, None
+
+    def native_type(self, ptype: PType) -> Any:
+        raise NotImplementedError
+
+    def render_default(self, col: Column) -> Any:
+        d = col.default
+        if d is None:
+            return None
+        if d.kind == "current_timestamp":
+            return sa.text("CURRENT_TIMESTAMP")
+        value = d.value
+        if isinstance(value, bool):
+            return (
+                sa.text("1" if value else "0")
+                if col.type.kind != "boolean"
+                else sa.true()
+                if value
+                else sa.false()
+            )
+        if isinstance(value, Decimal):
+            if col.type.kind in ("char", "varchar", "text", "enum"):
+                return str(value)
+            return sa.text(format_decimal(value))
+        return str(value)
+
+    def sa_schema(
+        self, schema: TableSchema, metadata: sa.MetaData, with_fks: bool = False
+    ) -> sa.Table:
+        cols = []
+        for col in schema.columns:
+            kwargs: dict[str, Any] = {
+                "nullable": col.nullable,
+                "autoincrement": bool(col.autoincrement),
+            }
+            default = self.render_default(col)
+            if default is not None:
+                kwargs["server_default"] = default
+            cols.append(
+                sa.Column(col.name, self.native_type_for(col), *self.column_extras(col), **kwargs)
+            )
+        args: list[Any] = list(cols)
+        if schema.primary_key:
+            args.append(sa.PrimaryKeyConstraint(*schema.primary_key))
+        if with_fks:
+            for fk in schema.foreign_keys:
+                args.append(
+                    sa.ForeignKeyConstraint(
+                        list(fk.columns),
+                        [f"{fk.ref_table}.{c}" for c in fk.ref_columns],
+                        name=fk.name,
+                        ondelete=fk.on_delete,
+                        onupdate=fk.on_update,
+                        use_alter=False,
+                    )
+                )
+        return sa.Table(schema.name, metadata, *args, **self.table_kwargs(schema))
+
+    def native_type_for(self, col: Column) -> Any:
+        return self.native_type(col.type)
+
+    def column_extras(self, col: Column) -> list[Any]:
+        return []
+
+    def table_kwargs(self, schema: TableSchema) -> dict[str, Any]:
+        return {}
+
+    def create_table(self, schema: TableSchema) -> None:
+        metadata = sa.MetaData()
+        table = self.sa_schema(schema, metadata, with_fks=self.fks_inline)
+        if self.fks_inline:  # referenced tables must exist in the metadata to compile
+            for fk in schema.foreign_keys:
+                if fk.ref_table not in metadata.tables:
+                    sa.Table(
+                        fk.ref_table, metadata, *[sa.Column(c, sa.Integer) for c in fk.ref_columns]
+                    )
+        ddl = sa.schema.CreateTable(table)
+        with self.errors(f"creating table {schema.name}"), self.engine.begin() as conn:
+            conn.execute(ddl)
+
+    fks_inline: ClassVar[bool] = False
+
+    def drop_table(self, table: str) -> None:
+        with self.errors(f"dropping table {table}"), self.engine.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {self.q(table)}"))
+
+    def truncate_table(self, table: str) -> None:
+        with self.errors(f"emptying table {table}"), self.engine.begin() as conn:
+            conn.execute(sa.text(f"DELETE FROM {self.q(table)}"))
+
+    def existing_indexes(self, table: str) -> list[str]:
+        with self.errors(f"reading the indexes of {table}"):
+            insp = sa.inspect(self.engine)
+            names = [ix["name"] for ix in insp.get_indexes(table) if ix.get("name")]
+            try:
+                names += [u["name"] for u in insp.get_unique_constraints(table) if u.get("name")]
+            except NotImplementedError:
+                pass
+            return names
+
+    def existing_foreign_keys(self, table: str) -> list[str]:
+        with self.errors(f"reading the foreign keys of {table}"):
+            return [
+                fk["name"]
+                for fk in sa.inspect(self.engine).get_foreign_keys(table)
+                if fk.get("name")
+            ]
+
+    def create_indexes(self, schema: TableSchema) -> list[str]:
+        done = []
+        for ix in schema.indexes:
+            sql = self.index_ddl(schema, ix)
+            with (
+                self.errors(f"creating index {ix.name} on {schema.name}"),
+                self.engine.begin() as conn,
+            ):
+                conn.execute(sa.text(sql))
+            done.append(sql)
+        return done
+
+    def index_ddl(self, schema: TableSchema, ix: Index) -> str:
+        cols = ", ".join(self.q(c) for c in ix.columns)
+        unique = "UNIQUE " if ix.unique else ""
+        return f"CREATE {unique}INDEX {self.q(ix.name)} ON {self.q(schema.name)} ({cols})"
+
+    def create_foreign_keys(self, schema: TableSchema) -> list[str]:
+        if self.fks_inline:
+            return []
+        done = []
+        for fk in schema.foreign_keys:
+            sql = self.fk_ddl(schema, fk)
+            with self.errors(f"creating foreign key on {schema.name}"), self.engine.begin() as conn:
+                conn.execute(sa.text(sql))
+            done.append(sql)
+        return done
+
+    def fk_ddl(self, schema: TableSchema, fk: ForeignKey) -> str:
+        name = f"CONSTRAINT {self.q(fk.name)} " if fk.name else ""
+        sql = (
+            f"ALTER TABLE {self.q(schema.name)} ADD {name}FOREIGN KEY"
+            f" ({', '.join(self.q(c) for c in fk.columns)}) REFERENCES {self.q(fk.ref_table)}"
+            f" ({', '.join(self.q(c) for c in fk.ref_columns)})"
+        )
+        if fk.on_delete:
+            sql += f" ON DELETE {fk.on_delete}"
+        if fk.on_update:
+            sql += f" ON UPDATE {fk.on_update}"
+        return sql
+
+    def finish_table(self, schema: TableSchema) -> None:
+        return None
+
+    def delete_keys(self, table: str, key: tuple[str, ...], keys: Iterable[Key]) -> int:
+        t = self.sa_table(table, key)
+        stmt = sa.delete(t).where(*[t.c[k] == sa.bindparam(f"k{i}") for i, k in enumerate(key)])
+        compiled = stmt.compile(dialect=self.engine.dialect)
+        sql = str(compiled)
+        order = list(compiled.positiontup or ()) if compiled.positional else None
+        deleted = 0
+        with self.errors(f"deleting rows of {table}"), self.raw() as conn:
+            cur = conn.cursor()
+            batch: list[Any] = []
+            for k in keys:
+                named = {f"k{i}": self.adapt_param(v) for i, v in enumerate(k)}
+                batch.append(tuple(named[n] for n in order) if order is not None else named)
+                if len(batch) >= 1000:
+                    cur.executemany(sql, batch)
+                    deleted += len(batch)
+                    batch = []
+            if batch:
+                cur.executemany(sql, batch)
+                deleted += len(batch)
+            conn.commit()
+        return deleted
+
+    def new_spool(self, schema: TableSchema, workdir: Path) -> Any:
+        return PickleSpool(workdir)
+
+    def load_spool(self, schema: TableSchema, spool: Any) -> int:
+        """Default bulk path: ``executemany`` INSERT of the spooled batches in one transaction."""
+        t = self.sa_table(schema.name, schema.column_names)
+        compiled = sa.insert(t).compile(dialect=self.engine.dialect)
+        sql = str(compiled)
+        names = list(compiled.positiontup or ()) if compiled.positional else None
+        to_db = self.value_adapters(schema)
+        written = 0
+        with self.errors(f"writing rows to {schema.name}"), self.raw() as conn:
+            cur = conn.cursor()
+            for batch in spool.batches():
+                rows = [
+                    tuple(None if v is None else f(v) for f, v in zip(to_db, r, strict=True))
+                    for r in batch
+                ]
+                if names is None:
+                    cols = schema.column_names
+                    cur.executemany(sql, [dict(zip(cols, r, strict=True)) for r in rows])
+                else:
+                    cur.executemany(sql, rows)
+                written += len(rows)
+            conn.commit()
+        return written
+
+    def value_adapters(self, schema: TableSchema) -> list[Callable[[Any], Any]]:
+        return [lambda v: v for _ in schema.columns]

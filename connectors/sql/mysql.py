@@ -1,0 +1,383 @@
+"""MySQL and MariaDB: what differs from the shared SQL endpoint.
+
+- Sessions run with ``time_zone = '+00:00'`` (TIMESTAMP values travel in UTC), a strict
+  ``sql_mode`` with ``NO_AUTO_VALUE_ON_ZERO`` (a key of 0 stays 0) and
+  ``foreign_key_checks = 0`` (foreign keys are created after the load).
+- Bulk path: ``LOAD DATA LOCAL INFILE`` from a tab-separated spool (``bulk = "load_data"``,
+  the default), or multi-row ``INSERT`` (``bulk = "insert"``) where the server refuses
+  ``local_infile``. bench/ measures both. Any warning LOAD DATA raises (a truncated or
+  converted value) fails the chunk: MySQL would otherwise keep the altered value silently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+from connectors.sql.base import PickleSpool, SQLEndpoint, TextSpool, escape_text, format_decimal
+from migrate.endpoints import Capabilities, Row
+from migrate.errors import ConnectorError
+from migrate.schema import Column, PType, TableSchema
+
+BIT_NOTE = "BIT copied as its integer value"
+SQL_MODE = "STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
+
+# Text and blob kinds by the largest length (bytes, as MySQL counts) each can hold.
+TEXT_TYPES = ((255, mysql.TINYTEXT), (65535, mysql.TEXT), (16777215, mysql.MEDIUMTEXT))
+BLOB_TYPES = ((255, mysql.TINYBLOB), (65535, mysql.BLOB), (16777215, mysql.MEDIUMBLOB))
+
+INT_TYPES: dict[str, Any] = {
+    "int8": mysql.TINYINT,
+    "int16": mysql.SMALLINT,
+    "int32": mysql.INTEGER,
+    "int64": mysql.BIGINT,
+}
+
+# Reflected MySQL type class name -> portable kind, where the generic mapping is wrong.
+NATIVE_KINDS: dict[str, str] = {
+    "TINYINT": "int8",
+    "MEDIUMINT": "int32",
+    "YEAR": "int16",
+    "FLOAT": "float32",
+    "DOUBLE": "float64",
+    "REAL": "float64",
+}
+
+_ERRORS = {
+    1045: "access denied: check the user name and password (user and host are in the URL)",
+    1049: "unknown database: check the database name at the end of the URL",
+    2003: "cannot connect: check host and port, and that the server is running",
+    2005: "unknown host: check the host name in the URL",
+    1148: "the server refuses LOAD DATA LOCAL: set local_infile=ON on the server, or"
+    ' options.bulk = "insert" on this connection',
+    3948: "the server refuses LOAD DATA LOCAL: set local_infile=ON on the server, or"
+    ' options.bulk = "insert" on this connection',
+}
+_TRANSIENT = {1205, 1213, 2006, 2013, 2055}
+
+
+def _fmt_time(v: Any) -> str:
+    if isinstance(v, dt.timedelta):
+        total = v.days * 86400 + v.seconds
+        sign = "-" if total < 0 else ""
+        total = abs(total)
+        frac = f".{v.microseconds:06d}" if v.microseconds else ""
+        return f"{sign}{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}{frac}"
+    return v.isoformat()
+
+
+def _fmt_datetime(v: Any) -> str:
+    if isinstance(v, dt.datetime) and v.tzinfo is not None:
+        v = v.astimezone(dt.UTC).replace(tzinfo=None)
+    return v.isoformat(" ") if isinstance(v, dt.datetime) else str(v)
+
+
+FORMATTERS: dict[str, Callable[[Any], str]] = {
+    "boolean": lambda v: "1" if v else "0",
+    "decimal": lambda v: format_decimal(v) if isinstance(v, Decimal) else str(v),
+    "float32": repr,
+    "float64": repr,
+    "date": lambda v: v.isoformat() if isinstance(v, dt.date) else str(v),
+    "time": _fmt_time,
+    "datetime": _fmt_datetime,
+    "timestamptz": _fmt_datetime,
+    "binary": lambda v: bytes(v).hex(),
+    "varbinary": lambda v: bytes(v).hex(),
+    "blob": lambda v: bytes(v).hex(),
+}
+
+
+def _fmt_text(v: Any) -> str:
+    if isinstance(v, (bytes, bytearray)):
+        v = bytes(v).decode("utf-8")
+    s = v if isinstance(v, str) else str(v)
+    return escape_text(s).replace("\0", "\\0")
+
+
+class MySQLEndpoint(SQLEndpoint):
+    engine_label = "MySQL"
+    driver_module = "pymysql"
+    default_driver = "pymysql"
+    extra = "mysql"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        engine="mysql",
+        bulk_load="load data",
+        max_identifier_length=64,
+        max_bind_params=65535,
+        index_namespace="table",
+        hash_kinds=("md5", "sha2", "crc32"),
+        cdc="binlog",
+    )
+
+    def known_options(self) -> set[str]:
+        return {"bulk"}
+
+    def check_options(self) -> None:
+        super().check_options()
+        bulk = self.options.get("bulk", "load_data")
+        if bulk not in ("load_data", "insert"):
+            raise ConnectorError(
+                f"connections.{self.name}.options.bulk: {bulk!r} is not one of: load_data, insert"
+            )
+        self.bulk = bulk
+
+    def connect_args(self) -> dict[str, Any]:
+        return {"local_infile": True, "charset": "utf8mb4"}
+
+    def on_connect(self, dbapi_conn: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute(f"SET time_zone = '+00:00', sql_mode = '{SQL_MODE}', foreign_key_checks = 0")
+        cur.close()
+
+    def describe(self) -> str:
+        text = super().describe()
+        if getattr(self.engine.dialect, "is_mariadb", False):
+            text = text.replace("MySQL", "MariaDB", 1)
+        return text
+
+    def server_cursor(self, conn: Any) -> Any:
+        import pymysql.cursors
+
+        return conn.cursor(pymysql.cursors.SSCursor)
+
+    def explain(self, orig: BaseException, text: str) -> str:
+        code = orig.args[0] if orig.args and isinstance(orig.args[0], int) else None
+        hint = _ERRORS.get(code) if code is not None else None
+        return f"{hint} ({text})" if hint else text
+
+    def is_transient(self, orig: BaseException) -> bool:
+        return bool(orig.args) and orig.args[0] in _TRANSIENT
+
+    def table_collation(self, insp: Any, table: str) -> str | None:
+        opts = insp.get_table_options(table)
+        return opts.get("mysql_collate") or opts.get("mariadb_collate")
+
+    # -- types ---------------------------------------------------------------------------
+    def portable_type(self, t: Any) -> tuple[PType, str | None]:
+        name = type(t).__name__
+        unsigned = bool(getattr(t, "unsigned", False))
+        if name == "TINYINT" and getattr(t, "display_width", None) == 1 and not unsigned:
+            return PType("int8"), None  # BOOLEAN is TINYINT(1): kept as a number, exactly
+        if name in NATIVE_KINDS:
+            return PType(NATIVE_KINDS[name], unsigned=unsigned), None
+        if name == "BIT":
+            return PType("int64", unsigned=True), BIT_NOTE
+        if name == "SET":
+            values = tuple(t.values)
+            return PType(
+                "varchar", length=max(1, len(",".join(values)))
+            ), "SET copied as its text value"
+        if name in ("TINYTEXT", "TEXT", "MEDIUMTEXT", "LONGTEXT"):
+            lengths = {"TINYTEXT": 255, "TEXT": 65535, "MEDIUMTEXT": 16777215, "LONGTEXT": None}
+            return PType("text", length=lengths[name]), None
+        if name in ("TINYBLOB", "BLOB", "MEDIUMBLOB", "LONGBLOB"):
+            lengths = {"TINYBLOB": 255, "BLOB": 65535, "MEDIUMBLOB": 16777215, "LONGBLOB": None}
+            return PType("blob", length=lengths[name]), None
+        if name == "TIMESTAMP":
+            fsp = getattr(t, "fsp", None)
+            return PType("timestamptz", precision=fsp or 0), None
+        if name == "DATETIME":
+            return PType("datetime", precision=getattr(t, "fsp", None) or 0), None
+        if name == "TIME":
+            return PType("time", precision=getattr(t, "fsp", None) or 0), None
+        ptype, note = super().portable_type(t)
+        if unsigned and ptype.kind in ("int16", "int32", "int64"):
+            ptype = PType(ptype.kind, unsigned=True)
+        return ptype, note
+
+    def adapt_type(self, p: PType) -> tuple[PType, str | None]:
+        if p.kind == "decimal":
+            if p.precision is None:
+                return PType(
+                    "decimal", precision=65, scale=30
+                ), "NUMERIC without precision stored as DECIMAL(65,30)"
+            if p.precision > 65 or (p.scale or 0) > 30:
+                return PType(
+                    "decimal", precision=min(p.precision, 65), scale=min(p.scale or 0, 30)
+                ), f"DECIMAL({p.precision},{p.scale}) narrowed to MySQL's limits (65,30)"
+        if p.kind in ("time", "datetime", "timestamptz") and (p.precision or 0) > 6:
+            return PType(
+                p.kind, precision=6
+            ), f"fractional seconds cut from {p.precision} to 6 digits"
+        if p.kind == "varchar" and (p.length or 0) > 16383:
+            return PType("text", length=None), f"VARCHAR({p.length}) stored as LONGTEXT"
+        return p, None
+
+    def native_type(self, p: PType) -> Any:
+        k = p.kind
+        if k in INT_TYPES:
+            return INT_TYPES[k](unsigned=p.unsigned) if p.unsigned else INT_TYPES[k]()
+        if k == "boolean":
+            return mysql.BOOLEAN()
+        if k == "decimal":
+            return mysql.DECIMAL(precision=p.precision, scale=p.scale or 0, unsigned=p.unsigned)
+        if k == "float32":
+            return mysql.FLOAT()
+        if k == "float64":
+            return mysql.DOUBLE()
+        if k == "char":
+            return mysql.CHAR(p.length)
+        if k == "varchar":
+            return mysql.VARCHAR(p.length)
+        if k == "text":
+            for limit, cls in TEXT_TYPES:
+                if p.length is not None and p.length <= limit:
+                    return cls()
+            return mysql.LONGTEXT()
+        if k == "json":
+            return mysql.JSON()
+        if k == "binary":
+            return mysql.BINARY(p.length)
+        if k == "varbinary":
+            return mysql.VARBINARY(p.length)
+        if k == "blob":
+            for limit, cls in BLOB_TYPES:
+                if p.length is not None and p.length <= limit:
+                    return cls()
+            return mysql.LONGBLOB()
+        if k == "date":
+            return mysql.DATE()
+        if k == "time":
+            return mysql.TIME(fsp=p.precision or None)
+        if k == "datetime":
+            return mysql.DATETIME(fsp=p.precision or None)
+        if k == "timestamptz":
+            return mysql.TIMESTAMP(fsp=p.precision or None)
+        if k == "uuid":
+            return mysql.CHAR(36)
+        if k == "enum":
+            return mysql.ENUM(*p.values)
+        raise ConnectorError(f"{self.name}: no MySQL type for {p}")
+
+    def target_schema(
+        self, source: TableSchema, source_caps: Capabilities, name: str | None = None
+    ) -> TableSchema:
+        schema = super().target_schema(source, source_caps, name)
+        if source_caps.engine != "mysql":
+            for col in schema.columns:
+                if col.type.kind == "timestamptz":
+                    col.type = PType("datetime", precision=col.type.precision)
+                    col.notes.append("time zone dropped: values are stored as UTC DATETIME")
+        return schema
+
+    def render_default(self, col: Column) -> Any:
+        d = col.default
+        if d is not None and d.kind == "current_timestamp":
+            fsp = col.type.precision or 0
+            return sa.text(f"CURRENT_TIMESTAMP({fsp})" if fsp else "CURRENT_TIMESTAMP")
+        return super().render_default(col)
+
+    def native_type_for(self, col: Column) -> Any:
+        t = self.native_type(col.type)
+        if col.collation and col.type.kind in ("char", "varchar", "text", "enum"):
+            t.collation = col.collation
+        return t
+
+    def table_kwargs(self, schema: TableSchema) -> dict[str, Any]:
+        kw = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+        kw["mysql_collate"] = (
+            schema.collation
+            if schema.collation and schema.collation.startswith("utf8mb4")
+            else "utf8mb4_bin"
+        )
+        return kw
+
+    def index_ddl(self, schema: TableSchema, ix: Any) -> str:
+        cols = []
+        for c in ix.columns:
+            kind = schema.column(c).type.kind
+            cols.append(f"{self.q(c)}(255)" if kind in ("text", "blob", "json") else self.q(c))
+        unique = "UNIQUE " if ix.unique else ""
+        return (
+            f"CREATE {unique}INDEX {self.q(ix.name)} ON {self.q(schema.name)} ({', '.join(cols)})"
+        )
+
+    # -- reading -------------------------------------------------------------------------
+    def row_converter(self, schema: TableSchema) -> Callable[[Row], Row] | None:
+        """TIME arrives as timedelta and BIT as bytes: make them portable values."""
+        fixes: list[tuple[int, Callable[[Any], Any]]] = []
+        for i, col in enumerate(schema.columns):
+            if col.type.kind == "time":
+                fixes.append((i, _timedelta_to_time))
+            elif BIT_NOTE in col.notes:
+                fixes.append((i, _bits_to_int))
+        if not fixes:
+            return None
+
+        def convert(row: Row) -> Row:
+            out = list(row)
+            for i, f in fixes:
+                if out[i] is not None:
+                    out[i] = f(out[i])
+            return tuple(out)
+
+        return convert
+
+    # -- writing -------------------------------------------------------------------------
+    def new_spool(self, schema: TableSchema, workdir: Path) -> Any:
+        if self.bulk == "insert":
+            return PickleSpool(workdir)
+        return TextSpool(workdir, [FORMATTERS.get(c.type.kind, _fmt_text) for c in schema.columns])
+
+    def load_spool(self, schema: TableSchema, spool: Any) -> int:
+        if self.bulk == "insert":
+            return self._insert_spool(schema, spool)
+        targets, sets = [], []
+        for i, col in enumerate(schema.columns):
+            if col.type.kind in ("binary", "varbinary", "blob"):
+                targets.append(f"@v{i}")
+                sets.append(f"{self.q(col.name)} = UNHEX(@v{i})")
+            else:
+                targets.append(self.q(col.name))
+        path = str(spool.path).replace("\\", "\\\\").replace("'", "\\'")
+        sql = (
+            f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE {self.q(schema.name)}"
+            " CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\'"
+            f" LINES TERMINATED BY '\\n' ({', '.join(targets)})"
+        )
+        if sets:
+            sql += " SET " + ", ".join(sets)
+        with self.errors(f"loading rows into {schema.name}"), self.raw() as conn:
+            cur = conn.cursor()
+            cur.execute(sql)
+            written = cur.rowcount
+            cur.execute("SHOW WARNINGS LIMIT 3")
+            warnings = cur.fetchall()
+            if warnings:
+                conn.rollback()
+                detail = "; ".join(f"{w[2]}" for w in warnings)
+                raise ConnectorError(
+                    f"{self.name}: loading rows into {schema.name}: the"
+                    f" server changed or refused values: {detail}"
+                )
+            conn.commit()
+            return int(written)
+
+    def _insert_spool(self, schema: TableSchema, spool: Any) -> int:
+        cols = ", ".join(self.q(c) for c in schema.column_names)
+        marks = ", ".join(["%s"] * len(schema.columns))
+        sql = f"INSERT INTO {self.q(schema.name)} ({cols}) VALUES ({marks})"
+        written = 0
+        with self.errors(f"writing rows to {schema.name}"), self.raw() as conn:
+            cur = conn.cursor()
+            for batch in spool.batches():
+                cur.executemany(sql, batch)
+                written += len(batch)
+            conn.commit()
+        return written
+
+
+def _timedelta_to_time(v: Any) -> Any:
+    if isinstance(v, dt.timedelta) and dt.timedelta(0) <= v < dt.timedelta(days=1):
+        return (dt.datetime.min + v).time()
+    return v
+
+
+def _bits_to_int(v: Any) -> Any:
+    return int.from_bytes(v, "big") if isinstance(v, (bytes, bytearray)) else v

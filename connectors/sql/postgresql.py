@@ -1,0 +1,236 @@
+"""PostgreSQL: what differs from the shared SQL endpoint.
+
+- Sessions run with ``TimeZone = UTC``; json/jsonb arrive as their text, uuid as text.
+- Bulk path: ``COPY ... FROM STDIN`` (text format) fed from a tab-separated spool.
+- Index names are unique per schema, so indexes from engines with per-table names are
+  prefixed with their table's name.
+- After a load, identity columns' sequences are moved past the largest key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+
+from connectors.sql.base import SQLEndpoint, TextSpool, escape_text, format_decimal
+from migrate.endpoints import Capabilities, Row
+from migrate.errors import ConnectorError
+from migrate.schema import Column, PType, TableSchema
+
+NATIVE_KINDS: dict[str, str] = {
+    "REAL": "float32",
+    "DOUBLE_PRECISION": "float64",
+    "BYTEA": "blob",
+    "JSONB": "json",
+    "JSON": "json",
+    "UUID": "uuid",
+    "CITEXT": "text",
+    "INET": "varchar",
+    "CIDR": "varchar",
+    "MACADDR": "varchar",
+}
+
+TYPES: dict[str, Callable[[PType], Any]] = {
+    "boolean": lambda p: pg.BOOLEAN(),
+    "int8": lambda p: pg.SMALLINT(),
+    "int16": lambda p: pg.INTEGER() if p.unsigned else pg.SMALLINT(),
+    "int32": lambda p: pg.BIGINT() if p.unsigned else pg.INTEGER(),
+    "int64": lambda p: pg.NUMERIC(20, 0) if p.unsigned else pg.BIGINT(),
+    "decimal": lambda p: pg.NUMERIC(p.precision, p.scale) if p.precision else pg.NUMERIC(),
+    "float32": lambda p: pg.REAL(),
+    "float64": lambda p: pg.DOUBLE_PRECISION(),
+    "char": lambda p: pg.CHAR(p.length),
+    "varchar": lambda p: pg.VARCHAR(p.length),
+    "text": lambda p: pg.TEXT(),
+    "binary": lambda p: pg.BYTEA(),
+    "varbinary": lambda p: pg.BYTEA(),
+    "blob": lambda p: pg.BYTEA(),
+    "date": lambda p: pg.DATE(),
+    "time": lambda p: pg.TIME(precision=p.precision),
+    "datetime": lambda p: pg.TIMESTAMP(precision=p.precision),
+    "timestamptz": lambda p: pg.TIMESTAMP(timezone=True, precision=p.precision),
+    "json": lambda p: pg.JSONB(),
+    "uuid": lambda p: pg.UUID(),
+    "enum": lambda p: pg.VARCHAR(max((len(v) for v in p.values), default=1)),
+}
+
+
+def _fmt_text(v: Any) -> str:
+    if isinstance(v, (bytes, bytearray)):
+        v = bytes(v).decode("utf-8")
+    s = v if isinstance(v, str) else str(v)
+    if "\0" in s:
+        raise ConnectorError("PostgreSQL text cannot hold the NUL character (\\0)")
+    return escape_text(s)
+
+
+def _fmt_time(v: Any) -> str:
+    if isinstance(v, dt.timedelta):
+        total = v.days * 86400 + v.seconds
+        return f"{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}.{v.microseconds:06d}"
+    return v.isoformat()
+
+
+FORMATTERS: dict[str, Callable[[Any], str]] = {
+    "boolean": lambda v: "t" if v else "f",
+    "decimal": lambda v: format_decimal(v) if isinstance(v, Decimal) else str(v),
+    "float32": lambda v: {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}.get(
+        repr(v), repr(v)
+    ),
+    "date": lambda v: v.isoformat() if isinstance(v, dt.date) else str(v),
+    "time": _fmt_time,
+    "datetime": lambda v: v.isoformat(" ") if isinstance(v, dt.datetime) else str(v),
+    "timestamptz": lambda v: (
+        (v if v.tzinfo else v.replace(tzinfo=dt.UTC)).isoformat(" ")
+        if isinstance(v, dt.datetime)
+        else str(v)
+    ),
+    "binary": lambda v: "\\\\x" + bytes(v).hex(),
+    "varbinary": lambda v: "\\\\x" + bytes(v).hex(),
+    "blob": lambda v: "\\\\x" + bytes(v).hex(),
+}
+FORMATTERS["float64"] = FORMATTERS["float32"]
+
+_TRANSIENT_STATES = {"40001", "40P01", "57P01", "08000", "08003", "08006"}
+_HINTS = {
+    "28P01": "password authentication failed: check the user name and password",
+    "28000": "the server rejected this user: check pg_hba.conf and the user name",
+    "3D000": "unknown database: check the database name at the end of the URL",
+}
+
+
+class PostgreSQLEndpoint(SQLEndpoint):
+    engine_label = "PostgreSQL"
+    driver_module = "psycopg"
+    default_driver = "psycopg"
+    extra = "postgresql"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        engine="postgresql",
+        bulk_load="copy",
+        max_identifier_length=63,
+        max_bind_params=65535,
+        index_namespace="schema",
+        hash_kinds=("md5", "sha256"),
+        cdc="logical",
+    )
+
+    def connect_args(self) -> dict[str, Any]:
+        return {"options": "-c TimeZone=UTC"}
+
+    def on_connect(self, dbapi_conn: Any) -> None:
+        from psycopg.types.string import TextLoader
+
+        for name in ("json", "jsonb", "uuid", "inet", "cidr", "macaddr"):
+            dbapi_conn.adapters.register_loader(name, TextLoader)
+
+    def server_cursor(self, conn: Any) -> Any:
+        import uuid
+
+        return conn.cursor(name=f"migrate_{uuid.uuid4().hex}")
+
+    def explain(self, orig: BaseException, text: str) -> str:
+        state = getattr(orig, "sqlstate", None)
+        if state in _HINTS:
+            return f"{_HINTS[state]} ({text})"
+        if "Connection refused" in text or "connection failed" in text:
+            return f"cannot connect: check host and port, and that the server is running ({text})"
+        return text
+
+    def is_transient(self, orig: BaseException) -> bool:
+        return getattr(orig, "sqlstate", None) in _TRANSIENT_STATES
+
+    def is_autoincrement(self, raw: dict[str, Any], pk: tuple[str, ...]) -> bool:
+        default = str(raw.get("default") or "")
+        return pk == (raw["name"],) and (
+            bool(raw.get("identity")) or default.startswith("nextval(")
+        )
+
+    def portable_type(self, t: Any) -> tuple[PType, str | None]:
+        name = type(t).__name__
+        if name in NATIVE_KINDS:
+            return PType(NATIVE_KINDS[name]), None
+        if name in ("INTERVAL", "ARRAY", "TSVECTOR", "HSTORE", "MONEY", "BIT"):
+            return PType("text"), f"{name} copied as its text form"
+        return super().portable_type(t)
+
+    def row_converter(self, schema: TableSchema) -> Callable[[Row], Row] | None:
+        texty = [
+            i
+            for i, c in enumerate(schema.columns)
+            if c.type.kind == "text" and any("copied as its text form" in n for n in c.notes)
+        ]
+        if not texty:
+            return None
+
+        def convert(row: Row) -> Row:
+            out = list(row)
+            for i in texty:
+                if out[i] is not None and not isinstance(out[i], str):
+                    out[i] = str(out[i])
+            return tuple(out)
+
+        return convert
+
+    def adapt_type(self, p: PType) -> tuple[PType, str | None]:
+        if p.kind in ("time", "datetime", "timestamptz") and (p.precision or 0) > 6:
+            return PType(
+                p.kind, precision=6
+            ), f"fractional seconds cut from {p.precision} to 6 digits"
+        if p.kind == "enum":
+            return p, "ENUM stored as VARCHAR"
+        return p, None
+
+    def native_type(self, p: PType) -> Any:
+        try:
+            return TYPES[p.kind](p)
+        except KeyError:
+            raise ConnectorError(f"{self.name}: no PostgreSQL type for {p}") from None
+
+    def column_extras(self, col: Column) -> list[Any]:
+        return [sa.Identity(always=False)] if col.autoincrement else []
+
+    def render_default(self, col: Column) -> Any:
+        d = col.default
+        if (
+            d is not None
+            and d.kind == "literal"
+            and col.type.kind == "boolean"
+            and not isinstance(d.value, bool)
+        ):
+            return sa.true() if str(d.value) not in ("0", "0.0") else sa.false()
+        return super().render_default(col)
+
+    def new_spool(self, schema: TableSchema, workdir: Path) -> Any:
+        return TextSpool(workdir, [FORMATTERS.get(c.type.kind, _fmt_text) for c in schema.columns])
+
+    def load_spool(self, schema: TableSchema, spool: Any) -> int:
+        cols = ", ".join(self.q(c) for c in schema.column_names)
+        sql = f"COPY {self.q(schema.name)} ({cols}) FROM STDIN"
+        with self.errors(f"loading rows into {schema.name}"), self.raw() as conn:
+            with conn.cursor() as cur:
+                with cur.copy(sql) as copy, open(spool.path, "rb") as f:
+                    while data := f.read(1 << 20):
+                        copy.write(data)
+                written = cur.rowcount
+            conn.commit()
+        return int(written)
+
+    def finish_table(self, schema: TableSchema) -> None:
+        for col in schema.columns:
+            if col.autoincrement:
+                t, c = self.q(schema.name), self.q(col.name)
+                sql = (
+                    f"SELECT setval(pg_get_serial_sequence('{t}', '{col.name}'),"
+                    f" COALESCE(MAX({c}), 0) + 1, false) FROM {t}"
+                )
+                with (
+                    self.errors(f"moving the sequence of {schema.name}.{col.name}"),
+                    self.engine.begin() as conn,
+                ):
+                    conn.execute(sa.text(sql))

@@ -1,0 +1,229 @@
+"""Copy one table in key-range chunks, resumably.
+
+The order of events for a chunk is the whole crash-safety argument:
+
+1. the reader streams rows with ``key > previous chunk's last key`` (keyset pagination,
+   ``LIMIT chunk_rows``, a server-side cursor) into a spool file in the target's load
+   format, and learns the chunk's last key;
+2. the writer records the chunk ``(lo, hi]`` as ``writing`` in the state store;
+3. the target loads the spool in one transaction;
+4. both sides count the range; the chunk is recorded ``done`` with both counts.
+
+A run killed anywhere leaves at most one ``writing`` chunk per table. The next run reads
+that chunk's keys from the source, deletes them from the target (a no-op if step 3 never
+committed), and carries on from the last ``done`` chunk: no row is lost or doubled.
+
+A table without a usable key is one chunk: a resumed run empties the target table and
+copies it again, and the report says it could not be chunked or resumed.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from migrate.endpoints import Key, TableEndpoint
+from migrate.errors import InterruptedRun
+from migrate.schema import TableSchema
+from migrate.state import State, decode_key, encode_key
+
+BATCH_ROWS = 5000
+NO_KEY_NOTE = "no primary or NOT NULL unique key: copied as one chunk, cannot be resumed part way"
+
+
+@dataclass
+class ChunkCount:
+    seq: int
+    lo: Key | None
+    hi: Key | None
+    source_rows: int
+    target_rows: int
+
+    @property
+    def matches(self) -> bool:
+        return self.source_rows == self.target_rows
+
+
+@dataclass
+class TableJob:
+    """What the runner hands the copier for one table."""
+
+    step: str
+    run_id: int
+    target_connection: str
+    source_schema: TableSchema
+    target_schema: TableSchema
+    key: tuple[str, ...]
+    chunk_rows: int
+    count_chunks: bool
+    notes: list[str] = field(default_factory=list)
+
+
+class Progress:
+    """Receives progress events; the console and log renderers implement it."""
+
+    def table_started(self, step: str, table: str, total: int | None, done: int) -> None: ...
+
+    def advance(self, step: str, table: str, rows: int) -> None: ...
+
+    def table_finished(self, step: str, table: str, rows: int, seconds: float) -> None: ...
+
+    def message(self, text: str) -> None: ...
+
+
+_DONE = object()
+
+
+def copy_table(
+    job: TableJob,
+    source: TableEndpoint,
+    target: TableEndpoint,
+    state: State,
+    workdir: Path,
+    progress: Progress,
+    stop: threading.Event,
+) -> None:
+    """Copy (or finish copying) one table; the state store records every chunk.
+
+    Precondition: the target table exists and the state row for the table is ``copying``.
+    Postcondition: every source row read is in the target; chunk counts are recorded.
+    """
+    sname, tname = job.source_schema.name, job.target_schema.name
+    chunks = state.chunks(job.step, sname)
+    done = [c for c in chunks if c["status"] == "done"]
+    unfinished = [c for c in chunks if c["status"] != "done"]
+
+    if not job.key:
+        if chunks:  # a keyless table restarts from nothing
+            target.truncate_table(tname)
+            for c in chunks:
+                state.drop_chunk(job.step, sname, c["seq"])
+            state.upsert_table(job.step, sname, chunks_done=0, rows_copied=0)
+        done, unfinished = [], []
+    for c in unfinished:
+        lo, hi = decode_key(c["lo"]), decode_key(c["hi"])
+        for keys in source.read_keys(sname, job.key, lo, hi, BATCH_ROWS):
+            target.delete_keys(tname, job.key, keys)
+        state.drop_chunk(job.step, sname, c["seq"])
+        progress.message(
+            f"{job.step}.{sname}: chunk {c['seq']} was cut off by a crash:"
+            " its rows were removed from the target and are copied again"
+        )
+
+    after = decode_key(done[-1]["hi"]) if done else None
+    seq = done[-1]["seq"] + 1 if done else 1
+    rows_before = sum(c["target_rows"] or 0 for c in done)
+    conv = source.row_converter(job.source_schema)
+    key_idx = [job.source_schema.column_names.index(k) for k in job.key]
+    handoff: queue.Queue[Any] = queue.Queue(maxsize=2)
+    failure: list[BaseException] = []
+
+    def put(item: Any) -> None:
+        while True:
+            if stop.is_set() or failure:
+                raise InterruptedRun("stopped")
+            try:
+                handoff.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def reader() -> None:
+        nonlocal after, seq
+        try:
+            while True:
+                spool = target.new_spool(job.target_schema, workdir)
+                n, last = 0, None
+                limit = job.chunk_rows if job.key else None
+                try:
+                    for batch in source.read_range(
+                        job.source_schema, job.key, after, limit, min(BATCH_ROWS, job.chunk_rows)
+                    ):
+                        if stop.is_set() or failure:
+                            raise InterruptedRun("stopped")
+                        if job.key:
+                            last = tuple(batch[-1][i] for i in key_idx)
+                        if conv is not None:
+                            batch = [conv(r) for r in batch]
+                        spool.add(batch)
+                        n += len(batch)
+                    spool.close()
+                except BaseException:
+                    spool.discard()
+                    raise
+                if n == 0 and (job.key or seq > 1):
+                    spool.discard()
+                    break
+                put((seq, after, last, spool))
+                after, seq = last, seq + 1
+                if not job.key or n < job.chunk_rows:
+                    break
+            put(_DONE)
+        except BaseException as exc:  # handed to the writer, which raises it
+            failure.append(exc)
+            try:
+                handoff.put_nowait(_DONE)
+            except queue.Full:
+                pass
+
+    thread = threading.Thread(target=reader, name=f"read-{sname}", daemon=True)
+    started = time.monotonic()
+    row = state.table(job.step, sname)
+    progress.table_started(job.step, sname, row["est_rows"] if row else None, rows_before)
+    thread.start()
+    copied = rows_before
+    try:
+        while True:
+            if stop.is_set():
+                raise InterruptedRun("stopped")
+            try:
+                item = handoff.get(timeout=0.2)
+            except queue.Empty:
+                if failure and not thread.is_alive():
+                    raise failure[0]
+                continue
+            if item is _DONE:
+                if failure:
+                    raise failure[0]
+                break
+            cseq, lo, hi, spool = item
+            try:
+                state.chunk_writing(
+                    job.step, sname, cseq, encode_key(lo), encode_key(hi), spool.rows, job.run_id
+                )
+                target.load_spool(job.target_schema, spool)
+            finally:
+                spool.discard()
+            if job.key:
+                t_rows = target.count(tname, job.key, lo, hi)
+                s_rows = source.count(sname, job.key, lo, hi) if job.count_chunks else spool.rows
+            else:
+                t_rows = target.count(tname)
+                s_rows = spool.rows
+            state.chunk_done(job.step, sname, cseq, s_rows, t_rows)
+            copied += t_rows
+            progress.advance(job.step, sname, spool.rows)
+    except BaseException:
+        failure.append(InterruptedRun("stopped"))
+        thread.join(timeout=30)
+        raise
+    thread.join()
+    progress.table_finished(job.step, sname, copied, time.monotonic() - started)
+
+
+def chunk_counts(state: State, step: str, table: str) -> list[ChunkCount]:
+    return [
+        ChunkCount(
+            c["seq"],
+            decode_key(c["lo"]),
+            decode_key(c["hi"]),
+            c["source_rows"] or 0,
+            c["target_rows"] or 0,
+        )
+        for c in state.chunks(step, table)
+        if c["status"] == "done"
+    ]

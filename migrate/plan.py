@@ -1,0 +1,565 @@
+"""Parse and check a plan file.
+
+Contract: :func:`load_plan` returns a fully checked :class:`Plan` or raises
+:class:`~migrate.errors.PlanError` whose message names the file, the key path
+(``steps.erp-db.mode``; an item without a usable name is ``steps[#2]``, counted from 1)
+and, where it can be found, the line. Unknown keys, wrong types, unset ``${VAR}``s,
+unknown connections, batches or steps, and ``after`` cycles are all errors. Nothing is
+connected to here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from migrate.errors import PlanError
+from migrate.registry import endpoint_kind
+
+LAYERS = ("application", "platform", "data")
+MODES = ("full", "incremental", "full+incremental", "cdc")
+AVAILABLE_MODES = ("full",)
+VALIDATIONS = ("count", "checksum")
+AVAILABLE_VALIDATIONS = ("count",)
+IF_EXISTS = ("fail", "truncate", "replace")
+DELETES = ("ignore", "detect", "propagate")
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class Connection:
+    """A named endpoint. ``url`` holds substituted secrets: never print it, use ``safe_url``."""
+
+    name: str
+    url: str
+    options: dict[str, Any]
+    safe_url: str
+
+
+@dataclass(frozen=True)
+class TableOverride:
+    """Per-table settings inside a step (``[steps.overrides.NAME]``)."""
+
+    chunk_rows: int | None = None
+    key: tuple[str, ...] = ()
+    rename: str | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    """One unit of work: copy from ``source`` to ``target``."""
+
+    name: str
+    index: int
+    batch: str
+    layer: str
+    source: str
+    target: str
+    after: tuple[str, ...]
+    tables: tuple[str, ...]
+    exclude_tables: tuple[str, ...]
+    mode: str
+    chunk_rows: int
+    workers: int
+    validate: tuple[str, ...]
+    if_exists: str
+    overrides: dict[str, TableOverride] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A checked plan. ``secrets`` are the substituted values that must never be shown."""
+
+    path: Path
+    name: str
+    state_path: Path
+    connections: dict[str, Connection]
+    batches: tuple[str, ...]
+    steps: tuple[Step, ...]
+    secrets: frozenset[str]
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def step(self, name: str) -> Step:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(name)
+
+
+class _Checker:
+    """Walks the parsed TOML, reporting the first mistake with its key path and line."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+        self.secrets: set[str] = set()
+
+    # -- error helpers -------------------------------------------------------------------
+    def fail(self, key: str, message: str) -> PlanError:
+        return PlanError(message, path=str(self.path), key=key, line=self.locate(key))
+
+    def locate(self, key: str) -> int | None:
+        """Best-effort line of a key path in the file text (TOML does not report it)."""
+        parts = key.split(".")
+        start = 0
+        if parts[0] in ("steps", "batches") and len(parts) > 1:
+            header = re.compile(rf"^\s*\[\[\s*{parts[0]}\s*\]\]")
+            wanted = parts[1]
+            found = None
+            count = 0
+            for i, line in enumerate(self.lines):
+                if header.match(line):
+                    count += 1
+                    if wanted == f"[#{count}]":
+                        found = i
+                        break
+                    block = self._block(i)
+                    if any(
+                        re.match(rf'^\s*name\s*=\s*["\']{re.escape(wanted)}["\']', b) for b in block
+                    ):
+                        found = i
+                        break
+            if found is None:
+                return None
+            start, parts = found, parts[2:]
+            if not parts:
+                return start + 1
+        elif parts[0] in ("connections", "defaults") and len(parts) > 1:
+            sub = parts[1] if parts[0] == "connections" else None
+            for i, line in enumerate(self.lines):
+                if (sub and re.match(rf'^\s*"?{re.escape(sub)}"?\s*=', line)) or (
+                    sub and re.match(rf"^\s*\[\s*connections\.\"?{re.escape(sub)}\"?\s*\]", line)
+                ):
+                    if len(parts) == 2:
+                        return i + 1
+                    start, parts = i, parts[2:]
+                    break
+                if not sub and re.match(r"^\s*\[\s*defaults\s*\]", line):
+                    start, parts = i, parts[1:]
+                    break
+            else:
+                return None
+        leaf = parts[-1] if parts else None
+        if leaf is None:
+            return None
+        for i in range(start, len(self.lines)):
+            if i > start and re.match(r"^\s*\[", self.lines[i]) and not parts[:-1]:
+                break
+            if re.search(rf'(^|[\s{{,])"?{re.escape(leaf)}"?\s*=', self.lines[i]):
+                return i + 1
+        return None
+
+    def _block(self, i: int) -> list[str]:
+        out = []
+        for line in self.lines[i + 1 :]:
+            if re.match(r"^\s*\[", line):
+                break
+            out.append(line)
+        return out
+
+    # -- typed getters -------------------------------------------------------------------
+    def keys(self, table: dict, allowed: set[str], key: str) -> None:
+        for name in table:
+            if name not in allowed:
+                where = f"{key}.{name}" if key else name
+                hint = ", ".join(sorted(allowed))
+                raise self.fail(where, f"unknown key {name!r} (allowed: {hint})")
+
+    def string(
+        self,
+        table: dict,
+        name: str,
+        key: str,
+        *,
+        required: bool = False,
+        default: str | None = None,
+        choices: tuple[str, ...] | None = None,
+    ) -> str | None:
+        where = f"{key}.{name}" if key else name
+        if name not in table:
+            if required:
+                raise self.fail(key or name, f"missing required key {name!r}")
+            return default
+        value = table[name]
+        if not isinstance(value, str):
+            raise self.fail(where, f"must be a string, not {_tname(value)}")
+        value = self.substitute(value, where)
+        if choices is not None and value not in choices:
+            raise self.fail(where, f"{value!r} is not one of: {', '.join(choices)}")
+        return value
+
+    def integer(self, table: dict, name: str, key: str, default: int, *, minimum: int = 1) -> int:
+        where = f"{key}.{name}" if key else name
+        if name not in table:
+            return default
+        value = table[name]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(where, f"must be an integer, not {_tname(value)}")
+        if value < minimum:
+            raise self.fail(where, f"must be at least {minimum}, not {value}")
+        return value
+
+    def strings(
+        self,
+        table: dict,
+        name: str,
+        key: str,
+        default: tuple[str, ...] = (),
+        choices: tuple[str, ...] | None = None,
+    ) -> tuple[str, ...]:
+        where = f"{key}.{name}" if key else name
+        if name not in table:
+            return default
+        value = table[name]
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(where, "must be a list of strings")
+        out = tuple(self.substitute(v, where) for v in value)
+        if choices is not None:
+            for v in out:
+                if v not in choices:
+                    raise self.fail(where, f"{v!r} is not one of: {', '.join(choices)}")
+        return out
+
+    def table(self, parent: dict, name: str, key: str) -> dict:
+        where = f"{key}.{name}" if key else name
+        value = parent.get(name, {})
+        if not isinstance(value, dict):
+            raise self.fail(where, f"must be a table, not {_tname(value)}")
+        return value
+
+    def array_of_tables(self, parent: dict, name: str) -> list[dict]:
+        value = parent.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise self.fail(name, f"must be an array of tables ([[{name}]])")
+        return value
+
+    def substitute(self, value: str, where: str) -> str:
+        """Replace ``${VAR}`` from the environment; an unset variable is an error."""
+
+        def repl(match: re.Match[str]) -> str:
+            var = match.group(1)
+            if var not in os.environ:
+                raise self.fail(where, f"environment variable ${{{var}}} is not set")
+            secret = os.environ[var]
+            if secret:
+                self.secrets.add(secret)
+            return secret
+
+        return _VAR.sub(repl, value)
+
+
+def _tname(value: object) -> str:
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a float",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+def _item_key(kind: str, item: dict, position: int) -> str:
+    name = item.get("name")
+    if isinstance(name, str) and _NAME.match(name):
+        return f"{kind}.{name}"
+    return f"{kind}.[#{position}]"
+
+
+def load_plan(path: str | os.PathLike[str]) -> Plan:
+    """Read, parse and check a plan file; see the module docstring for the contract."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanError("plan file not found", path=str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlanError(f"cannot read plan file: {exc}", path=str(p)) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        msg = str(exc)
+        m = re.search(r"\(at line (\d+), column \d+\)", msg)
+        line = int(m.group(1)) if m else None
+        msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", msg)
+        raise PlanError(f"invalid TOML: {msg}", path=str(p), line=line) from None
+    return _check(p.resolve(), p, text, data)
+
+
+def _check(resolved: Path, shown: Path, text: str, data: dict) -> Plan:
+    c = _Checker(shown, text)
+    c.keys(data, {"version", "name", "state", "defaults", "connections", "batches", "steps"}, "")
+    version = data.get("version", 1)
+    if version != 1:
+        raise c.fail("version", f"unsupported plan version {version!r} (this tool reads 1)")
+    name = c.string(data, "name", "", required=True)
+    assert name is not None
+    if not _NAME.match(name):
+        raise c.fail("name", f"{name!r} may use letters, digits, '.', '_' and '-' only")
+    base = resolved.parent
+    state = c.string(data, "state", "", default=f".migrate/{name}.db")
+    assert state is not None
+    state_path = Path(state) if Path(state).is_absolute() else base / state
+
+    defaults = c.table(data, "defaults", "")
+    c.keys(defaults, {"chunk_rows", "workers", "validate", "if_exists"}, "defaults")
+    d_chunk = c.integer(defaults, "chunk_rows", "defaults", 50_000)
+    d_workers = c.integer(defaults, "workers", "defaults", 4)
+    d_validate = c.strings(defaults, "validate", "defaults", ("count",), VALIDATIONS)
+    d_if_exists = c.string(defaults, "if_exists", "defaults", default="fail", choices=IF_EXISTS)
+
+    conns_raw = c.table(data, "connections", "")
+    if not conns_raw:
+        raise c.fail("connections", "at least one connection is needed")
+    connections: dict[str, Connection] = {}
+    for cname, craw in conns_raw.items():
+        key = f"connections.{cname}"
+        if not isinstance(craw, dict):
+            raise c.fail(key, f'must be a table like {{ url = "..." }}, not {_tname(craw)}')
+        c.keys(craw, {"url", "options"}, key)
+        url = c.string(craw, "url", key, required=True)
+        assert url is not None
+        options = c.table(craw, "options", key)
+        options = {
+            k: c.substitute(v, f"{key}.options.{k}") if isinstance(v, str) else v
+            for k, v in options.items()
+        }
+        kind = endpoint_kind(url)
+        if kind is None:
+            raise c.fail(
+                f"{key}.url",
+                f"no connector for URL scheme {_scheme(url)!r}"
+                f" (known: {', '.join(_known_schemes())})",
+            )
+        connections[cname] = Connection(cname, url, options, _safe_url(url))
+
+    batch_items = c.array_of_tables(data, "batches")
+    batches: list[str] = []
+    for i, braw in enumerate(batch_items, 1):
+        key = _item_key("batches", braw, i)
+        c.keys(braw, {"name", "description"}, key)
+        bname = c.string(braw, "name", key, required=True)
+        assert bname is not None
+        if bname in batches:
+            raise c.fail(key, f"batch {bname!r} is defined twice")
+        batches.append(bname)
+
+    step_items = c.array_of_tables(data, "steps")
+    if not step_items:
+        raise c.fail("steps", "the plan has no [[steps]]")
+    steps: list[Step] = []
+    allowed = {
+        "name",
+        "batch",
+        "layer",
+        "source",
+        "target",
+        "after",
+        "tables",
+        "exclude_tables",
+        "mode",
+        "cursor",
+        "deletes",
+        "chunk_rows",
+        "workers",
+        "validate",
+        "if_exists",
+        "overrides",
+    }
+    seen: set[str] = set()
+    for i, sraw in enumerate(step_items, 1):
+        key = _item_key("steps", sraw, i)
+        c.keys(sraw, allowed, key)
+        sname = c.string(sraw, "name", key, required=True)
+        assert sname is not None
+        if not _NAME.match(sname):
+            raise c.fail(f"{key}.name", f"{sname!r} may use letters, digits, '.', '_' and '-'")
+        if sname in seen:
+            raise c.fail(key, f"step {sname!r} is defined twice")
+        seen.add(sname)
+        source = c.string(sraw, "source", key, required=True)
+        target = c.string(sraw, "target", key, required=True)
+        for role, cname in (("source", source), ("target", target)):
+            if cname not in connections:
+                raise c.fail(
+                    f"{key}.{role}",
+                    f"unknown connection {cname!r} (defined: {', '.join(connections)})",
+                )
+        assert source is not None and target is not None
+        if source == target:
+            raise c.fail(f"{key}.target", "source and target are the same connection")
+        if batches:
+            batch = c.string(sraw, "batch", key, default=batches[0])
+            if batch not in batches:
+                raise c.fail(
+                    f"{key}.batch", f"unknown batch {batch!r} (defined: {', '.join(batches)})"
+                )
+        else:
+            batch = c.string(sraw, "batch", key, default="default")
+            if batch != "default":
+                raise c.fail(
+                    f"{key}.batch",
+                    f"unknown batch {batch!r} (the plan has no"
+                    " [[batches]]; add one or drop this key)",
+                )
+        assert batch is not None
+        src_kind = endpoint_kind(connections[source].url)
+        tgt_kind = endpoint_kind(connections[target].url)
+        if src_kind != tgt_kind:
+            raise c.fail(
+                key,
+                f"cannot copy from a {src_kind} endpoint ({source}) to a"
+                f" {tgt_kind} endpoint ({target})",
+            )
+        default_layer = "platform" if src_kind == "table" else "data"
+        layer = c.string(sraw, "layer", key, default=default_layer, choices=LAYERS)
+        mode = c.string(sraw, "mode", key, default="full", choices=MODES)
+        if mode not in AVAILABLE_MODES:
+            raise c.fail(
+                f"{key}.mode",
+                f"mode {mode!r} is not available in this version"
+                f" (available: {', '.join(AVAILABLE_MODES)})",
+            )
+        if "cursor" in sraw:
+            raise c.fail(
+                f"{key}.cursor",
+                "'cursor' needs an incremental mode, which is not available in this version",
+            )
+        deletes = c.string(sraw, "deletes", key, default="ignore", choices=DELETES)
+        if deletes != "ignore":
+            raise c.fail(
+                f"{key}.deletes",
+                f"deletes = {deletes!r} needs an incremental mode,"
+                " which is not available in this version",
+            )
+        validate = c.strings(sraw, "validate", key, d_validate, VALIDATIONS)
+        for v in validate:
+            if v not in AVAILABLE_VALIDATIONS:
+                raise c.fail(
+                    f"{key}.validate",
+                    f"validation {v!r} is not available in this"
+                    f" version (available: {', '.join(AVAILABLE_VALIDATIONS)})",
+                )
+        overrides_raw = c.table(sraw, "overrides", key)
+        overrides: dict[str, TableOverride] = {}
+        for tname, oraw in overrides_raw.items():
+            okey = f"{key}.overrides.{tname}"
+            if not isinstance(oraw, dict):
+                raise c.fail(okey, f"must be a table, not {_tname(oraw)}")
+            c.keys(oraw, {"chunk_rows", "key", "rename"}, okey)
+            overrides[tname] = TableOverride(
+                chunk_rows=c.integer(oraw, "chunk_rows", okey, 0) or None,
+                key=c.strings(oraw, "key", okey),
+                rename=c.string(oraw, "rename", okey),
+            )
+        steps.append(
+            Step(
+                name=sname,
+                index=i,
+                batch=batch,
+                layer=layer or default_layer,
+                source=source,
+                target=target,
+                after=c.strings(sraw, "after", key),
+                tables=c.strings(sraw, "tables", key, ("*",)),
+                exclude_tables=c.strings(sraw, "exclude_tables", key),
+                mode=mode or "full",
+                chunk_rows=c.integer(sraw, "chunk_rows", key, d_chunk),
+                workers=c.integer(sraw, "workers", key, d_workers),
+                validate=validate,
+                if_exists=c.string(sraw, "if_exists", key, default=d_if_exists, choices=IF_EXISTS)
+                or "fail",
+                overrides=overrides,
+            )
+        )
+    names = {s.name for s in steps}
+    for step in steps:
+        for dep in step.after:
+            if dep not in names:
+                raise c.fail(f"steps.{step.name}.after", f"unknown step {dep!r}")
+            if dep == step.name:
+                raise c.fail(f"steps.{step.name}.after", "a step cannot come after itself")
+    cycle = _find_cycle({s.name: s.after for s in steps})
+    if cycle:
+        raise c.fail(
+            f"steps.{cycle[0]}.after", "dependency cycle: " + " -> ".join([*cycle, cycle[0]])
+        )
+    return Plan(
+        path=resolved,
+        name=name,
+        state_path=state_path,
+        connections=connections,
+        batches=tuple(batches) or ("default",),
+        steps=tuple(steps),
+        secrets=frozenset(c.secrets | _url_passwords(connections)),
+    )
+
+
+def _find_cycle(graph: dict[str, tuple[str, ...]]) -> list[str] | None:
+    """Return one cycle of ``after`` edges (in dependency order), or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for dep in graph.get(node, ()):
+            if state.get(dep) == 1:
+                return stack[stack.index(dep) :]
+            if dep not in state:
+                found = visit(dep)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in graph:
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def _scheme(url: str) -> str:
+    return url.split("://", 1)[0] if "://" in url else url.split(":", 1)[0]
+
+
+def _known_schemes() -> list[str]:
+    from migrate.registry import known_schemes
+
+    return known_schemes()
+
+
+def _safe_url(url: str) -> str:
+    """The URL with any password replaced by ``***``."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+def _url_passwords(connections: dict[str, Connection]) -> set[str]:
+    out = set()
+    for conn in connections.values():
+        m = re.search(r"://[^:/@]*:([^@/]*)@", conn.url)
+        if m and m.group(1):
+            out.add(m.group(1))
+    return out
+
+
+def redact(text: str, secrets: frozenset[str] | set[str]) -> str:
+    """Replace every secret value in ``text`` by ``***`` (longest first)."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= 3:
+            text = text.replace(secret, "***")
+    return text

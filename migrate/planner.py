@@ -1,0 +1,94 @@
+"""Order a plan into waves, and a database step's tables into foreign-key order.
+
+Steps run by batch (file order), then layer (application, platform, data: the data layer
+last), then ``after`` dependencies, then file order. A wave is one (batch, layer) pair.
+An ``after`` that points at a step of a later wave contradicts that order and is a plan
+error. Inside a database step, tables load parents first; foreign keys are created after
+every table is loaded, so a cycle only changes the order, never blocks the load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from migrate.errors import PlanError
+from migrate.plan import LAYERS, Plan, Step
+from migrate.schema import TableSchema
+
+
+@dataclass(frozen=True)
+class Wave:
+    batch: str
+    layer: str
+    steps: tuple[Step, ...]
+
+    @property
+    def label(self) -> str:
+        return f"batch {self.batch} · layer {self.layer}"
+
+
+def waves(plan: Plan) -> list[Wave]:
+    """The plan's steps grouped and ordered into waves (see the module docstring)."""
+
+    def rank(step: Step) -> tuple[int, int]:
+        return plan.batches.index(step.batch), LAYERS.index(step.layer)
+
+    by_name = {s.name: s for s in plan.steps}
+    for step in plan.steps:
+        for dep in step.after:
+            if rank(by_name[dep]) > rank(step):
+                other = by_name[dep]
+                raise PlanError(
+                    f"step {dep!r} runs later ({other.batch}/{other.layer}) than this step"
+                    f" ({step.batch}/{step.layer}); batches run in file order and layers"
+                    " application, platform, data",
+                    path=str(plan.path),
+                    key=f"steps.{step.name}.after",
+                )
+    out = []
+    groups: dict[tuple[int, int], list[Step]] = {}
+    for step in plan.steps:
+        groups.setdefault(rank(step), []).append(step)
+    for r in sorted(groups):
+        members = groups[r]
+        names = {s.name for s in members}
+        ordered: list[Step] = []
+        placed: set[str] = set()
+        while len(ordered) < len(members):
+            for step in members:  # file order among the ready ones
+                if step.name in placed:
+                    continue
+                if all(d in placed or d not in names for d in step.after):
+                    ordered.append(step)
+                    placed.add(step.name)
+                    break
+        out.append(Wave(plan.batches[r[0]], LAYERS[r[1]], tuple(ordered)))
+    return out
+
+
+def foreign_key_order(schemas: list[TableSchema]) -> tuple[list[TableSchema], list[str]]:
+    """Parents before children, otherwise name order; returns the order and any cycles."""
+    by_name = {s.name: s for s in schemas}
+    deps = {
+        s.name: {
+            fk.ref_table
+            for fk in s.foreign_keys
+            if fk.ref_table in by_name and fk.ref_table != s.name
+        }
+        for s in schemas
+    }
+    ordered: list[TableSchema] = []
+    placed: set[str] = set()
+    cycles: list[str] = []
+    remaining = sorted(by_name)
+    while remaining:
+        ready = [n for n in remaining if deps[n] <= placed]
+        if not ready:  # a cycle: take the first by name, note it
+            cyc = sorted(n for n in remaining if deps[n] - placed)
+            cycles.append(", ".join(cyc))
+            ready = [remaining[0]]
+        for n in ready:
+            ordered.append(by_name[n])
+            placed.add(n)
+        remaining = [n for n in remaining if n not in placed]
+    return ordered, cycles

@@ -1,0 +1,478 @@
+"""Execute a plan: waves of steps; for a database step, schema, chunked copy, indexes,
+foreign keys and counts.
+
+Contracts:
+- Before a run changes a target it records how to undo the change (``undo`` in the state).
+- A table whose copy finished in an earlier run is not copied again (``--restart`` copies
+  the step's tables afresh, replacing the tables the tool itself created).
+- A failed step stops the run before the next batch; steps of its batch that do not
+  depend on it still run.
+- Counts are compared per chunk and per table; any difference makes the run's outcome
+  ``differences`` (exit 3).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import shutil
+import tempfile
+import threading
+import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from migrate.copier import NO_KEY_NOTE, ChunkCount, Progress, TableJob, chunk_counts, copy_table
+from migrate.endpoints import TableEndpoint
+from migrate.errors import (
+    EXIT_DIFFERENCES,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    ConnectorError,
+    InterruptedRun,
+    MigrateError,
+    PlanError,
+)
+from migrate.plan import Plan, Step, redact
+from migrate.planner import Wave, foreign_key_order, waves
+from migrate.registry import endpoint_class
+from migrate.schema import TableSchema
+from migrate.state import State, now
+
+
+@dataclass
+class TableResult:
+    name: str
+    target_name: str
+    status: str  # done | skipped (already done) | failed | differences
+    key: tuple[str, ...]
+    source_rows: int | None = None
+    target_rows: int | None = None
+    chunks: list[ChunkCount] = field(default_factory=list)
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def chunk_mismatches(self) -> list[ChunkCount]:
+        return [c for c in self.chunks if not c.matches]
+
+    @property
+    def counts_match(self) -> bool:
+        return self.source_rows == self.target_rows and not self.chunk_mismatches
+
+
+@dataclass
+class StepResult:
+    name: str
+    batch: str
+    layer: str
+    source: str
+    target: str
+    status: str  # done | failed | differences | not run | interrupted
+    tables: list[TableResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class RunResult:
+    plan: str
+    run_id: int | None
+    status: str
+    steps: list[StepResult] = field(default_factory=list)
+    message: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return {
+            "done": EXIT_OK,
+            "differences": EXIT_DIFFERENCES,
+            "interrupted": EXIT_INTERRUPTED,
+        }.get(self.status, EXIT_ERROR)
+
+
+class Endpoints:
+    """One endpoint per connection for the whole run, opened on first use."""
+
+    def __init__(self, plan: Plan, workers: int, dry_run: bool) -> None:
+        self.plan, self.workers, self.dry_run = plan, workers, dry_run
+        self._open: dict[str, Any] = {}
+
+    def get(self, name: str) -> TableEndpoint:
+        if name not in self._open:
+            conn = self.plan.connections[name]
+            cls = endpoint_class(conn.url)
+            self._open[name] = cls(
+                name,
+                conn.url,
+                conn.options,
+                base_dir=self.plan.base_dir,
+                workers=self.workers,
+                secrets=self.plan.secrets,
+                dry_run=self.dry_run,
+            )
+        return self._open[name]  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        for ep in self._open.values():
+            ep.close()
+
+
+def select_tables(step: Step, available: list[str], plan: Plan) -> list[str]:
+    """The source tables a step copies: ``tables`` globs minus ``exclude_tables``."""
+    chosen: list[str] = []
+    for pattern in step.tables:
+        if any(ch in pattern for ch in "*?["):
+            matched = [t for t in available if fnmatch.fnmatchcase(t, pattern)]
+        else:
+            if pattern not in available:
+                raise PlanError(
+                    f"table {pattern!r} is not in connection {step.source!r}",
+                    path=str(plan.path),
+                    key=f"steps.{step.name}.tables",
+                )
+            matched = [pattern]
+        chosen.extend(t for t in matched if t not in chosen)
+    return [t for t in chosen if not any(fnmatch.fnmatchcase(t, p) for p in step.exclude_tables)]
+
+
+class Runner:
+    def __init__(
+        self,
+        plan: Plan,
+        state: State,
+        progress: Progress,
+        *,
+        restart: bool = False,
+        only_steps: tuple[str, ...] = (),
+    ) -> None:
+        self.plan, self.state, self.progress = plan, state, progress
+        self.restart = restart
+        self.only_steps = only_steps
+        self.stop = threading.Event()
+        workers = max((s.workers for s in plan.steps), default=4)
+        self.endpoints = Endpoints(plan, workers, dry_run=False)
+
+    def run(self, command: str) -> RunResult:
+        run_id = self.state.start_run(command)
+        result = RunResult(self.plan.name, run_id, "done")
+        workdir = Path(tempfile.mkdtemp(prefix="migrate-spool-"))
+        failed_batch: str | None = None
+        try:
+            for wave in waves(self.plan):
+                for step in wave.steps:
+                    if self.only_steps and step.name not in self.only_steps:
+                        continue
+                    if failed_batch is not None and step.batch != failed_batch:
+                        result.steps.append(self._not_run(step, wave, "an earlier batch failed"))
+                        continue
+                    failed_deps = [
+                        d
+                        for d in step.after
+                        if any(
+                            s.name == d and s.status in ("failed", "not run") for s in result.steps
+                        )
+                    ]
+                    if failed_deps:
+                        result.steps.append(
+                            self._not_run(
+                                step,
+                                wave,
+                                f"it runs after {', '.join(failed_deps)}, which did not finish",
+                            )
+                        )
+                        continue
+                    sr = self._run_step(step, run_id, workdir)
+                    result.steps.append(sr)
+                    if sr.status == "failed":
+                        failed_batch = step.batch
+        except (KeyboardInterrupt, InterruptedRun):
+            self.stop.set()
+            result.status = "interrupted"
+            result.message = "interrupted: what was copied is kept; run again to finish"
+        finally:
+            self.endpoints.close()
+            shutil.rmtree(workdir, ignore_errors=True)
+        if result.status != "interrupted":
+            statuses = {s.status for s in result.steps}
+            if "failed" in statuses or "not run" in statuses:
+                result.status = "failed"
+                result.message = next((s.error for s in result.steps if s.error), None)
+            elif "interrupted" in statuses:
+                result.status = "interrupted"
+            elif "differences" in statuses:
+                result.status = "differences"
+                result.message = "row counts differ between source and target"
+        self.state.finish_run(run_id, result.status, result.message)
+        return result
+
+    def _not_run(self, step: Step, wave: Wave, why: str) -> StepResult:
+        return StepResult(
+            step.name,
+            wave.batch,
+            wave.layer,
+            step.source,
+            step.target,
+            "not run",
+            error=f"not run: {why}",
+        )
+
+    def _run_step(self, step: Step, run_id: int, workdir: Path) -> StepResult:
+        sr = StepResult(step.name, step.batch, step.layer, step.source, step.target, "done")
+        started = time.monotonic()
+        try:
+            self._copy_database_step(step, run_id, workdir, sr)
+        except (KeyboardInterrupt, InterruptedRun):
+            sr.status = "interrupted"
+            raise
+        except MigrateError as exc:
+            sr.status = "failed"
+            sr.error = redact(str(exc), self.plan.secrets)
+            self.progress.message(f"step {step.name} failed: {sr.error}")
+        finally:
+            sr.seconds = time.monotonic() - started
+        if sr.status == "done" and any(t.status == "differences" for t in sr.tables):
+            sr.status = "differences"
+        return sr
+
+    # -- database steps ------------------------------------------------------------------
+    def _copy_database_step(self, step: Step, run_id: int, workdir: Path, sr: StepResult) -> None:
+        source = self.endpoints.get(step.source)
+        target = self.endpoints.get(step.target)
+        names = select_tables(step, source.list_tables(), self.plan)
+        if self.restart:
+            for name in names:
+                self.state.reset_table(step.name, name)
+        schemas, cycles = foreign_key_order([source.read_schema(n) for n in names])
+        for cyc in cycles:
+            sr.notes.append(f"foreign-key cycle among {cyc}: loaded in name order")
+        jobs: list[TableJob] = []
+        for schema in schemas:
+            override = step.overrides.get(schema.name)
+            tname = override.rename if override and override.rename else schema.name
+            tschema = target.target_schema(schema, source.capabilities, tname)
+            key = override.key if override and override.key else schema.chunk_key()
+            if override and override.key:
+                missing = [k for k in key if k not in schema.column_names]
+                if missing:
+                    raise PlanError(
+                        f"column {missing[0]!r} is not in table {schema.name!r}",
+                        path=str(self.plan.path),
+                        key=f"steps.{step.name}.overrides.{schema.name}.key",
+                    )
+            notes = [f"{c.name}: {n}" for c in tschema.columns for n in c.notes]
+            if not key:
+                notes.append(NO_KEY_NOTE)
+            jobs.append(
+                TableJob(
+                    step=step.name,
+                    run_id=run_id,
+                    target_connection=step.target,
+                    source_schema=schema,
+                    target_schema=tschema,
+                    key=key,
+                    chunk_rows=(
+                        override.chunk_rows if override and override.chunk_rows else step.chunk_rows
+                    ),
+                    count_chunks="count" in step.validate,
+                    notes=notes,
+                )
+            )
+        results = {
+            j.source_schema.name: TableResult(
+                j.source_schema.name, j.target_schema.name, "done", j.key, notes=j.notes
+            )
+            for j in jobs
+        }
+        sr.tables = list(results.values())
+
+        pending = [j for j in jobs if self._prepare(step, j, source, target, results)]
+        self._copy_all(step, pending, source, target, workdir, results)
+        for job in jobs:  # indexes and sequences once the data is in
+            row = self.state.table(step.name, job.source_schema.name)
+            if row and row["status"] == "copied":
+                existing = set(target.existing_indexes(job.target_schema.name))
+                todo = [ix for ix in job.target_schema.indexes if ix.name not in existing]
+                schema = job.target_schema
+                if todo:
+                    target.create_indexes(_with_indexes(schema, todo))
+                target.finish_table(schema)
+                self.state.upsert_table(step.name, job.source_schema.name, status="indexed")
+        in_step = {j.target_schema.name for j in jobs}
+        for job in jobs:
+            row = self.state.table(step.name, job.source_schema.name)
+            if row and row["status"] == "indexed":
+                fks = [
+                    fk
+                    for fk in job.target_schema.foreign_keys
+                    if fk.ref_table in in_step or target.table_exists(fk.ref_table)
+                ]
+                skipped = len(job.target_schema.foreign_keys) - len(fks)
+                if skipped:
+                    results[job.source_schema.name].notes.append(
+                        f"{skipped} foreign key(s) refer to tables outside this step and"
+                        " missing on the target: not created"
+                    )
+                existing_fk = set(target.existing_foreign_keys(job.target_schema.name))
+                fks = [fk for fk in fks if not fk.name or fk.name not in existing_fk]
+                target.create_foreign_keys(_with_fks(job.target_schema, fks))
+                self.state.upsert_table(step.name, job.source_schema.name, status="copied+fk")
+        for job in jobs:
+            self._count(step, job, source, target, results[job.source_schema.name])
+
+    def _prepare(
+        self,
+        step: Step,
+        job: TableJob,
+        source: TableEndpoint,
+        target: TableEndpoint,
+        results: dict[str, TableResult],
+    ) -> bool:
+        """Make the target table ready; False when the table needs no copying."""
+        name, tname = job.source_schema.name, job.target_schema.name
+        row = self.state.table(step.name, name)
+        if row is not None and row["status"] not in ("pending", "copying", "failed"):
+            if row["status"] == "done":
+                results[name].status = "skipped"
+            return False
+        if (
+            row is not None
+            and row["status"] in ("copying", "failed")
+            and target.table_exists(tname)
+        ):
+            self.state.upsert_table(step.name, name, status="copying", error=None)
+            return True  # resume
+        if target.table_exists(tname):
+            ours = self.state.created_by_us(step.name, step.target, tname)
+            if ours or step.if_exists == "replace":
+                if not ours:
+                    self.state.record_undo(
+                        job.run_id, step.name, step.target, "replaced_table", tname
+                    )
+                target.drop_table(tname)
+            elif step.if_exists == "truncate":
+                self.state.record_undo(job.run_id, step.name, step.target, "emptied_table", tname)
+                target.truncate_table(tname)
+            else:
+                rows = target.count(tname)
+                raise ConnectorError(
+                    f"{step.target}: table {tname} already exists ({rows} rows) and was not"
+                    f' created by this plan: set if_exists = "truncate" or "replace" on'
+                    f" step {step.name}, or drop it"
+                )
+        if not target.table_exists(tname):
+            self.state.record_undo(job.run_id, step.name, step.target, "drop_table", tname)
+            target.create_table(_with_indexes(job.target_schema, []))
+        self.state.reset_table(step.name, name)
+        self.state.upsert_table(
+            step.name,
+            name,
+            target_name=tname,
+            status="copying",
+            key_columns=",".join(job.key),
+            run_id=job.run_id,
+            started_at=now(),
+            est_rows=source.count(name),
+            note="; ".join(job.notes) or None,
+        )
+        return True
+
+    def _copy_all(
+        self,
+        step: Step,
+        jobs: list[TableJob],
+        source: TableEndpoint,
+        target: TableEndpoint,
+        workdir: Path,
+        results: dict[str, TableResult],
+    ) -> None:
+        if not jobs:
+            return
+        errors: list[BaseException] = []
+        with ThreadPoolExecutor(
+            max_workers=step.workers, thread_name_prefix=f"copy-{step.name}"
+        ) as pool:
+            futures = {
+                pool.submit(self._copy_one, job, source, target, workdir): job for job in jobs
+            }
+            try:
+                finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                while True:
+                    for fut in finished:
+                        exc = fut.exception()
+                        if exc is not None and not isinstance(exc, InterruptedRun):
+                            job = futures[fut]
+                            msg = redact(str(exc), self.plan.secrets)
+                            results[job.source_schema.name].status = "failed"
+                            results[job.source_schema.name].error = msg
+                            self.state.upsert_table(
+                                step.name, job.source_schema.name, status="failed", error=msg
+                            )
+                            errors.append(exc)
+                    if errors or all(f.done() for f in futures):
+                        break
+                    finished, _ = wait(
+                        [f for f in futures if not f.done()], return_when=FIRST_EXCEPTION
+                    )
+            except BaseException:
+                self.stop.set()
+                raise
+            if errors:
+                self.stop.set()  # the other tables stop at their next batch
+        if errors:
+            self.stop.clear()
+            raise errors[0]
+
+    def _copy_one(
+        self, job: TableJob, source: TableEndpoint, target: TableEndpoint, workdir: Path
+    ) -> None:
+        started = time.monotonic()
+        copy_table(job, source, target, self.state, workdir, self.progress, self.stop)
+        self.state.upsert_table(
+            job.step,
+            job.source_schema.name,
+            status="copied",
+            seconds=time.monotonic() - started,
+            finished_at=now(),
+        )
+
+    def _count(
+        self,
+        step: Step,
+        job: TableJob,
+        source: TableEndpoint,
+        target: TableEndpoint,
+        result: TableResult,
+    ) -> None:
+        row = self.state.table(step.name, job.source_schema.name)
+        if row is None or result.status == "failed":
+            return
+        result.chunks = chunk_counts(self.state, step.name, job.source_schema.name)
+        if row["status"] == "done":
+            result.source_rows, result.target_rows = row["source_rows"], row["target_rows"]
+            result.seconds = row["seconds"] or 0.0
+            return
+        result.source_rows = source.count(job.source_schema.name)
+        result.target_rows = target.count(job.target_schema.name)
+        result.seconds = row["seconds"] or 0.0
+        if not result.counts_match:
+            result.status = "differences"
+        self.state.upsert_table(
+            step.name,
+            job.source_schema.name,
+            source_rows=result.source_rows,
+            target_rows=result.target_rows,
+            status="done" if result.counts_match else "differences",
+        )
+
+
+def _with_indexes(schema: TableSchema, indexes: list[Any]) -> TableSchema:
+    return replace(schema, indexes=list(indexes))
+
+
+def _with_fks(schema: TableSchema, fks: list[Any]) -> TableSchema:
+    return replace(schema, foreign_keys=list(fks))

@@ -1,0 +1,327 @@
+"""The embedded state store: one SQLite file per plan.
+
+It records runs, per-table progress, chunks (key range, rows on both sides, status) and
+undo records. Contracts:
+
+- A chunk row is written with status ``writing`` and its key range *before* the target is
+  touched, and set to ``done`` only after the target committed it. A crash in between
+  leaves a ``writing`` chunk whose keys the next run deletes from the target before it
+  copies the range again: nothing is lost and nothing is duplicated.
+- The schema carries a version; :data:`MIGRATIONS` upgrades an older file step by step; a
+  file from a newer version is refused.
+- Nothing secret is stored: no URLs, only connection names.
+- :class:`RunLock` (an ``flock`` on ``<state>.lock``) keeps a second run off the same
+  state; the kernel releases it when the holder dies, so a dead holder never blocks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import socket
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from migrate.errors import LockHeldError, StateError
+
+SCHEMA_VERSION = 1
+
+MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE runs (
+            id INTEGER PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT,
+            status TEXT NOT NULL, pid INTEGER, host TEXT, command TEXT, message TEXT)""",
+        """CREATE TABLE tables (
+            step TEXT NOT NULL, name TEXT NOT NULL, target_name TEXT NOT NULL,
+            status TEXT NOT NULL, key_columns TEXT, est_rows INTEGER,
+            source_rows INTEGER, target_rows INTEGER, chunks_done INTEGER NOT NULL DEFAULT 0,
+            rows_copied INTEGER NOT NULL DEFAULT 0, run_id INTEGER, started_at TEXT,
+            finished_at TEXT, seconds REAL, error TEXT, note TEXT,
+            PRIMARY KEY (step, name))""",
+        """CREATE TABLE chunks (
+            step TEXT NOT NULL, tbl TEXT NOT NULL, seq INTEGER NOT NULL,
+            lo TEXT, hi TEXT, status TEXT NOT NULL, source_rows INTEGER, target_rows INTEGER,
+            run_id INTEGER, finished_at TEXT, PRIMARY KEY (step, tbl, seq))""",
+        """CREATE TABLE undo (
+            id INTEGER PRIMARY KEY, run_id INTEGER, step TEXT NOT NULL, connection TEXT,
+            action TEXT NOT NULL, object TEXT NOT NULL, detail TEXT, created_at TEXT NOT NULL)""",
+    ],
+}
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# -- key values <-> JSON ----------------------------------------------------------------
+def encode_key(values: tuple[Any, ...] | None) -> str | None:
+    """Encode a key tuple as JSON, tagging types JSON lacks, so ranges survive a restart."""
+    if values is None:
+        return None
+    out = []
+    for v in values:
+        if isinstance(v, bool) or v is None or isinstance(v, (int, str)):
+            out.append(v)
+        elif isinstance(v, float):
+            out.append({"f": repr(v)})
+        elif isinstance(v, Decimal):
+            out.append({"d": str(v)})
+        elif isinstance(v, dt.datetime):
+            out.append({"dt": v.isoformat()})
+        elif isinstance(v, dt.date):
+            out.append({"date": v.isoformat()})
+        elif isinstance(v, dt.time):
+            out.append({"t": v.isoformat()})
+        elif isinstance(v, dt.timedelta):
+            out.append({"td": v.total_seconds()})
+        elif isinstance(v, (bytes, bytearray, memoryview)):
+            out.append({"b": bytes(v).hex()})
+        else:
+            out.append({"s": str(v)})
+    return json.dumps(out, ensure_ascii=False)
+
+
+def decode_key(text: str | None) -> tuple[Any, ...] | None:
+    if text is None:
+        return None
+    out: list[Any] = []
+    for v in json.loads(text):
+        if not isinstance(v, dict):
+            out.append(v)
+            continue
+        ((tag, raw),) = v.items()
+        out.append(
+            {
+                "f": float,
+                "d": Decimal,
+                "dt": dt.datetime.fromisoformat,
+                "date": dt.date.fromisoformat,
+                "t": dt.time.fromisoformat,
+                "td": lambda s: dt.timedelta(seconds=s),
+                "b": bytes.fromhex,
+                "s": str,
+            }[tag](raw)
+        )
+    return tuple(out)
+
+
+class RunLock:
+    """An exclusive, non-blocking lock beside the state file, naming its holder."""
+
+    def __init__(self, state_path: Path) -> None:
+        self.path = state_path.with_name(state_path.name + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 4096).decode("utf-8", "replace").strip() or "unknown"
+            os.close(fd)
+            raise LockHeldError(f"another run holds {self.path} ({holder})") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since {now()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+class State:
+    """Thread-safe access to the state file. Every write commits at once."""
+
+    def __init__(self, path: Path, plan_name: str, *, create: bool = True) -> None:
+        self.path = path
+        if not path.exists() and not create:
+            raise StateError(f"no state at {path}: nothing has run for this plan yet")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA busy_timeout=10000")
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"cannot open state file {path}: {exc}") from None
+        self.db.row_factory = sqlite3.Row
+        self.lock = threading.RLock()
+        self._upgrade(plan_name)
+
+    # -- schema --------------------------------------------------------------------------
+    def _upgrade(self, plan_name: str) -> None:
+        try:
+            has_meta = self.db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+            ).fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"{self.path} is not a migrate state file: {exc}") from None
+        version = 0
+        if has_meta:
+            row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            version = int(row[0]) if row else 0
+            owner = self.db.execute("SELECT value FROM meta WHERE key='plan'").fetchone()
+            if owner and owner[0] != plan_name:
+                raise StateError(f"{self.path} belongs to plan {owner[0]!r}, not {plan_name!r}")
+        if version > SCHEMA_VERSION:
+            raise StateError(
+                f"{self.path} was written by a newer migrate (state schema"
+                f" {version}, this one reads up to {SCHEMA_VERSION})"
+            )
+        while version < SCHEMA_VERSION:
+            version += 1
+            with self.transaction():
+                for statement in MIGRATIONS[version]:
+                    self.db.execute(statement)
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(version),)
+                )
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('plan', ?)", (plan_name,))
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self.lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
+        with self.lock:
+            return self.db.execute(sql, params)
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.close()
+
+    # -- runs ----------------------------------------------------------------------------
+    def start_run(self, command: str) -> int:
+        cur = self.execute(
+            "INSERT INTO runs (started_at, status, pid, host, command) VALUES (?,?,?,?,?)",
+            (now(), "running", os.getpid(), socket.gethostname(), command),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def finish_run(self, run_id: int, status: str, message: str | None = None) -> None:
+        self.execute(
+            "UPDATE runs SET finished_at=?, status=?, message=? WHERE id=?",
+            (now(), status, message, run_id),
+        )
+
+    def last_run(self) -> sqlite3.Row | None:
+        return self.execute("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+
+    # -- tables --------------------------------------------------------------------------
+    def table(self, step: str, name: str) -> sqlite3.Row | None:
+        return self.execute("SELECT * FROM tables WHERE step=? AND name=?", (step, name)).fetchone()
+
+    def tables(self, step: str | None = None) -> list[sqlite3.Row]:
+        if step is None:
+            return self.execute("SELECT * FROM tables ORDER BY rowid").fetchall()
+        return self.execute("SELECT * FROM tables WHERE step=? ORDER BY rowid", (step,)).fetchall()
+
+    def upsert_table(self, step: str, name: str, **fields: Any) -> None:
+        with self.transaction() as db:
+            if (
+                db.execute("SELECT 1 FROM tables WHERE step=? AND name=?", (step, name)).fetchone()
+                is None
+            ):
+                db.execute(
+                    "INSERT INTO tables (step, name, target_name, status) VALUES (?,?,?,?)",
+                    (step, name, fields.get("target_name", name), fields.get("status", "pending")),
+                )
+            if fields:
+                cols = ", ".join(f"{k}=?" for k in fields)
+                db.execute(
+                    f"UPDATE tables SET {cols} WHERE step=? AND name=?",
+                    (*fields.values(), step, name),
+                )
+
+    def reset_table(self, step: str, name: str) -> None:
+        """Forget a table's load (chunks and counters) so it is copied again from scratch."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM chunks WHERE step=? AND tbl=?", (step, name))
+            db.execute("DELETE FROM tables WHERE step=? AND name=?", (step, name))
+
+    # -- chunks --------------------------------------------------------------------------
+    def chunks(self, step: str, table: str) -> list[sqlite3.Row]:
+        return self.execute(
+            "SELECT * FROM chunks WHERE step=? AND tbl=? ORDER BY seq", (step, table)
+        ).fetchall()
+
+    def chunk_writing(
+        self,
+        step: str,
+        table: str,
+        seq: int,
+        lo: str | None,
+        hi: str | None,
+        source_rows: int,
+        run_id: int,
+    ) -> None:
+        self.execute(
+            "INSERT OR REPLACE INTO chunks (step, tbl, seq, lo, hi, status,"
+            " source_rows, run_id) VALUES (?,?,?,?,?,?,?,?)",
+            (step, table, seq, lo, hi, "writing", source_rows, run_id),
+        )
+
+    def chunk_done(
+        self, step: str, table: str, seq: int, source_rows: int, target_rows: int
+    ) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE chunks SET status='done', source_rows=?, target_rows=?,"
+                " finished_at=? WHERE step=? AND tbl=? AND seq=?",
+                (source_rows, target_rows, now(), step, table, seq),
+            )
+            db.execute(
+                "UPDATE tables SET chunks_done=chunks_done+1, rows_copied="
+                "rows_copied+? WHERE step=? AND name=?",
+                (target_rows, step, table),
+            )
+
+    def drop_chunk(self, step: str, table: str, seq: int) -> None:
+        self.execute("DELETE FROM chunks WHERE step=? AND tbl=? AND seq=?", (step, table, seq))
+
+    # -- undo ----------------------------------------------------------------------------
+    def record_undo(
+        self,
+        run_id: int,
+        step: str,
+        connection: str,
+        action: str,
+        obj: str,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Record, before a change is made to a target, how to undo it."""
+        self.execute(
+            "INSERT INTO undo (run_id, step, connection, action, object, detail,"
+            " created_at) VALUES (?,?,?,?,?,?,?)",
+            (run_id, step, connection, action, obj, json.dumps(detail) if detail else None, now()),
+        )
+
+    def created_by_us(self, step: str, connection: str, obj: str) -> bool:
+        return (
+            self.execute(
+                "SELECT 1 FROM undo WHERE step=? AND connection=? AND"
+                " action='drop_table' AND object=?",
+                (step, connection, obj),
+            ).fetchone()
+            is not None
+        )

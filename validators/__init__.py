@@ -1,0 +1,1 @@
+"""Validation: row counts now; checksums, value rules and file integrity to come."""
