@@ -1,0 +1,141 @@
+"""Database-server fixtures for the test suite.
+
+Contract:
+
+* ``mysql_url``, ``mysql2_url``, ``pg_url`` (session): SQLAlchemy URLs of the
+  two MariaDB servers (no database) and of PostgreSQL (``postgres`` database),
+  from ``MIGRATE_TEST_MYSQL_URL``, ``MIGRATE_TEST_MYSQL2_URL`` and
+  ``MIGRATE_TEST_PG_URL``. If one is unset, ``scripts/test-servers start`` runs
+  once per session and the URLs come from ``scripts/test-servers env``; the
+  servers it had to start are stopped at session end (not under xdist, where
+  another worker may still use them).
+* If the servers cannot be had, the test fails when ``CI`` or
+  ``MIGRATE_TEST_REQUIRE_SERVERS`` is set, and is skipped otherwise.
+* ``mysql_db``, ``mysql2_db``, ``pg_db`` (function): a new empty database
+  ``mt_<random hex>`` (utf8mb4 on MariaDB), yielded as a URL string; it is
+  dropped afterwards, killing connections the test left open to it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shlex
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+SERVERS_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "test-servers"
+URL_VARS = ("MIGRATE_TEST_MYSQL_URL", "MIGRATE_TEST_MYSQL2_URL", "MIGRATE_TEST_PG_URL")
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _unavailable(reason: str) -> NoReturn:
+    if _flag("CI") or _flag("MIGRATE_TEST_REQUIRE_SERVERS"):
+        pytest.fail(f"test servers are required but unavailable: {reason}", pytrace=False)
+    pytest.skip(f"test servers unavailable: {reason}")
+
+
+def _servers(*args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [str(SERVERS_SCRIPT), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def _server_urls(request: pytest.FixtureRequest) -> dict[str, str]:
+    if all(os.environ.get(var) for var in URL_VARS):
+        return {var: os.environ[var] for var in URL_VARS}
+    try:
+        not_running = [s for s in ("mysql", "mysql2", "pg") if _servers("status", s).returncode]
+        if not_running and "PYTEST_XDIST_WORKER" not in os.environ:
+            # Registered first: a partial start is stopped too.
+            request.addfinalizer(lambda: _servers("stop", *not_running))
+        start = _servers("start")
+        if start.returncode:
+            _unavailable(f"{SERVERS_SCRIPT} start failed:\n{start.stderr}")
+        env = _servers("env").stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        _unavailable(f"{SERVERS_SCRIPT}: {exc}")
+    found = dict(
+        word.split("=", 1)
+        for line in env.splitlines()
+        for word in shlex.split(line)[1:]  # export NAME=VALUE
+    )
+    return {var: os.environ.get(var) or found[var] for var in URL_VARS}
+
+
+@pytest.fixture(scope="session")
+def mysql_url(_server_urls: dict[str, str]) -> str:
+    return _server_urls["MIGRATE_TEST_MYSQL_URL"]
+
+
+@pytest.fixture(scope="session")
+def mysql2_url(_server_urls: dict[str, str]) -> str:
+    return _server_urls["MIGRATE_TEST_MYSQL2_URL"]
+
+
+@pytest.fixture(scope="session")
+def pg_url(_server_urls: dict[str, str]) -> str:
+    return _server_urls["MIGRATE_TEST_PG_URL"]
+
+
+def _fresh_mysql_db(server_url: str) -> Iterator[str]:
+    name = f"mt_{secrets.token_hex(6)}"
+    admin = sa.create_engine(server_url, poolclass=NullPool)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(
+            f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        )
+    url = sa.make_url(server_url).set(database=name)
+    url = url.update_query_dict({"charset": "utf8mb4", "local_infile": "1"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            # A session left inside a transaction on the database would make
+            # DROP DATABASE wait for its metadata lock: kill such sessions.
+            leftover = conn.exec_driver_sql(
+                "SELECT id FROM information_schema.processlist"
+                " WHERE db = %s AND id <> CONNECTION_ID()",
+                (name,),
+            ).scalars()
+            for session_id in leftover.all():
+                try:
+                    conn.exec_driver_sql(f"KILL {int(session_id)}")
+                except sa.exc.DBAPIError:
+                    pass  # it ended meanwhile
+            conn.exec_driver_sql("SET SESSION lock_wait_timeout = 60")
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+        admin.dispose()
+
+
+@pytest.fixture
+def mysql_db(mysql_url: str) -> Iterator[str]:
+    yield from _fresh_mysql_db(mysql_url)
+
+
+@pytest.fixture
+def mysql2_db(mysql2_url: str) -> Iterator[str]:
+    yield from _fresh_mysql_db(mysql2_url)
+
+
+@pytest.fixture
+def pg_db(pg_url: str) -> Iterator[str]:
+    name = f"mt_{secrets.token_hex(6)}"
+    admin = sa.create_engine(pg_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield sa.make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
