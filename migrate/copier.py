@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from migrate.endpoints import Key, TableEndpoint
+from migrate.endpoints import TableEndpoint
 from migrate.errors import InterruptedRun
 from migrate.schema import TableSchema
 from migrate.state import State, decode_key, encode_key
+from validators.counts import RangeCount, count_range
 
 BATCH_ROWS = 5000
 
@@ -45,19 +46,6 @@ def _failpoint(where: str, seq: int) -> None:
 
 
 NO_KEY_NOTE = "no primary or NOT NULL unique key: copied as one chunk, cannot be resumed part way"
-
-
-@dataclass
-class ChunkCount:
-    seq: int
-    lo: Key | None
-    hi: Key | None
-    source_rows: int
-    target_rows: int
-
-    @property
-    def matches(self) -> bool:
-        return self.source_rows == self.target_rows
 
 
 @dataclass
@@ -216,12 +204,11 @@ def copy_table(
                 _failpoint("after-load", cseq)
             finally:
                 spool.discard()
-            if job.key:
-                t_rows = target.count(tname, job.key, lo, hi)
-                s_rows = source.count(sname, job.key, lo, hi) if job.count_chunks else spool.rows
-            else:
-                t_rows = target.count(tname)
-                s_rows = spool.rows
+            if job.count_chunks and job.key:
+                counted = count_range(cseq, source, sname, target, tname, job.key, lo, hi)
+                s_rows, t_rows = counted.source_rows, counted.target_rows
+            else:  # what was read against what the target holds in the range
+                s_rows, t_rows = spool.rows, target.count(tname, job.key, lo, hi)
             state.chunk_done(job.step, sname, cseq, s_rows, t_rows)
             copied += t_rows
             progress.advance(job.step, sname, spool.rows)
@@ -233,9 +220,10 @@ def copy_table(
     progress.table_finished(job.step, sname, copied, time.monotonic() - started)
 
 
-def chunk_counts(state: State, step: str, table: str) -> list[ChunkCount]:
+def chunk_counts(state: State, step: str, table: str) -> list[RangeCount]:
+    """The recorded counts of a table's finished chunks, in key order."""
     return [
-        ChunkCount(
+        RangeCount(
             c["seq"],
             decode_key(c["lo"]),
             decode_key(c["hi"]),

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from migrate.copier import NO_KEY_NOTE, ChunkCount, Progress, TableJob, chunk_counts, copy_table
+from migrate.copier import NO_KEY_NOTE, Progress, TableJob, chunk_counts, copy_table
 from migrate.endpoints import TableEndpoint
 from migrate.errors import (
     EXIT_DIFFERENCES,
@@ -40,6 +40,7 @@ from migrate.planner import Wave, foreign_key_order, waves
 from migrate.registry import endpoint_class
 from migrate.schema import TableSchema
 from migrate.state import State, now
+from validators.counts import RangeCount, table_counts
 
 
 @dataclass
@@ -50,13 +51,13 @@ class TableResult:
     key: tuple[str, ...]
     source_rows: int | None = None
     target_rows: int | None = None
-    chunks: list[ChunkCount] = field(default_factory=list)
+    chunks: list[RangeCount] = field(default_factory=list)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     error: str | None = None
 
     @property
-    def chunk_mismatches(self) -> list[ChunkCount]:
+    def chunk_mismatches(self) -> list[RangeCount]:
         return [c for c in self.chunks if not c.matches]
 
     @property
@@ -456,8 +457,9 @@ class Runner:
             result.source_rows, result.target_rows = row["source_rows"], row["target_rows"]
             result.seconds = row["seconds"] or 0.0
             return
-        result.source_rows = source.count(job.source_schema.name)
-        result.target_rows = target.count(job.target_schema.name)
+        result.source_rows, result.target_rows = table_counts(
+            source, job.source_schema.name, target, job.target_schema.name
+        )
         result.seconds = row["seconds"] or 0.0
         if not result.counts_match:
             result.status = "differences"
