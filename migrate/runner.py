@@ -244,6 +244,7 @@ class Runner:
     def _copy_database_step(self, step: Step, run_id: int, workdir: Path, sr: StepResult) -> None:
         source = self.endpoints.get(step.source)
         target = self.endpoints.get(step.target)
+        source.describe(), target.describe()  # connect both before any work: fail fast
         names = select_tables(step, source.list_tables(), self.plan)
         if self.restart:
             for name in names:

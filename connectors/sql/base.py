@@ -498,6 +498,11 @@ class SQLEndpoint:
             return Default("literal", Decimal(raw))
         if raw.lower() in ("true", "false"):
             return Default("literal", raw.lower() == "true")
+        on_update = re.match(
+            r"^(.*?)\s+on\s+update\s+(current_timestamp|now)\s*(\(\s*\d*\s*\))?$", raw, re.I
+        )
+        if on_update and _CURRENT_TS.match(on_update.group(1).strip()):
+            return Default("current_timestamp", "on update")
         if _CURRENT_TS.match(raw):
             return Default("current_timestamp")
         col.notes.append(f"default {raw} is an expression migrate does not carry: dropped")
@@ -517,6 +522,11 @@ class SQLEndpoint:
             )
             if note:
                 new.notes.append(note)
+            if col.default and col.default.value == "on update" and not self.keeps_on_update:
+                new.notes.append(
+                    "ON UPDATE CURRENT_TIMESTAMP is not carried to"
+                    f" {self.engine_label} (the default is)"
+                )
             columns.append(new)
         indexes = source.indexes
         if self.capabilities.index_namespace == "schema" and source_caps.index_namespace == "table":
@@ -620,6 +630,7 @@ class SQLEndpoint:
             conn.execute(ddl)
 
     fks_inline: ClassVar[bool] = False
+    keeps_on_update: ClassVar[bool] = False
 
     def drop_table(self, table: str) -> None:
         with self.errors(f"dropping table {table}"), self.engine.begin() as conn:

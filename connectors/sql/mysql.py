@@ -105,6 +105,7 @@ class MySQLEndpoint(SQLEndpoint):
     driver_module = "pymysql"
     default_driver = "pymysql"
     extra = "mysql"
+    keeps_on_update = True
     capabilities: ClassVar[Capabilities] = Capabilities(
         engine="mysql",
         bulk_load="load data",
@@ -270,7 +271,8 @@ class MySQLEndpoint(SQLEndpoint):
         d = col.default
         if d is not None and d.kind == "current_timestamp":
             fsp = col.type.precision or 0
-            return sa.text(f"CURRENT_TIMESTAMP({fsp})" if fsp else "CURRENT_TIMESTAMP")
+            now = f"CURRENT_TIMESTAMP({fsp})" if fsp else "CURRENT_TIMESTAMP"
+            return sa.text(f"{now} ON UPDATE {now}" if d.value == "on update" else now)
         return super().render_default(col)
 
     def native_type_for(self, col: Column) -> Any:
