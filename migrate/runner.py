@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,7 @@ from validators.counts import RangeCount, table_counts
 class TableResult:
     name: str
     target_name: str
-    status: str  # done | skipped (already done) | failed | differences
+    status: str  # done | skipped (done by an earlier run) | failed | differences
     key: tuple[str, ...]
     source_rows: int | None = None
     target_rows: int | None = None
@@ -322,7 +322,7 @@ class Runner:
                 existing_fk = set(target.existing_foreign_keys(job.target_schema.name))
                 fks = [fk for fk in fks if not fk.name or fk.name not in existing_fk]
                 target.create_foreign_keys(_with_fks(job.target_schema, fks))
-                self.state.upsert_table(step.name, job.source_schema.name, status="copied+fk")
+                self.state.upsert_table(step.name, job.source_schema.name, status="linked")
         for job in jobs:
             self._count(step, job, source, target, results[job.source_schema.name])
 
@@ -392,42 +392,29 @@ class Runner:
         workdir: Path,
         results: dict[str, TableResult],
     ) -> None:
-        if not jobs:
-            return
-        errors: list[BaseException] = []
-        with ThreadPoolExecutor(
-            max_workers=step.workers, thread_name_prefix=f"copy-{step.name}"
-        ) as pool:
-            futures = {
-                pool.submit(self._copy_one, job, source, target, workdir): job for job in jobs
-            }
+        """Copy tables in parallel; the first failure stops the others (they stay resumable)."""
+        first_error: BaseException | None = None
+        with ThreadPoolExecutor(step.workers, thread_name_prefix=f"copy-{step.name}") as pool:
+            futures = {pool.submit(self._copy_one, j, source, target, workdir): j for j in jobs}
             try:
-                finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
-                while True:
-                    for fut in finished:
-                        exc = fut.exception()
-                        if exc is not None and not isinstance(exc, InterruptedRun):
-                            job = futures[fut]
-                            msg = redact(str(exc), self.plan.secrets)
-                            results[job.source_schema.name].status = "failed"
-                            results[job.source_schema.name].error = msg
-                            self.state.upsert_table(
-                                step.name, job.source_schema.name, status="failed", error=msg
-                            )
-                            errors.append(exc)
-                    if errors or all(f.done() for f in futures):
-                        break
-                    finished, _ = wait(
-                        [f for f in futures if not f.done()], return_when=FIRST_EXCEPTION
-                    )
+                for fut in as_completed(futures):
+                    exc = fut.exception()
+                    if exc is None or (isinstance(exc, InterruptedRun) and first_error):
+                        continue
+                    if isinstance(exc, InterruptedRun):
+                        raise exc
+                    name = futures[fut].source_schema.name
+                    msg = redact(str(exc), self.plan.secrets)
+                    results[name].status, results[name].error = "failed", msg
+                    self.state.upsert_table(step.name, name, status="failed", error=msg)
+                    first_error = first_error or exc
+                    self.stop.set()  # the other tables stop at their next batch
             except BaseException:
                 self.stop.set()
                 raise
-            if errors:
-                self.stop.set()  # the other tables stop at their next batch
-        if errors:
-            self.stop.clear()
-            raise errors[0]
+        self.stop.clear()
+        if first_error is not None:
+            raise first_error
 
     def _copy_one(
         self, job: TableJob, source: TableEndpoint, target: TableEndpoint, workdir: Path

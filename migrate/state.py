@@ -9,6 +9,10 @@ undo records. Contracts:
   copies the range again: nothing is lost and nothing is duplicated.
 - The schema carries a version; :data:`MIGRATIONS` upgrades an older file step by step; a
   file from a newer version is refused.
+- A table's ``status`` moves ``copying`` → ``copied`` (all chunks in) → ``indexed``
+  (secondary indexes, sequences) → ``linked`` (foreign keys) → ``done`` or
+  ``differences`` (after the table counts); ``failed`` keeps the last error and resumes
+  like ``copying``.
 - Nothing secret is stored: no URLs, only connection names.
 - :class:`RunLock` (an ``flock`` on ``<state>.lock``) keeps a second run off the same
   state; the kernel releases it when the holder dies, so a dead holder never blocks.
