@@ -23,6 +23,7 @@ from migrate.errors import (
     EXIT_OK,
     EXIT_PLAN,
     MigrateError,
+    PlanError,
 )
 from migrate.plan import Plan, load_plan, redact
 
@@ -121,7 +122,7 @@ def _run(args: argparse.Namespace, plan: Plan, stdout: Console, stderr: Console)
 
     unknown = [s for s in args.step if s not in {st.name for st in plan.steps}]
     if unknown:
-        raise MigrateError(
+        raise PlanError(
             f"--step {unknown[0]}: no such step in {args.plan}"
             f" (steps: {', '.join(s.name for s in plan.steps)})"
         )

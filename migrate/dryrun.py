@@ -11,11 +11,12 @@ from typing import Any
 
 from rich.console import Console
 
-from migrate.copier import NO_KEY_NOTE
+from migrate.endpoints import TableEndpoint
 from migrate.errors import MigrateError
-from migrate.plan import Plan, redact
+from migrate.plan import Plan, Step, redact
 from migrate.planner import foreign_key_order, waves
-from migrate.runner import Endpoints, select_tables
+from migrate.runner import Endpoints, build_job, select_tables
+from migrate.state import State
 
 
 def dry_run(plan: Plan) -> dict[str, Any]:
@@ -23,6 +24,7 @@ def dry_run(plan: Plan) -> dict[str, Any]:
     out: dict[str, Any] = {"plan": plan.name, "state": str(plan.state_path), "waves": []}
     endpoints = Endpoints(plan, workers=1, dry_run=True)
     problems = 0
+    state = State(plan.state_path, plan.name, readonly=True) if plan.state_path.exists() else None
     try:
         for number, wave in enumerate(waves(plan), 1):
             w: dict[str, Any] = {
@@ -52,42 +54,26 @@ def dry_run(plan: Plan) -> dict[str, Any]:
                         f"foreign-key cycle among {c}: loaded in name order" for c in cycles
                     ]
                     for schema in ordered:
-                        override = step.overrides.get(schema.name)
-                        tname = override.rename if override and override.rename else schema.name
-                        key = override.key if override and override.key else schema.chunk_key()
-                        size = (
-                            override.chunk_rows
-                            if override and override.chunk_rows
-                            else step.chunk_rows
-                        )
+                        job = build_job(plan, step, schema, source, target, 0)
+                        tname, tschema = job.target_schema.name, job.target_schema
                         rows = source.count(schema.name)
-                        tschema = target.target_schema(schema, source.capabilities, tname)
-                        exists = target.table_exists(tname)
-                        action = "create and copy"
-                        if exists:
-                            action = {
-                                "fail": "STOP: target table exists",
-                                "truncate": "empty the existing table and copy",
-                                "replace": "drop, create and copy",
-                            }[step.if_exists]
-                        notes = [f"{c.name}: {n}" for c in tschema.columns for n in c.notes]
-                        if not key:
-                            notes.append(NO_KEY_NOTE)
+                        action, blocking = _action(plan, step, schema.name, tname, target, state)
                         s["tables"].append(
                             {
                                 "table": schema.name,
                                 "target_table": tname,
                                 "rows": rows,
-                                "key": list(key),
-                                "chunks": max(1, math.ceil(rows / size)) if key else 1,
+                                "key": list(job.key),
+                                "chunks": max(1, math.ceil(rows / job.chunk_rows))
+                                if job.key
+                                else 1,
                                 "action": action,
                                 "indexes": len(tschema.indexes),
                                 "foreign_keys": len(tschema.foreign_keys),
-                                "notes": notes,
+                                "notes": job.notes,
                             }
                         )
-                        if exists and step.if_exists == "fail":
-                            problems += 1
+                        problems += blocking
                 except MigrateError as exc:
                     s["error"] = redact(str(exc), plan.secrets)
                     problems += 1
@@ -95,8 +81,33 @@ def dry_run(plan: Plan) -> dict[str, Any]:
             out["waves"].append(w)
     finally:
         endpoints.close()
+        if state is not None:
+            state.close()
     out["problems"] = problems
     return out
+
+
+def _action(
+    plan: Plan, step: Step, name: str, tname: str, target: TableEndpoint, state: State | None
+) -> tuple[str, int]:
+    """What a run would do to one table, and 1 when that would stop the run."""
+    row = state.table(step.name, name) if state is not None else None
+    if row is not None and row["status"] in ("done", "differences"):
+        return "already copied by an earlier run: nothing to do", 0
+    if row is not None and row["status"] not in ("pending",):
+        return f"resume the copy after {row['rows_copied']:,} rows", 0
+    if not target.table_exists(tname):
+        return "create and copy", 0
+    if state is not None and state.created_by_us(step.name, step.target, tname):
+        return "drop the table this plan created, create and copy", 0
+    return {
+        "fail": (
+            "STOP: the target table exists and was not created by this plan (set if_exists)",
+            1,
+        ),
+        "truncate": ("empty the existing table and copy", 0),
+        "replace": ("drop, create and copy", 0),
+    }[step.if_exists]
 
 
 def print_dry_run(console: Console, report: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from migrate.errors import PlanError
 from migrate.registry import endpoint_kind
@@ -105,7 +106,10 @@ class _Checker:
 
     # -- error helpers -------------------------------------------------------------------
     def fail(self, key: str, message: str) -> PlanError:
-        return PlanError(message, path=str(self.path), key=key, line=self.locate(key))
+        """The error to raise; any substituted secret in the message is masked."""
+        return PlanError(
+            redact(message, self.secrets), path=str(self.path), key=key, line=self.locate(key)
+        )
 
     def locate(self, key: str) -> int | None:
         """Best-effort line of a key path in the file text (TOML does not report it)."""
@@ -335,6 +339,7 @@ def _check(resolved: Path, shown: Path, text: str, data: dict) -> Plan:
             k: c.substitute(v, f"{key}.options.{k}") if isinstance(v, str) else v
             for k, v in options.items()
         }
+        _check_url(c, f"{key}.url", url)
         kind = endpoint_kind(url)
         if kind is None:
             raise c.fail(
@@ -352,7 +357,7 @@ def _check(resolved: Path, shown: Path, text: str, data: dict) -> Plan:
         bname = c.string(braw, "name", key, required=True)
         assert bname is not None
         if bname in batches:
-            raise c.fail(key, f"batch {bname!r} is defined twice")
+            raise c.fail(f"batches.[#{i}]", f"batch {bname!r} is defined twice")
         batches.append(bname)
 
     step_items = c.array_of_tables(data, "steps")
@@ -386,7 +391,7 @@ def _check(resolved: Path, shown: Path, text: str, data: dict) -> Plan:
         if not _NAME.match(sname):
             raise c.fail(f"{key}.name", f"{sname!r} may use letters, digits, '.', '_' and '-'")
         if sname in seen:
-            raise c.fail(key, f"step {sname!r} is defined twice")
+            raise c.fail(f"steps.[#{i}]", f"step {sname!r} is defined twice")
         seen.add(sname)
         source = c.string(sraw, "source", key, required=True)
         target = c.string(sraw, "target", key, required=True)
@@ -495,15 +500,48 @@ def _check(resolved: Path, shown: Path, text: str, data: dict) -> Plan:
         raise c.fail(
             f"steps.{cycle[0]}.after", "dependency cycle: " + " -> ".join([*cycle, cycle[0]])
         )
+    order = tuple(batches) or ("default",)
+
+    def rank(step: Step) -> tuple[int, int]:
+        return order.index(step.batch), LAYERS.index(step.layer)
+
+    by_name = {s.name: s for s in steps}
+    for step in steps:  # an `after` may not point into a later wave
+        for dep in step.after:
+            other = by_name[dep]
+            if rank(other) > rank(step):
+                raise c.fail(
+                    f"steps.{step.name}.after",
+                    f"step {dep!r} runs later ({other.batch}/{other.layer}) than this step"
+                    f" ({step.batch}/{step.layer}); batches run in file order and layers"
+                    " application, platform, data",
+                )
     return Plan(
         path=resolved,
         name=name,
         state_path=state_path,
         connections=connections,
-        batches=tuple(batches) or ("default",),
+        batches=order,
         steps=tuple(steps),
         secrets=frozenset(c.secrets | _url_passwords(connections)),
     )
+
+
+def _check_url(c: _Checker, key: str, url: str) -> None:
+    """A URL must split into its parts; the message never repeats it (it may hold secrets)."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+    except ValueError:  # its text would quote a piece of the URL, which may be a secret
+        raise c.fail(
+            key,
+            "not a valid URL; percent-encode special characters in"
+            " the user name and password (@ as %40, : as %3A, / as %2F)",
+        ) from None
+    if not parts.scheme:
+        raise c.fail(
+            key, "not a URL: it needs a scheme such as mysql://, postgresql:// or sqlite:///"
+        )
 
 
 def _find_cycle(graph: dict[str, tuple[str, ...]]) -> list[str] | None:

@@ -2,16 +2,16 @@
 
 Steps run by batch (file order), then layer (application, platform, data: the data layer
 last), then ``after`` dependencies, then file order. A wave is one (batch, layer) pair.
-An ``after`` that points at a step of a later wave contradicts that order and is a plan
-error. Inside a database step, tables load parents first; foreign keys are created after
-every table is loaded, so a cycle only changes the order, never blocks the load.
+An ``after`` that points at a step of a later wave contradicts that order; the plan
+checker (``migrate/plan.py``) refuses it. Inside a database step, tables load parents
+first; foreign keys are created after every table is loaded, so a cycle only changes the
+order, never blocks the load.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from migrate.errors import PlanError
 from migrate.plan import LAYERS, Plan, Step
 from migrate.schema import TableSchema
 
@@ -33,18 +33,6 @@ def waves(plan: Plan) -> list[Wave]:
     def rank(step: Step) -> tuple[int, int]:
         return plan.batches.index(step.batch), LAYERS.index(step.layer)
 
-    by_name = {s.name: s for s in plan.steps}
-    for step in plan.steps:
-        for dep in step.after:
-            if rank(by_name[dep]) > rank(step):
-                other = by_name[dep]
-                raise PlanError(
-                    f"step {dep!r} runs later ({other.batch}/{other.layer}) than this step"
-                    f" ({step.batch}/{step.layer}); batches run in file order and layers"
-                    " application, platform, data",
-                    path=str(plan.path),
-                    key=f"steps.{step.name}.after",
-                )
     out = []
     groups: dict[tuple[int, int], list[Step]] = {}
     for step in plan.steps:
@@ -67,7 +55,12 @@ def waves(plan: Plan) -> list[Wave]:
 
 
 def foreign_key_order(schemas: list[TableSchema]) -> tuple[list[TableSchema], list[str]]:
-    """Parents before children, otherwise name order; returns the order and any cycles."""
+    """Parents before children, otherwise name order; returns the order and any cycles.
+
+    When every remaining table waits on another, the tables of one foreign-key cycle (a
+    strongly connected group that waits on nothing outside itself) are placed in name
+    order and reported as ``"a, b"``; tables that merely depend on a cycle are not named.
+    """
     by_name = {s.name: s for s in schemas}
     deps = {
         s.name: {
@@ -83,12 +76,35 @@ def foreign_key_order(schemas: list[TableSchema]) -> tuple[list[TableSchema], li
     remaining = sorted(by_name)
     while remaining:
         ready = [n for n in remaining if deps[n] <= placed]
-        if not ready:  # a cycle: take the first by name, note it
-            cyc = sorted(n for n in remaining if deps[n] - placed)
-            cycles.append(", ".join(cyc))
-            ready = [remaining[0]]
+        if not ready:
+            group = _first_closed_cycle(remaining, deps, placed)
+            cycles.append(", ".join(group))
+            ready = group
         for n in ready:
             ordered.append(by_name[n])
             placed.add(n)
         remaining = [n for n in remaining if n not in placed]
     return ordered, cycles
+
+
+def _first_closed_cycle(
+    remaining: list[str], deps: dict[str, set[str]], placed: set[str]
+) -> list[str]:
+    """The first (by name) strongly connected group whose unplaced deps are all inside it."""
+    waiting = {n: deps[n] - placed for n in remaining}
+
+    def reach(start: str) -> set[str]:
+        seen, todo = {start}, [start]
+        while todo:
+            for d in waiting[todo.pop()]:
+                if d not in seen:
+                    seen.add(d)
+                    todo.append(d)
+        return seen
+
+    reachable = {n: reach(n) for n in remaining}
+    for n in remaining:  # name order
+        group = sorted(m for m in reachable[n] if n in reachable[m])
+        if len(group) > 1 and all(reachable[m] <= set(group) for m in group):
+            return group
+    return [remaining[0]]  # unreachable for a finite graph; keeps the loop total

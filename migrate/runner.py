@@ -123,6 +123,67 @@ class Endpoints:
             ep.close()
 
 
+TEXT_KEY_NOTE = (
+    "the key has text columns the two engines may sort differently: each chunk's target"
+    " count is the rows its load wrote; the table count is counted on both sides"
+)
+_TEXT_KINDS = frozenset({"char", "varchar", "text", "enum", "json", "uuid"})
+
+
+def key_order_agrees(schema: TableSchema, key: tuple[str, ...], source: Any, target: Any) -> bool:
+    """Whether a key range means the same rows on both sides.
+
+    True for keys without text columns, and between two endpoints of one engine family
+    (column collations are carried there); text may sort differently across engines.
+    """
+    if source.engine == target.engine:
+        return True
+    return not any(schema.column(k).type.kind in _TEXT_KINDS for k in key)
+
+
+def build_job(
+    plan: Plan,
+    step: Step,
+    schema: TableSchema,
+    source: TableEndpoint,
+    target: TableEndpoint,
+    run_id: int,
+) -> TableJob:
+    """How one source table will be copied: target name and schema, key, chunk size, notes.
+
+    The runner and the dry run both use this, so the dry run shows exactly what a run does.
+    """
+    override = step.overrides.get(schema.name)
+    tname = override.rename if override and override.rename else schema.name
+    key = override.key if override and override.key else schema.chunk_key()
+    missing = [k for k in key if k not in schema.column_names]
+    if missing:
+        raise PlanError(
+            f"column {missing[0]!r} is not in table {schema.name!r}",
+            path=str(plan.path),
+            key=f"steps.{step.name}.overrides.{schema.name}.key",
+        )
+    tschema = target.target_schema(schema, source.capabilities, tname)
+    notes = [f"{c.name}: {n}" for c in tschema.columns for n in c.notes]
+    if not key:
+        notes.append(NO_KEY_NOTE)
+    same_order = key_order_agrees(schema, key, source.capabilities, target.capabilities)
+    if not same_order:
+        notes.append(TEXT_KEY_NOTE)
+    return TableJob(
+        step=step.name,
+        run_id=run_id,
+        target_connection=step.target,
+        source_schema=schema,
+        target_schema=tschema,
+        key=key,
+        chunk_rows=override.chunk_rows if override and override.chunk_rows else step.chunk_rows,
+        count_chunks="count" in step.validate,
+        range_count_on_target=same_order,
+        notes=notes,
+    )
+
+
 def select_tables(step: Step, available: list[str], plan: Plan) -> list[str]:
     """The source tables a step copies: ``tables`` globs minus ``exclude_tables``."""
     chosen: list[str] = []
@@ -252,38 +313,7 @@ class Runner:
         schemas, cycles = foreign_key_order([source.read_schema(n) for n in names])
         for cyc in cycles:
             sr.notes.append(f"foreign-key cycle among {cyc}: loaded in name order")
-        jobs: list[TableJob] = []
-        for schema in schemas:
-            override = step.overrides.get(schema.name)
-            tname = override.rename if override and override.rename else schema.name
-            tschema = target.target_schema(schema, source.capabilities, tname)
-            key = override.key if override and override.key else schema.chunk_key()
-            if override and override.key:
-                missing = [k for k in key if k not in schema.column_names]
-                if missing:
-                    raise PlanError(
-                        f"column {missing[0]!r} is not in table {schema.name!r}",
-                        path=str(self.plan.path),
-                        key=f"steps.{step.name}.overrides.{schema.name}.key",
-                    )
-            notes = [f"{c.name}: {n}" for c in tschema.columns for n in c.notes]
-            if not key:
-                notes.append(NO_KEY_NOTE)
-            jobs.append(
-                TableJob(
-                    step=step.name,
-                    run_id=run_id,
-                    target_connection=step.target,
-                    source_schema=schema,
-                    target_schema=tschema,
-                    key=key,
-                    chunk_rows=(
-                        override.chunk_rows if override and override.chunk_rows else step.chunk_rows
-                    ),
-                    count_chunks="count" in step.validate,
-                    notes=notes,
-                )
-            )
+        jobs = [build_job(self.plan, step, schema, source, target, run_id) for schema in schemas]
         results = {
             j.source_schema.name: TableResult(
                 j.source_schema.name, j.target_schema.name, "done", j.key, notes=j.notes

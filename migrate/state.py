@@ -148,24 +148,35 @@ class RunLock:
 class State:
     """Thread-safe access to the state file. Every write commits at once."""
 
-    def __init__(self, path: Path, plan_name: str, *, create: bool = True) -> None:
+    def __init__(
+        self, path: Path, plan_name: str, *, create: bool = True, readonly: bool = False
+    ) -> None:
+        """Open (and create or upgrade) the state; ``readonly`` writes no file at all."""
         self.path = path
-        if not path.exists() and not create:
+        if not path.exists() and (not create or readonly):
             raise StateError(f"no state at {path}: nothing has run for this plan yet")
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.execute("PRAGMA busy_timeout=10000")
+            if readonly:  # immutable: not even the -shm/-wal files of WAL mode
+                self.db = sqlite3.connect(
+                    f"file:{path}?mode=ro&immutable=1",
+                    uri=True,
+                    check_same_thread=False,
+                    isolation_level=None,
+                )
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=FULL")
+                self.db.execute("PRAGMA busy_timeout=10000")
         except sqlite3.DatabaseError as exc:
             raise StateError(f"cannot open state file {path}: {exc}") from None
         self.db.row_factory = sqlite3.Row
         self.lock = threading.RLock()
-        self._upgrade(plan_name)
+        self._upgrade(plan_name, readonly)
 
     # -- schema --------------------------------------------------------------------------
-    def _upgrade(self, plan_name: str) -> None:
+    def _upgrade(self, plan_name: str, readonly: bool = False) -> None:
         try:
             has_meta = self.db.execute(
                 "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
@@ -183,6 +194,10 @@ class State:
             raise StateError(
                 f"{self.path} was written by a newer migrate (state schema"
                 f" {version}, this one reads up to {SCHEMA_VERSION})"
+            )
+        if readonly and version != SCHEMA_VERSION:
+            raise StateError(
+                f"{self.path} has state schema {version}; a run upgrades it to {SCHEMA_VERSION}"
             )
         while version < SCHEMA_VERSION:
             version += 1

@@ -170,6 +170,9 @@ class SQLEndpoint:
     def on_connect(self, dbapi_conn: Any) -> None:
         """Session settings run on every new connection."""
 
+    def configure_engine(self, engine: sa.Engine) -> None:
+        """Adjust a new engine (e.g. its dialect's reflection) before first use."""
+
     @property
     def engine(self) -> sa.Engine:
         with self._guard:
@@ -183,6 +186,7 @@ class SQLEndpoint:
                     self._url, connect_args=self.connect_args(), **self.engine_kwargs()
                 )
                 sa.event.listen(engine, "connect", lambda c, _r: self.on_connect(c))
+                self.configure_engine(engine)
                 try:
                     with engine.connect():
                         pass

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -154,6 +155,29 @@ class MySQLEndpoint(SQLEndpoint):
 
     def is_transient(self, orig: BaseException) -> bool:
         return bool(orig.args) and orig.args[0] in _TRANSIENT
+
+    def read_schema(self, table: str) -> TableSchema:
+        """As the base, plus MariaDB's JSON columns (LONGTEXT with a json_valid check)."""
+        schema = super().read_schema(table)
+        if getattr(self.engine.dialect, "is_mariadb", False):
+            sql = (
+                "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS"
+                " WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = %s"
+            )
+            with self.errors(f"reading the checks of {table}"), self.raw() as conn:
+                cur = conn.cursor()
+                cur.execute(sql, (table,))
+                clauses = [r[0] for r in cur.fetchall()]
+                conn.rollback()
+            json_cols = {
+                m.group(1)
+                for c in clauses
+                if (m := re.fullmatch(r"json_valid\(`(.+)`\)", c.strip()))
+            }
+            for col in schema.columns:
+                if col.name in json_cols and col.type.kind == "text":
+                    col.type = PType("json")
+        return schema
 
     def table_collation(self, insp: Any, table: str) -> str | None:
         opts = insp.get_table_options(table)

@@ -2,10 +2,13 @@
 
 - A relative path in ``sqlite:///rel/path.db`` is relative to the plan file, so cron runs
   find the same file whatever their working directory.
-- SQLite has no decimal or time types: decimals are stored through NUMERIC affinity (which
-  keeps a value as text unless it converts to a number losslessly) and read back at the
-  column's scale; timestamps are stored as ``YYYY-MM-DD HH:MM:SS.ffffff`` text, fixed
-  width, so text order is time order.
+- SQLite has no decimal or time types. Decimals go into ``DECIMAL_TEXT(p,s)`` columns:
+  the name gives TEXT affinity, so every digit is kept (NUMERIC affinity would keep only
+  15 significant digits), and it reflects back as DECIMAL(p,s); plain DECIMAL/NUMERIC
+  columns of other SQLite files are read as decimals too. Unsigned 64-bit integers are
+  stored the same way (DECIMAL_TEXT(20,0)): SQLite integers are signed.
+  Timestamps are stored as ``YYYY-MM-DD HH:MM:SS.ffffff`` text, fixed width, so text order
+  is time order.
 - Bulk path: ``executemany`` in one transaction per chunk. Foreign keys are written inside
   ``CREATE TABLE`` (SQLite cannot add them later) and are not enforced during the load.
 """
@@ -26,13 +29,28 @@ from connectors.sql.base import SQLEndpoint, format_decimal
 from migrate.endpoints import Capabilities, Row
 from migrate.schema import PType, TableSchema
 
+
+class DecimalText(sa.types.UserDefinedType):  # type: ignore[type-arg]
+    """An exact decimal kept as text in SQLite: ``DECIMAL_TEXT(precision, scale)``."""
+
+    cache_ok = True
+
+    def __init__(self, precision: int | None = None, scale: int | None = None) -> None:
+        self.precision, self.scale = precision, scale
+
+    def get_col_spec(self, **kw: Any) -> str:
+        if self.precision is None:
+            return "DECIMAL_TEXT"
+        return f"DECIMAL_TEXT({self.precision},{self.scale or 0})"
+
+
 TYPES: dict[str, Callable[[PType], Any]] = {
     "boolean": lambda p: sqlite.BOOLEAN(),
     "int8": lambda p: sa.types.SMALLINT(),
     "int16": lambda p: sa.types.SMALLINT(),
     "int32": lambda p: sqlite.INTEGER(),
     "int64": lambda p: sqlite.INTEGER(),
-    "decimal": lambda p: sqlite.DECIMAL(p.precision, p.scale) if p.precision else sqlite.NUMERIC(),
+    "decimal": lambda p: DecimalText(p.precision, p.scale),
     "float32": lambda p: sqlite.REAL(),
     "float64": lambda p: sqlite.FLOAT(),
     "char": lambda p: sqlite.CHAR(p.length),
@@ -161,8 +179,8 @@ class SQLiteEndpoint(SQLEndpoint):
         return super().engine
 
     def on_connect(self, dbapi_conn: Any) -> None:
+        # The file's journal mode is left as it is: it belongs to the user.
         if not self.dry_run:
-            dbapi_conn.execute("PRAGMA journal_mode=WAL")
             dbapi_conn.execute("PRAGMA synchronous=NORMAL")
         dbapi_conn.execute("PRAGMA foreign_keys=OFF")
 
@@ -183,8 +201,21 @@ class SQLiteEndpoint(SQLEndpoint):
     def adapt_param(self, value: Any) -> Any:
         return _to_db(value)
 
+    def configure_engine(self, engine: sa.Engine) -> None:
+        """Teach this engine's reflection the DECIMAL_TEXT type name."""
+        engine.dialect.ischema_names = {**engine.dialect.ischema_names, "DECIMAL_TEXT": DecimalText}
+
+    def adapt_type(self, p: PType) -> tuple[PType, str | None]:
+        if p.kind == "int64" and p.unsigned:
+            return PType(
+                "decimal", precision=20, scale=0
+            ), "BIGINT UNSIGNED stored as DECIMAL_TEXT(20,0): SQLite integers are signed"
+        return p, None
+
     def portable_type(self, t: Any) -> tuple[PType, str | None]:
         name = type(t).__name__
+        if isinstance(t, DecimalText):
+            return PType("decimal", precision=t.precision, scale=t.scale), None
         if name in ("INTEGER",):
             return PType("int64"), None
         if name in ("REAL", "FLOAT", "DOUBLE", "DOUBLE_PRECISION"):
