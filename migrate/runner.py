@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import fnmatch
 import shutil
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -222,7 +221,11 @@ class Runner:
     def run(self, command: str) -> RunResult:
         run_id = self.state.start_run(command)
         result = RunResult(self.plan.name, run_id, "done")
-        workdir = Path(tempfile.mkdtemp(prefix="migrate-spool-"))
+        # Chunks are staged beside the state; a killed run's leftovers go at the next start
+        # (this run holds the lock, so nobody else uses the folder).
+        workdir = self.plan.state_path.with_name(self.plan.state_path.stem + ".spool")
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir(parents=True)
         failed_batch: str | None = None
         try:
             for wave in waves(self.plan):
