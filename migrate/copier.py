@@ -125,7 +125,9 @@ def copy_table(
     after = decode_key(done[-1]["hi"]) if done else None
     seq = done[-1]["seq"] + 1 if done else 1
     rows_before = sum(c["target_rows"] or 0 for c in done)
-    conv = source.row_converter(job.source_schema)
+    text = source.reads_text() and target.loads_text()
+    conv = None if text else source.row_converter(job.source_schema)
+    key_conv = source.key_converter(job.source_schema, job.key) if text else None
     key_idx = [job.source_schema.column_names.index(k) for k in job.key]
     handoff: queue.Queue[Any] = queue.Queue(maxsize=2)
     failure: list[BaseException] = []
@@ -148,13 +150,16 @@ def copy_table(
                 n, last = 0, None
                 limit = job.chunk_rows if job.key else None
                 try:
+                    batch_rows = min(BATCH_ROWS, job.chunk_rows)
                     for batch in source.read_range(
-                        job.source_schema, job.key, after, limit, min(BATCH_ROWS, job.chunk_rows)
+                        job.source_schema, job.key, after, limit, batch_rows, text
                     ):
                         if stop.is_set() or failure:
                             raise InterruptedRun("stopped")
                         if job.key:
                             last = tuple(batch[-1][i] for i in key_idx)
+                            if key_conv is not None:
+                                last = key_conv(last)
                         if conv is not None:
                             batch = [conv(r) for r in batch]
                         spool.add(batch)

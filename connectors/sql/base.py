@@ -239,14 +239,15 @@ class SQLEndpoint:
             yield
         except ConnectorError:
             raise
-        except (sa.exc.DBAPIError, sa.exc.NoSuchTableError, self._dbapi_error()) as exc:
+        except (sa.exc.DBAPIError, sa.exc.NoSuchTableError, *self._dbapi_errors()) as exc:
             raise self.translate(exc, doing) from None
 
-    def _dbapi_error(self) -> type[BaseException]:
+    def _dbapi_errors(self) -> tuple[type[BaseException], ...]:
+        """The driver's error classes (the text fast path may use a second driver)."""
         try:
-            return self.engine.dialect.loaded_dbapi.Error  # type: ignore[no-any-return]
+            return (self.engine.dialect.loaded_dbapi.Error,)
         except Exception:
-            return sa.exc.DBAPIError
+            return (sa.exc.DBAPIError,)
 
     @contextlib.contextmanager
     def raw(self) -> Iterator[Any]:
@@ -345,6 +346,7 @@ class SQLEndpoint:
         after: Key | None,
         limit: int | None,
         batch_rows: int,
+        text: bool = False,
     ) -> Iterator[list[Row]]:
         t = self.sa_table(schema.name, schema.column_names)
         stmt = sa.select(*[t.c[c] for c in schema.column_names])
@@ -352,7 +354,7 @@ class SQLEndpoint:
             stmt = stmt.where(*self._range(t, key, after, None)).order_by(*[t.c[k] for k in key])
             if limit:
                 stmt = stmt.limit(limit)
-        yield from self._stream(stmt, batch_rows, f"reading {schema.name}")
+        yield from self._stream(stmt, batch_rows, f"reading {schema.name}", text)
 
     def read_keys(
         self, table: str, key: tuple[str, ...], lo: Key | None, hi: Key | None, batch_rows: int
@@ -363,9 +365,11 @@ class SQLEndpoint:
             stmt.order_by(*[t.c[k] for k in key]), batch_rows, f"reading keys of {table}"
         )
 
-    def _stream(self, stmt: sa.Select, batch_rows: int, doing: str) -> Iterator[list[Row]]:
+    def _stream(
+        self, stmt: sa.Select, batch_rows: int, doing: str, text: bool = False
+    ) -> Iterator[list[Row]]:
         sql, params = self.compile(stmt)
-        with self.errors(doing), self.raw() as conn:
+        with self.errors(doing), self.text_connection() if text else self.raw() as conn:
             cur = self.server_cursor(conn)
             try:
                 cur.execute(sql, params)
@@ -381,6 +385,25 @@ class SQLEndpoint:
                     conn.rollback()
 
     def row_converter(self, schema: TableSchema) -> Callable[[Row], Row] | None:
+        return None
+
+    # -- the text fast path --------------------------------------------------------------
+    # A source that ``reads_text`` can return rows in its own text form (numbers as
+    # numbers, dates, times and decimals as text, binary as bytes) when the target
+    # ``loads_text`` (its spool is text anyway): no per-value Python objects are built.
+    def reads_text(self) -> bool:
+        return False
+
+    def loads_text(self) -> bool:
+        return False
+
+    def text_connection(self) -> contextlib.AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def key_converter(
+        self, schema: TableSchema, key: tuple[str, ...]
+    ) -> Callable[[Key], Key] | None:
+        """Turns key values read in text form into the typed values a bound parameter needs."""
         return None
 
     # -- schema --------------------------------------------------------------------------

@@ -11,9 +11,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,11 +23,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from connectors.sql.base import PickleSpool, SQLEndpoint, TextSpool, escape_text, format_decimal
-from migrate.endpoints import Capabilities, Row
+from migrate.endpoints import Capabilities, Key, Row
 from migrate.errors import ConnectorError
 from migrate.schema import Column, PType, TableSchema
 
 BIT_NOTE = "BIT copied as its integer value"
+_INT_FIELDS = ("TINY", "SHORT", "LONG", "INT24", "LONGLONG", "YEAR")
 SQL_MODE = "STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
 
 # Text and blob kinds by the largest length (bytes, as MySQL counts) each can hold.
@@ -63,6 +65,11 @@ _ERRORS = {
 _TRANSIENT = {1205, 1213, 2006, 2013, 2055}
 
 
+def _str(v: Any) -> str:
+    """A value already in text form (the text fast path gives bytes or str)."""
+    return v.decode() if isinstance(v, (bytes, bytearray)) else str(v)
+
+
 def _fmt_time(v: Any) -> str:
     if isinstance(v, dt.timedelta):
         total = v.days * 86400 + v.seconds
@@ -70,21 +77,25 @@ def _fmt_time(v: Any) -> str:
         total = abs(total)
         frac = f".{v.microseconds:06d}" if v.microseconds else ""
         return f"{sign}{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}{frac}"
-    return v.isoformat()
+    return v.isoformat() if isinstance(v, dt.time) else _str(v)
 
 
 def _fmt_datetime(v: Any) -> str:
     if isinstance(v, dt.datetime) and v.tzinfo is not None:
         v = v.astimezone(dt.UTC).replace(tzinfo=None)
-    return v.isoformat(" ") if isinstance(v, dt.datetime) else str(v)
+    return v.isoformat(" ") if isinstance(v, dt.datetime) else _str(v)
 
 
 FORMATTERS: dict[str, Callable[[Any], str]] = {
     "boolean": lambda v: "1" if v else "0",
-    "decimal": lambda v: format_decimal(v) if isinstance(v, Decimal) else str(v),
+    "decimal": lambda v: format_decimal(v) if isinstance(v, Decimal) else _str(v),
     "float32": repr,
     "float64": repr,
-    "date": lambda v: v.isoformat() if isinstance(v, dt.date) else str(v),
+    "date": lambda v: v.isoformat() if isinstance(v, dt.date) else _str(v),
+    "int8": str,
+    "int16": str,
+    "int32": str,
+    "int64": str,
     "time": _fmt_time,
     "datetime": _fmt_datetime,
     "timestamptz": _fmt_datetime,
@@ -121,6 +132,7 @@ class MySQLEndpoint(SQLEndpoint):
         return {"bulk"}
 
     def check_options(self) -> None:
+        self._text_pool: list[Any] = []
         super().check_options()
         bulk = self.options.get("bulk", "load_data")
         if bulk not in ("load_data", "insert"):
@@ -144,9 +156,122 @@ class MySQLEndpoint(SQLEndpoint):
         return text
 
     def server_cursor(self, conn: Any) -> Any:
+        if type(conn).__module__.startswith("MySQLdb"):
+            import MySQLdb.cursors
+
+            return conn.cursor(MySQLdb.cursors.SSCursor)
         import pymysql.cursors
 
         return conn.cursor(pymysql.cursors.SSCursor)
+
+    # -- the text fast path --------------------------------------------------------------
+    def reads_text(self) -> bool:
+        return True
+
+    def loads_text(self) -> bool:
+        return self.bulk == "load_data"
+
+    @contextlib.contextmanager
+    def text_connection(self) -> Iterator[Any]:
+        """A connection whose rows keep MySQL's text form; mysqlclient when installed.
+
+        Only integers, floats and BIT become numbers; text arrives as str, every other
+        type as the bytes of its text (``2024-01-01 00:00:00.000001``, ``12.50``), and
+        binary as bytes. Pooled per endpoint.
+        """
+        with self._guard:
+            conn = self._text_pool.pop() if self._text_pool else None
+        if conn is None:
+            conn = self._connect_text()
+        try:
+            yield conn
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.close()
+            raise
+        with self._guard:
+            self._text_pool.append(conn)
+
+    def _connect_text(self) -> Any:
+        u = self._url
+        kwargs: dict[str, Any] = {
+            "host": u.host or "localhost",
+            "port": u.port or 3306,
+            "user": u.username or "",
+            "password": u.password or "",
+            "database": u.database or "",
+            "charset": "utf8mb4",
+        }
+        if "unix_socket" in u.query:
+            kwargs["unix_socket"] = u.query["unix_socket"]
+        try:
+            import MySQLdb
+            from MySQLdb.constants import FIELD_TYPE
+            from MySQLdb.converters import conversions
+
+            # parameter encoders (keyed by Python type) stay; result decoders are ours
+            module = MySQLdb
+            conv = {k: v for k, v in conversions.items() if not isinstance(k, int)}
+            conv.update({getattr(FIELD_TYPE, t): int for t in _INT_FIELDS})
+            conv.update(
+                {FIELD_TYPE.FLOAT: float, FIELD_TYPE.DOUBLE: float, FIELD_TYPE.BIT: _bits_to_int}
+            )
+        except ImportError:
+            import pymysql
+            from pymysql.constants import FIELD_TYPE
+            from pymysql.converters import encoders
+
+            module, conv = pymysql, dict(encoders)
+            conv.update({getattr(FIELD_TYPE, t): int for t in _INT_FIELDS})
+            conv.update(
+                {FIELD_TYPE.FLOAT: float, FIELD_TYPE.DOUBLE: float, FIELD_TYPE.BIT: _bits_to_int}
+            )
+        try:
+            conn = module.connect(conv=conv, **kwargs)
+        except module.Error as exc:
+            raise self.translate(exc, "connecting") from None
+        self.on_connect(conn)
+        return conn
+
+    def _dbapi_errors(self) -> tuple[type[BaseException], ...]:
+        errors = super()._dbapi_errors()
+        with contextlib.suppress(ImportError):
+            import MySQLdb
+
+            errors += (MySQLdb.Error,)
+        return errors
+
+    def key_converter(
+        self, schema: TableSchema, key: tuple[str, ...]
+    ) -> Callable[[Key], Key] | None:
+        from pymysql import converters as c
+
+        typed: dict[str, Callable[[Any], Any]] = {
+            "decimal": lambda v: Decimal(_str(v)),
+            "datetime": c.convert_datetime,
+            "timestamptz": c.convert_datetime,
+            "date": c.convert_date,
+            "time": c.convert_timedelta,
+        }
+        fns = [typed.get(schema.column(k).type.kind) for k in key]
+        if not any(fns):
+            return None
+
+        def convert(values: Key) -> Key:
+            return tuple(
+                v if f is None or v is None else f(_str(v))
+                for f, v in zip(fns, values, strict=True)
+            )
+
+        return convert
+
+    def close(self) -> None:
+        with self._guard:
+            pool, self._text_pool = self._text_pool, []
+        for conn in pool:
+            with contextlib.suppress(Exception):
+                conn.close()
+        super().close()
 
     def explain(self, orig: BaseException, text: str) -> str:
         code = orig.args[0] if orig.args and isinstance(orig.args[0], int) else None

@@ -70,26 +70,35 @@ def _fmt_text(v: Any) -> str:
     return escape_text(s)
 
 
+def _str(v: Any) -> str:
+    """A value already in text form (a source's text fast path gives bytes or str)."""
+    return v.decode() if isinstance(v, (bytes, bytearray)) else str(v)
+
+
 def _fmt_time(v: Any) -> str:
     if isinstance(v, dt.timedelta):
         total = v.days * 86400 + v.seconds
         return f"{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}.{v.microseconds:06d}"
-    return v.isoformat()
+    return v.isoformat() if isinstance(v, dt.time) else _str(v)
 
 
 FORMATTERS: dict[str, Callable[[Any], str]] = {
     "boolean": lambda v: "t" if v else "f",
-    "decimal": lambda v: format_decimal(v) if isinstance(v, Decimal) else str(v),
+    "decimal": lambda v: format_decimal(v) if isinstance(v, Decimal) else _str(v),
     "float32": lambda v: {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}.get(
         repr(v), repr(v)
     ),
-    "date": lambda v: v.isoformat() if isinstance(v, dt.date) else str(v),
+    "date": lambda v: v.isoformat() if isinstance(v, dt.date) else _str(v),
+    "int8": str,
+    "int16": str,
+    "int32": str,
+    "int64": str,
     "time": _fmt_time,
-    "datetime": lambda v: v.isoformat(" ") if isinstance(v, dt.datetime) else str(v),
+    "datetime": lambda v: v.isoformat(" ") if isinstance(v, dt.datetime) else _str(v),
     "timestamptz": lambda v: (
         (v if v.tzinfo else v.replace(tzinfo=dt.UTC)).isoformat(" ")
         if isinstance(v, dt.datetime)
-        else str(v)
+        else _str(v)
     ),
     "binary": lambda v: "\\\\x" + bytes(v).hex(),
     "varbinary": lambda v: "\\\\x" + bytes(v).hex(),
@@ -158,6 +167,9 @@ class PostgreSQLEndpoint(SQLEndpoint):
         if name in ("INTERVAL", "ARRAY", "TSVECTOR", "HSTORE", "MONEY", "BIT"):
             return PType("text"), f"{name} copied as its text form"
         return super().portable_type(t)
+
+    def loads_text(self) -> bool:
+        return True
 
     def row_converter(self, schema: TableSchema) -> Callable[[Row], Row] | None:
         texty = [
