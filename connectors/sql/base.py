@@ -10,6 +10,7 @@ engine's own, and run on the DBAPI cursor for speed.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import importlib
 import os
 import pickle
@@ -111,6 +112,40 @@ def escape_text(value: str) -> str:
 def format_decimal(value: Decimal) -> str:
     """A decimal without exponent (``1E+3`` -> ``1000``), as every engine parses it."""
     return format(value, "f")
+
+
+def as_text(v: Any) -> str:
+    """A value already in text form (a source's text fast path gives bytes or str)."""
+    return v.decode() if isinstance(v, (bytes, bytearray)) else str(v)
+
+
+#: Tab-separated text for the kinds LOAD DATA and COPY read alike; each engine adds or
+#: overrides the kinds it writes differently (booleans, binary, times, text escaping).
+TEXT_FORMATTERS: dict[str, Callable[[Any], str]] = {
+    "int8": str,
+    "int16": str,
+    "int32": str,
+    "int64": str,
+    "float32": repr,
+    "float64": repr,
+    "decimal": lambda v: format_decimal(v) if isinstance(v, Decimal) else as_text(v),
+    "date": lambda v: v.isoformat() if isinstance(v, dt.date) else as_text(v),
+}
+
+
+def column_fixer(fixes: list[tuple[int, Callable[[Any], Any]]]) -> Callable[[Row], Row] | None:
+    """A row converter applying ``fix`` to the non-NULL value of each listed column."""
+    if not fixes:
+        return None
+
+    def convert(row: Row) -> Row:
+        out = list(row)
+        for i, fix in fixes:
+            if out[i] is not None:
+                out[i] = fix(out[i])
+        return tuple(out)
+
+    return convert
 
 
 class SQLEndpoint:

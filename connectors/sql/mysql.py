@@ -22,7 +22,15 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-from connectors.sql.base import PickleSpool, SQLEndpoint, TextSpool, escape_text, format_decimal
+from connectors.sql.base import (
+    TEXT_FORMATTERS,
+    PickleSpool,
+    SQLEndpoint,
+    TextSpool,
+    as_text,
+    column_fixer,
+    escape_text,
+)
 from migrate.endpoints import Capabilities, Key, Row
 from migrate.errors import ConnectorError
 from migrate.schema import Column, PType, TableSchema
@@ -65,11 +73,6 @@ _ERRORS = {
 _TRANSIENT = {1205, 1213, 2006, 2013, 2055}
 
 
-def _str(v: Any) -> str:
-    """A value already in text form (the text fast path gives bytes or str)."""
-    return v.decode() if isinstance(v, (bytes, bytearray)) else str(v)
-
-
 def _fmt_time(v: Any) -> str:
     if isinstance(v, dt.timedelta):
         total = v.days * 86400 + v.seconds
@@ -77,25 +80,18 @@ def _fmt_time(v: Any) -> str:
         total = abs(total)
         frac = f".{v.microseconds:06d}" if v.microseconds else ""
         return f"{sign}{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}{frac}"
-    return v.isoformat() if isinstance(v, dt.time) else _str(v)
+    return v.isoformat() if isinstance(v, dt.time) else as_text(v)
 
 
 def _fmt_datetime(v: Any) -> str:
     if isinstance(v, dt.datetime) and v.tzinfo is not None:
         v = v.astimezone(dt.UTC).replace(tzinfo=None)
-    return v.isoformat(" ") if isinstance(v, dt.datetime) else _str(v)
+    return v.isoformat(" ") if isinstance(v, dt.datetime) else as_text(v)
 
 
 FORMATTERS: dict[str, Callable[[Any], str]] = {
+    **TEXT_FORMATTERS,
     "boolean": lambda v: "1" if v else "0",
-    "decimal": lambda v: format_decimal(v) if isinstance(v, Decimal) else _str(v),
-    "float32": repr,
-    "float64": repr,
-    "date": lambda v: v.isoformat() if isinstance(v, dt.date) else _str(v),
-    "int8": str,
-    "int16": str,
-    "int32": str,
-    "int64": str,
     "time": _fmt_time,
     "datetime": _fmt_datetime,
     "timestamptz": _fmt_datetime,
@@ -247,7 +243,7 @@ class MySQLEndpoint(SQLEndpoint):
         from pymysql import converters as c
 
         typed: dict[str, Callable[[Any], Any]] = {
-            "decimal": lambda v: Decimal(_str(v)),
+            "decimal": lambda v: Decimal(as_text(v)),
             "datetime": c.convert_datetime,
             "timestamptz": c.convert_datetime,
             "date": c.convert_date,
@@ -259,7 +255,7 @@ class MySQLEndpoint(SQLEndpoint):
 
         def convert(values: Key) -> Key:
             return tuple(
-                v if f is None or v is None else f(_str(v))
+                v if f is None or v is None else f(as_text(v))
                 for f, v in zip(fns, values, strict=True)
             )
 
@@ -458,17 +454,7 @@ class MySQLEndpoint(SQLEndpoint):
                 fixes.append((i, _timedelta_to_time))
             elif BIT_NOTE in col.notes:
                 fixes.append((i, _bits_to_int))
-        if not fixes:
-            return None
-
-        def convert(row: Row) -> Row:
-            out = list(row)
-            for i, f in fixes:
-                if out[i] is not None:
-                    out[i] = f(out[i])
-            return tuple(out)
-
-        return convert
+        return column_fixer(fixes)
 
     # -- writing -------------------------------------------------------------------------
     def new_spool(self, schema: TableSchema, workdir: Path) -> Any:

@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
-from connectors.sql.base import SQLEndpoint, TextSpool, escape_text, format_decimal
+from connectors.sql.base import (
+    TEXT_FORMATTERS,
+    SQLEndpoint,
+    TextSpool,
+    as_text,
+    column_fixer,
+    escape_text,
+)
 from migrate.endpoints import Capabilities, Row
 from migrate.errors import ConnectorError
 from migrate.schema import Column, PType, TableSchema
@@ -70,35 +76,25 @@ def _fmt_text(v: Any) -> str:
     return escape_text(s)
 
 
-def _str(v: Any) -> str:
-    """A value already in text form (a source's text fast path gives bytes or str)."""
-    return v.decode() if isinstance(v, (bytes, bytearray)) else str(v)
-
-
 def _fmt_time(v: Any) -> str:
     if isinstance(v, dt.timedelta):
         total = v.days * 86400 + v.seconds
         return f"{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}.{v.microseconds:06d}"
-    return v.isoformat() if isinstance(v, dt.time) else _str(v)
+    return v.isoformat() if isinstance(v, dt.time) else as_text(v)
 
 
 FORMATTERS: dict[str, Callable[[Any], str]] = {
+    **TEXT_FORMATTERS,
     "boolean": lambda v: "t" if v else "f",
-    "decimal": lambda v: format_decimal(v) if isinstance(v, Decimal) else _str(v),
     "float32": lambda v: {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}.get(
         repr(v), repr(v)
     ),
-    "date": lambda v: v.isoformat() if isinstance(v, dt.date) else _str(v),
-    "int8": str,
-    "int16": str,
-    "int32": str,
-    "int64": str,
     "time": _fmt_time,
-    "datetime": lambda v: v.isoformat(" ") if isinstance(v, dt.datetime) else _str(v),
+    "datetime": lambda v: v.isoformat(" ") if isinstance(v, dt.datetime) else as_text(v),
     "timestamptz": lambda v: (
         (v if v.tzinfo else v.replace(tzinfo=dt.UTC)).isoformat(" ")
         if isinstance(v, dt.datetime)
-        else _str(v)
+        else as_text(v)
     ),
     "binary": lambda v: "\\\\x" + bytes(v).hex(),
     "varbinary": lambda v: "\\\\x" + bytes(v).hex(),
@@ -172,22 +168,14 @@ class PostgreSQLEndpoint(SQLEndpoint):
         return True
 
     def row_converter(self, schema: TableSchema) -> Callable[[Row], Row] | None:
-        texty = [
-            i
-            for i, c in enumerate(schema.columns)
-            if c.type.kind == "text" and any("copied as its text form" in n for n in c.notes)
-        ]
-        if not texty:
-            return None
-
-        def convert(row: Row) -> Row:
-            out = list(row)
-            for i in texty:
-                if out[i] is not None and not isinstance(out[i], str):
-                    out[i] = str(out[i])
-            return tuple(out)
-
-        return convert
+        """Types copied as text (arrays, intervals, ...) arrive as Python objects: str them."""
+        return column_fixer(
+            [
+                (i, str)
+                for i, c in enumerate(schema.columns)
+                if c.type.kind == "text" and any("copied as its text form" in n for n in c.notes)
+            ]
+        )
 
     def adapt_type(self, p: PType) -> tuple[PType, str | None]:
         if p.kind in ("time", "datetime", "timestamptz") and (p.precision or 0) > 6:

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
-from connectors.sql.base import SQLEndpoint, format_decimal
+from connectors.sql.base import SQLEndpoint, column_fixer, format_decimal
 from migrate.endpoints import Capabilities, Row
 from migrate.schema import PType, TableSchema
 
@@ -238,17 +238,7 @@ class SQLiteEndpoint(SQLEndpoint):
                 fixes.append((i, _time))
             elif k == "boolean":
                 fixes.append((i, lambda v: bool(v) if isinstance(v, int) else v))
-        if not fixes:
-            return None
-
-        def convert(row: Row) -> Row:
-            out = list(row)
-            for i, f in fixes:
-                if out[i] is not None:
-                    out[i] = f(out[i])
-            return tuple(out)
-
-        return convert
+        return column_fixer(fixes)
 
     def native_type(self, p: PType) -> Any:
         return TYPES[p.kind](p)
