@@ -164,3 +164,27 @@ def test_kill_at_chunk_commit_boundaries(
     assert proc.returncode == 0, err
     assert "copied again" in err  # the resume says what it repaired
     _assert_same(mysql_db, pg_db)
+
+
+def test_sigterm_stops_cleanly_with_exit_5_and_a_rerun_finishes(
+    tmp_path: Path, mysql_db: str, mysql2_db: str
+) -> None:
+    _seed_mysql(mysql_db)
+    plan = _plan(tmp_path, mysql_db, mysql2_db)
+    state = tmp_path / "state.db"
+    proc = _migrate(plan)
+    deadline = time.monotonic() + 120
+    while _done_chunks(state) < 3 and proc.poll() is None:
+        assert time.monotonic() < deadline, "the copy made no progress"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=120)
+    if _done_chunks(state) >= ROWS // CHUNK:
+        pytest.fail("the copy finished before SIGTERM arrived; the test needs more rows")
+    assert proc.returncode == 5, err
+    db = sqlite3.connect(state)
+    run = db.execute("SELECT status, message FROM runs ORDER BY id DESC").fetchone()
+    db.close()
+    assert run[0] == "interrupted"
+    _finish(plan)
+    _assert_same(mysql_db, mysql2_db)
