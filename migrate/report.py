@@ -143,6 +143,7 @@ def print_run(console: Console, result: RunResult) -> None:
         "differences": "row counts differ (exit 3)",
         "failed": "failed (exit 1)",
         "interrupted": "interrupted: run again to finish (exit 5)",
+        "plan error": "stopped by a plan error (exit 2)",
     }.get(result.status, result.status)
     console.print(f"[bold {style}]run {result.run_id}: {text}[/]")
     if result.message and result.status != "done":

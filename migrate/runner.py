@@ -29,6 +29,7 @@ from migrate.errors import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_PLAN,
     ConnectorError,
     InterruptedRun,
     MigrateError,
@@ -92,6 +93,7 @@ class RunResult:
             "done": EXIT_OK,
             "differences": EXIT_DIFFERENCES,
             "interrupted": EXIT_INTERRUPTED,
+            "plan error": EXIT_PLAN,
         }.get(self.status, EXIT_ERROR)
 
 
@@ -259,10 +261,13 @@ class Runner:
             self.stop.set()
             result.status = "interrupted"
             result.message = "interrupted: what was copied is kept; run again to finish"
+        except PlanError as exc:  # found only now (a table the source lacks): fix the plan
+            result.status = "plan error"
+            result.message = redact(str(exc), self.plan.secrets)
         finally:
             self.endpoints.close()
             shutil.rmtree(workdir, ignore_errors=True)
-        if result.status != "interrupted":
+        if result.status not in ("interrupted", "plan error"):
             statuses = {s.status for s in result.steps}
             if "failed" in statuses or "not run" in statuses:
                 result.status = "failed"
@@ -293,6 +298,8 @@ class Runner:
             self._copy_database_step(step, run_id, workdir, sr)
         except (KeyboardInterrupt, InterruptedRun):
             sr.status = "interrupted"
+            raise
+        except PlanError:
             raise
         except MigrateError as exc:
             sr.status = "failed"

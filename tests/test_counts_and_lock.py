@@ -174,3 +174,21 @@ def test_progress_renderers(tmp_path: Path, terminal: bool) -> None:
         assert lines[0].endswith("step=s table=orders copying")
         assert "rows=500 rate=" in lines[1]
         assert lines[2].endswith("copied rows=1000 in 0.5s (2000 rows/s)")
+
+
+def test_a_table_the_source_lacks_is_a_plan_error(tmp_path: Path, capsys) -> None:
+    _seed_sqlite(tmp_path / "src.db")
+    plan = _sqlite_plan(tmp_path, "sqlite:///src.db", "sqlite:///dst.db")
+    plan.write_text(plan.read_text() + 'tables = ["t", "nosuch"]\n')
+    assert main(["run", str(plan), "--json"]) == 2
+    result = json.loads(capsys.readouterr().out)
+    assert result["status"] == "plan error"
+    assert result["message"] == (
+        f"{plan.resolve()}: steps.copy.tables: table 'nosuch' is not in connection 'src'"
+    )
+    assert (
+        not (tmp_path / "dst.db").exists()
+        or not sqlite3.connect(tmp_path / "dst.db")
+        .execute("SELECT name FROM sqlite_master")
+        .fetchall()
+    )
