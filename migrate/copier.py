@@ -32,7 +32,7 @@ from migrate.endpoints import TableEndpoint
 from migrate.errors import InterruptedRun
 from migrate.schema import TableSchema
 from migrate.state import State, decode_key, encode_key
-from validators.counts import RangeCount, count_range
+from validators.counts import RangeCount, chunk_rows
 
 BATCH_ROWS = 5000
 
@@ -213,13 +213,19 @@ def copy_table(
                 _failpoint("after-load", cseq)
             finally:
                 spool.discard()
-            if job.count_chunks and job.key and job.range_count_on_target:
-                counted = count_range(cseq, source, sname, target, tname, job.key, lo, hi)
-                s_rows, t_rows = counted.source_rows, counted.target_rows
-            elif job.count_chunks and job.key:
-                s_rows, t_rows = source.count(sname, job.key, lo, hi), written
-            else:  # what was read against what the target holds in the range
-                s_rows, t_rows = spool.rows, target.count(tname, job.key, lo, hi)
+            s_rows, t_rows = chunk_rows(
+                source,
+                job.source_schema.name,
+                target,
+                tname,
+                job.key,
+                lo,
+                hi,
+                read=spool.rows,
+                written=written,
+                recount_source=job.count_chunks,
+                range_on_target=job.range_count_on_target,
+            )
             state.chunk_done(job.step, sname, cseq, s_rows, t_rows)
             copied += t_rows
             progress.advance(job.step, sname, spool.rows)

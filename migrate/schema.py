@@ -37,8 +37,6 @@ KINDS = frozenset(
     }
 )
 
-INTEGER_KINDS = ("int8", "int16", "int32", "int64")
-
 
 @dataclass(frozen=True)
 class PType:
