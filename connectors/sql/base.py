@@ -101,12 +101,15 @@ class TextSpool:
         self.path.unlink(missing_ok=True)
 
 
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
 def escape_text(value: str) -> str:
-    """Escape a string for the tab-separated text format shared by LOAD DATA and COPY."""
-    return value.translate(_ESCAPES)
+    """Escape a string for the tab-separated text format shared by LOAD DATA and COPY.
+
+    Chained ``str.replace`` (each a C scan that returns the string itself when there is
+    nothing to replace) measured several times faster than ``str.translate`` here.
+    """
+    return (
+        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    )
 
 
 def format_decimal(value: Decimal) -> str:
