@@ -478,8 +478,18 @@ def assert_same_rows(
 
 
 def write_plan(
-    tmp_path: Path, src_url: str, dst_url: str, *, chunk_rows: int = 3, name: str = "plan"
+    tmp_path: Path,
+    src_url: str,
+    dst_url: str,
+    *,
+    chunk_rows: int = 3,
+    name: str = "plan",
+    workers: int = 4,
+    **step: str,
 ) -> Path:
+    """A one-step plan copying every table of ``src_url`` to ``dst_url``; its state file is
+    ``<tmp_path>/<name>-state.db``; ``step`` adds string keys to the step (if_exists=...)."""
+    extra = "".join(f'{k} = "{v}"\n' for k, v in step.items())
     plan = tmp_path / f"{name}.toml"
     plan.write_text(
         f"""version = 1
@@ -487,6 +497,7 @@ name = "{name}"
 state = "{name}-state.db"
 [defaults]
 chunk_rows = {chunk_rows}
+workers = {workers}
 [connections]
 src = {{ url = "{src_url}" }}
 dst = {{ url = "{dst_url}" }}
@@ -495,7 +506,7 @@ name = "copy"
 source = "src"
 target = "dst"
 tables = ["*"]
-""",
+{extra}""",
         encoding="utf-8",
     )
     return plan

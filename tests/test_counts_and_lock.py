@@ -11,28 +11,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from edge_data import write_plan
 
 from migrate.cli import main
-
-
-def _sqlite_plan(tmp_path: Path, src_url: str, dst_url: str, **step: str) -> Path:
-    extra = "".join(f'{k} = "{v}"\n' for k, v in step.items())
-    plan = tmp_path / "plan.toml"
-    plan.write_text(f"""
-version = 1
-name = "counts"
-state = "state.db"
-[defaults]
-chunk_rows = 10
-[connections]
-src = {{ url = "{src_url}" }}
-dst = {{ url = "{dst_url}" }}
-[[steps]]
-name = "copy"
-source = "src"
-target = "dst"
-{extra}""")
-    return plan
 
 
 def _seed_sqlite(path: Path, rows: int = 95) -> None:
@@ -51,7 +32,14 @@ def test_rows_lost_on_the_way_exit_3_and_name_the_chunks(tmp_path: Path, capsys)
         CREATE TRIGGER lose BEFORE INSERT ON t WHEN NEW.id IN (7, 42)
         BEGIN SELECT RAISE(IGNORE); END;""")
     dst.close()
-    plan = _sqlite_plan(tmp_path, "sqlite:///src.db", "sqlite:///dst.db", if_exists="truncate")
+    plan = write_plan(
+        tmp_path,
+        "sqlite:///src.db",
+        "sqlite:///dst.db",
+        if_exists="truncate",
+        chunk_rows=10,
+        name="counts",
+    )
     assert main(["run", str(plan), "--json"]) == 3
     result = json.loads(capsys.readouterr().out)
     assert result["status"] == "differences"
@@ -95,7 +83,7 @@ def test_rows_lost_on_postgresql_copy_exit_3(
             )
         )
     dst.dispose()
-    plan = _sqlite_plan(tmp_path, mysql_db, pg_db, if_exists="truncate")
+    plan = write_plan(tmp_path, mysql_db, pg_db, if_exists="truncate", chunk_rows=10, name="counts")
     assert main(["run", str(plan), "--json"]) == 3
     table = json.loads(capsys.readouterr().out)["steps"][0]["tables"][0]
     assert (table["source_rows"], table["target_rows"]) == (50, 45)
@@ -109,7 +97,9 @@ def test_existing_target_table_is_not_touched_without_if_exists(tmp_path: Path, 
     dst.execute("INSERT INTO t VALUES (1, 'keep me')")
     dst.commit()
     dst.close()
-    plan = _sqlite_plan(tmp_path, "sqlite:///src.db", "sqlite:///dst.db")
+    plan = write_plan(
+        tmp_path, "sqlite:///src.db", "sqlite:///dst.db", chunk_rows=10, name="counts"
+    )
     assert main(["run", str(plan)]) == 1
     captured = capsys.readouterr()
     assert "table t already exists (1 rows) and was not created by this plan" in captured.out
@@ -120,14 +110,16 @@ def test_existing_target_table_is_not_touched_without_if_exists(tmp_path: Path, 
 
 def test_second_run_while_one_holds_the_lock_exits_4(tmp_path: Path, capsys) -> None:
     _seed_sqlite(tmp_path / "src.db")
-    plan = _sqlite_plan(tmp_path, "sqlite:///src.db", "sqlite:///dst.db")
+    plan = write_plan(
+        tmp_path, "sqlite:///src.db", "sqlite:///dst.db", chunk_rows=10, name="counts"
+    )
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
             "import sys, time; from pathlib import Path; from migrate.state import RunLock;"
             " RunLock(Path(sys.argv[1])).acquire(); print('held', flush=True); time.sleep(60)",
-            str(tmp_path / "state.db"),
+            str(tmp_path / "counts-state.db"),
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -178,8 +170,10 @@ def test_progress_renderers(tmp_path: Path, terminal: bool) -> None:
 
 def test_a_table_the_source_lacks_is_a_plan_error(tmp_path: Path, capsys) -> None:
     _seed_sqlite(tmp_path / "src.db")
-    plan = _sqlite_plan(tmp_path, "sqlite:///src.db", "sqlite:///dst.db")
-    plan.write_text(plan.read_text() + 'tables = ["t", "nosuch"]\n')
+    plan = write_plan(
+        tmp_path, "sqlite:///src.db", "sqlite:///dst.db", chunk_rows=10, name="counts"
+    )
+    plan.write_text(plan.read_text().replace('tables = ["*"]', 'tables = ["t", "nosuch"]'))
     assert main(["run", str(plan), "--json"]) == 2
     result = json.loads(capsys.readouterr().out)
     assert result["status"] == "plan error"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from edge_data import write_plan
 
 ROWS = 12_000
 CHUNK = 300
@@ -59,26 +60,6 @@ def _seed_mysql(url: str) -> None:
             [{"m": "dup", "n": i % 10} for i in range(3000)],
         )
     engine.dispose()
-
-
-def _plan(tmp_path: Path, src: str, dst: str) -> Path:
-    plan = tmp_path / "plan.toml"
-    plan.write_text(f"""
-version = 1
-name = "crash"
-state = "state.db"
-[defaults]
-chunk_rows = {CHUNK}
-workers = 3
-[connections]
-src = {{ url = "{src}" }}
-dst = {{ url = "{dst}" }}
-[[steps]]
-name = "copy"
-source = "src"
-target = "dst"
-""")
-    return plan
 
 
 def _migrate(plan: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
@@ -129,8 +110,8 @@ def test_sigkill_mid_copy_then_rerun_copies_exactly(
     tmp_path: Path, mysql_db: str, mysql2_db: str
 ) -> None:
     _seed_mysql(mysql_db)
-    plan = _plan(tmp_path, mysql_db, mysql2_db)
-    state = tmp_path / "state.db"
+    plan = write_plan(tmp_path, mysql_db, mysql2_db, chunk_rows=CHUNK, name="crash", workers=3)
+    state = tmp_path / "crash-state.db"
     for kill_after in (3, 15):  # kill twice at different depths, then finish
         proc = _migrate(plan)
         deadline = time.monotonic() + 120
@@ -151,11 +132,11 @@ def test_kill_at_chunk_commit_boundaries(
 ) -> None:
     """The hardest window: the target committed a chunk the state does not know about."""
     _seed_mysql(mysql_db)
-    plan = _plan(tmp_path, mysql_db, pg_db)
+    plan = write_plan(tmp_path, mysql_db, pg_db, chunk_rows=CHUNK, name="crash", workers=3)
     proc = _migrate(plan, {"MIGRATE_FAILPOINT": point})
     proc.communicate(timeout=300)
     assert proc.returncode == -signal.SIGKILL
-    db = sqlite3.connect(tmp_path / "state.db")
+    db = sqlite3.connect(tmp_path / "crash-state.db")
     writing = db.execute("SELECT COUNT(*) FROM chunks WHERE status='writing'").fetchone()[0]
     db.close()
     assert writing >= 1  # the killed chunk is recorded as unfinished
@@ -170,8 +151,8 @@ def test_sigterm_stops_cleanly_with_exit_5_and_a_rerun_finishes(
     tmp_path: Path, mysql_db: str, mysql2_db: str
 ) -> None:
     _seed_mysql(mysql_db)
-    plan = _plan(tmp_path, mysql_db, mysql2_db)
-    state = tmp_path / "state.db"
+    plan = write_plan(tmp_path, mysql_db, mysql2_db, chunk_rows=CHUNK, name="crash", workers=3)
+    state = tmp_path / "crash-state.db"
     proc = _migrate(plan)
     deadline = time.monotonic() + 120
     while _done_chunks(state) < 3 and proc.poll() is None:
