@@ -281,11 +281,14 @@ class SQLEndpoint:
             raise self.translate(exc, doing) from None
 
     def _dbapi_errors(self) -> tuple[type[BaseException], ...]:
-        """The driver's error classes (the text fast path may use a second driver)."""
-        try:
-            return (self.engine.dialect.loaded_dbapi.Error,)
-        except Exception:
+        """The driver's error classes (the text fast path may use a second driver).
+
+        Looks only at an engine that exists: it runs while an error is being handled.
+        """
+        engine = self._engine
+        if engine is None:
             return (sa.exc.DBAPIError,)
+        return (engine.dialect.loaded_dbapi.Error,)
 
     @contextlib.contextmanager
     def raw(self) -> Iterator[Any]:
