@@ -54,7 +54,6 @@ class TableJob:
 
     step: str
     run_id: int
-    target_connection: str
     source_schema: TableSchema
     target_schema: TableSchema
     key: tuple[str, ...]

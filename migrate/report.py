@@ -171,18 +171,15 @@ def status_rows(state: State, chunk_rows: dict[str, int]) -> list[dict[str, Any]
         copied = row["rows_copied"] or 0
         est = row["est_rows"]
         size = chunk_rows.get(row["step"], 50_000)
+        chunks = state.chunks(row["step"], row["name"])
         if row["status"] in ("copying", "failed", "pending") and row["key_columns"]:
             left = math.ceil(max((est or 0) - copied, 0) / size)
             if row["status"] != "pending":
-                unfinished = sum(
-                    1 for c in state.chunks(row["step"], row["name"]) if c["status"] != "done"
-                )
-                left = max(left, unfinished)
+                left = max(left, sum(1 for c in chunks if c["status"] != "done"))
         elif row["status"] in ("copying", "failed", "pending"):
             left = 1
         else:
             left = 0
-        chunks = state.chunks(row["step"], row["name"])
         last = chunks[-1] if chunks else None
         out.append(
             {

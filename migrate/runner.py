@@ -174,7 +174,6 @@ def build_job(
     return TableJob(
         step=step.name,
         run_id=run_id,
-        target_connection=step.target,
         source_schema=schema,
         target_schema=tschema,
         key=key,

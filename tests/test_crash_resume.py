@@ -85,6 +85,14 @@ def _done_chunks(state: Path) -> int:
         return 0
 
 
+def _wait_for_chunks(proc: subprocess.Popen[str], state: Path, n: int) -> None:
+    """Wait until the running copy has finished ``n`` chunks (or has exited)."""
+    deadline = time.monotonic() + 120
+    while _done_chunks(state) < n and proc.poll() is None:
+        assert time.monotonic() < deadline, "the copy made no progress"
+        time.sleep(0.005)
+
+
 def _rows(url: str, table: str, order: str) -> list[tuple]:
     engine = sa.create_engine(url)
     quoted = engine.dialect.identifier_preparer.quote(table)
@@ -114,10 +122,7 @@ def test_sigkill_mid_copy_then_rerun_copies_exactly(
     state = tmp_path / "crash-state.db"
     for kill_after in (3, 15):  # kill twice at different depths, then finish
         proc = _migrate(plan)
-        deadline = time.monotonic() + 120
-        while _done_chunks(state) < kill_after and proc.poll() is None:
-            assert time.monotonic() < deadline, "the copy made no progress"
-            time.sleep(0.005)
+        _wait_for_chunks(proc, state, kill_after)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)
@@ -154,10 +159,7 @@ def test_sigterm_stops_cleanly_with_exit_5_and_a_rerun_finishes(
     plan = write_plan(tmp_path, mysql_db, mysql2_db, chunk_rows=CHUNK, name="crash", workers=3)
     state = tmp_path / "crash-state.db"
     proc = _migrate(plan)
-    deadline = time.monotonic() + 120
-    while _done_chunks(state) < 3 and proc.poll() is None:
-        assert time.monotonic() < deadline, "the copy made no progress"
-        time.sleep(0.005)
+    _wait_for_chunks(proc, state, 3)
     proc.send_signal(signal.SIGTERM)
     _out, err = proc.communicate(timeout=120)
     if _done_chunks(state) >= ROWS // CHUNK:
