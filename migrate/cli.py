@@ -7,16 +7,21 @@ Exit codes: 0 done · 1 error · 2 plan or usage error · 3 validation found dif
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import shlex
 import signal
+import socket
 import sys
 import traceback
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 from rich.console import Console
 
 from migrate import __version__
+from migrate.copier import Progress
 from migrate.errors import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -26,13 +31,54 @@ from migrate.errors import (
     PlanError,
 )
 from migrate.plan import Plan, load_plan, redact
+from migrate.progress import (
+    LOG_FORMATS,
+    LogProgress,
+    QuietProgress,
+    RichProgressDisplay,
+    RunLog,
+    TeeProgress,
+)
+from migrate.schedule import Every, crontab_lines, default_log_file, migrate_command, parse_every
 
 EPILOG = """exit codes: 0 done, 1 error, 2 plan or usage error, 3 validation found
 differences, 4 another run holds the lock, 5 interrupted or partly done (safe to rerun)"""
 
+RUN_EPILOG = """examples:
+  migrate run plans/demo.toml
+  migrate run plan.toml --dry-run
+  migrate run plan.toml --quiet --log-file /var/log/migrate/erp.log --log-format json
+  migrate run plan.toml --log-format json        # JSON lines on stderr (systemd)
+
+--log-file PATH appends the run's log to PATH (folders are created): a line per table
+started and finished, a progress line per table at most every 15 s, messages, the
+result, and any error that ends the command (a lock held, a plan error). --log-format
+text (the default) gives timestamped lines; json gives one object per line:
+{"ts": ..., "level": "info|warning|error", "event": ..., "pid": ..., ...}, with events
+run_started, lock_taken_over, table_started, progress, table_finished, message,
+run_finished (status, exit_code, result) and error (exit_code, message). The console
+output is unchanged, except that --quiet with a log prints nothing but errors and
+warnings, and a line is not printed twice when stderr is the log file itself. Secrets
+are never logged. --dry-run writes nothing: it refuses both options. For cron, see:
+migrate schedule --help
+
+"""
+
+SCHEDULE_EPILOG = """example: migrate schedule plans/demo.toml --every 15m
+
+Prints '#' comment lines (what the job does, the lock, the environment variables the
+plan needs and cron lacks; never their values), then one crontab line with absolute
+paths: cd into the plan's folder, run it with --quiet --log-file LOG --log-format FMT,
+and append the command's own output to LOG too. Install it with crontab -e.
+--every: Nm (1 to 59 minutes: */N * * * *), Nh (1, 2, 3, 4, 6, 8 or 12 hours:
+0 */N * * *; 60m is 1h) or 1d (0 0 * * *; 24h is 1d). Default log: <plan
+folder>/<plan file stem>.log; a --log-file folder must exist.
+
+"""
+
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # usage errors exit 2 with one line
+    def error(self, message: str) -> NoReturn:  # usage errors exit 2 with one line
         self.print_usage(sys.stderr)
         print(f"migrate: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_PLAN)
@@ -53,8 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run a plan (or show what it would do with --dry-run)",
         description="Run a plan: copy every step, resuming where an earlier run stopped.",
-        epilog="example: migrate run plans/demo.toml\n         migrate run plan.toml"
-        " --dry-run\n\n" + EPILOG,
+        epilog=RUN_EPILOG + EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("plan", help="the plan file (TOML)")
@@ -75,8 +120,40 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="forget earlier progress of the selected steps and copy again",
     )
+    run.add_argument(
+        "--cutover",
+        action="store_true",
+        help="final pass before cut-over: a last catch-up, then validation of every table"
+        " and an acceptance summary",
+    )
     run.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     run.add_argument("--quiet", action="store_true", help="no progress output")
+    _log_options(
+        run,
+        "append the run's log to PATH (created with its folders)",
+        "text (timestamped lines, the default) or json (one object per line); without"
+        " --log-file the log goes to stderr in place of the progress display",
+    )
+
+    schedule = sub.add_parser(
+        "schedule",
+        help="print the crontab line that runs a plan every few minutes",
+        description="Print the crontab line (with comments) that runs a plan unattended.",
+        epilog=SCHEDULE_EPILOG + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    schedule.add_argument("plan", help="the plan file (TOML)")
+    schedule.add_argument(
+        "--every",
+        required=True,
+        metavar="INTERVAL",
+        help="how often: Nm, Nh or 1d (15m, 2h, 1d)",
+    )
+    _log_options(
+        schedule,
+        "the log file the job appends to (default: <plan folder>/<plan stem>.log)",
+        "the job's log format: text (timestamped lines, the default) or json",
+    )
 
     status = sub.add_parser(
         "status",
@@ -91,33 +168,139 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_options(parser: argparse.ArgumentParser, file_help: str, format_help: str) -> None:
+    parser.add_argument("--log-file", metavar="PATH", help=file_help)
+    parser.add_argument("--log-format", choices=LOG_FORMATS, help=format_help)
+
+
+class _Output:
+    """Where the command reports besides its result: stderr lines and the run log.
+
+    A line meant for stderr is not printed when stderr *is* the log (``--log-format``
+    without ``--log-file``, or a cron line appending the command's output to its own log
+    file): the log already holds it as a record.
+    """
+
+    def __init__(self) -> None:
+        self.log: RunLog | None = None
+        self.secrets: frozenset[str] = frozenset()
+        #: Fields every ``error`` record carries (the plan file).
+        self.context: dict[str, Any] = {}
+
+    def set_secrets(self, secrets: frozenset[str]) -> None:
+        self.secrets = secrets
+        if self.log is not None:
+            self.log.secrets = secrets
+
+    def stderr_is_log(self) -> bool:
+        return self.log is not None and self.log.is_stream(sys.stderr)
+
+    def stdout_is_log(self) -> bool:
+        return self.log is not None and self.log.is_stream(sys.stdout)
+
+    def warn(self, text: str, event: str, **fields: Any) -> None:
+        """One warning line on stderr and one ``warning`` record."""
+        if not self.stderr_is_log():
+            print(f"migrate: warning: {text}", file=sys.stderr)
+        if self.log is not None:
+            self.log.write("warning", event, f"warning: {text}", message=text, **fields)
+
+    def fail(self, exit_code: int, text: str, console: str | None = None) -> None:
+        """An error that ends the command: one line on stderr, one ``error`` record."""
+        if not self.stderr_is_log():
+            print(console or f"migrate: error: {text}", file=sys.stderr)
+        if self.log is not None:
+            level = "warning" if exit_code == EXIT_INTERRUPTED else "error"
+            self.log.write(
+                level,
+                "error",
+                f"{level}: {text} (exit {exit_code})",
+                exit_code=exit_code,
+                message=text,
+                **self.context,
+            )
+
+    def bug(self, trace: str) -> None:
+        """An unexpected exception: the traceback (redacted) and what it means."""
+        trace = redact(trace, self.secrets)
+        text = "internal error (a bug); the state is safe to rerun from"
+        if not self.stderr_is_log():
+            print(trace, file=sys.stderr, end="")
+            print(f"migrate: {text}", file=sys.stderr)
+        if self.log is not None:
+            self.log.write(
+                "error",
+                "error",
+                f"error: {text} (exit {EXIT_ERROR})\n{trace}",
+                exit_code=EXIT_ERROR,
+                message=text,
+                traceback=trace,
+                **self.context,
+            )
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv``; returns the exit code (see the module docstring)."""
     args = build_parser().parse_args(argv)
     stdout = Console(soft_wrap=True)
     if not stdout.is_terminal:  # files and cron mail: wide enough for the tables
         stdout = Console(soft_wrap=True, width=160)
     stderr = Console(stderr=True, soft_wrap=True)
+    out = _Output()
     plan: Plan | None = None
+    previous_sigterm: Any = None
+    sigterm_set = False
     try:
+        if args.command == "run":  # SIGTERM (systemd stop, kill) ends a run like Ctrl-C
+            previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
+            sigterm_set = True
+            out.context["plan_file"] = str(Path(args.plan).resolve())
+            out.log = _open_log(args)
+        every = parse_every(args.every) if args.command == "schedule" else None
         plan = load_plan(args.plan)
+        out.set_secrets(plan.secrets)
         if args.command == "run":
-            return _run(args, plan, stdout, stderr)
+            return _run(args, plan, stdout, stderr, out)
+        if every is not None:
+            return _schedule(args, plan, every)
         return _status(args, plan, stdout)
     except MigrateError as exc:
         text = redact(str(exc), plan.secrets) if plan else str(exc)
-        print(f"migrate: error: {text}", file=sys.stderr)
+        out.fail(exc.exit_code, text)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("migrate: interrupted", file=sys.stderr)
+        out.fail(EXIT_INTERRUPTED, "interrupted", console="migrate: interrupted")
         return EXIT_INTERRUPTED
     except Exception:  # a bug: show it, without secrets
-        text = traceback.format_exc()
-        print(redact(text, plan.secrets) if plan else text, file=sys.stderr, end="")
-        print("migrate: internal error (a bug); the state is safe to rerun from", file=sys.stderr)
+        out.bug(traceback.format_exc())
         return EXIT_ERROR
+    finally:
+        if sigterm_set:
+            signal.signal(signal.SIGTERM, previous_sigterm or signal.SIG_DFL)
+        out.close()
 
 
-def _run(args: argparse.Namespace, plan: Plan, stdout: Console, stderr: Console) -> int:
+def _open_log(args: argparse.Namespace) -> RunLog | None:
+    """The run log asked for on the command line, or None."""
+    if args.dry_run and (args.log_file or args.log_format):
+        raise PlanError(
+            "--log-file and --log-format are for runs; --dry-run writes nothing"
+            " (--dry-run --json gives its report as JSON)"
+        )
+    if args.log_file:
+        return RunLog.open(args.log_file, args.log_format or "text")
+    if args.log_format:
+        return RunLog.to_stream(sys.stderr, args.log_format)
+    return None
+
+
+def _run(
+    args: argparse.Namespace, plan: Plan, stdout: Console, stderr: Console, out: _Output
+) -> int:
     from migrate.dryrun import dry_run, print_dry_run
 
     unknown = [s for s in args.step if s not in {st.name for st in plan.steps}]
@@ -134,42 +317,108 @@ def _run(args: argparse.Namespace, plan: Plan, stdout: Console, stderr: Console)
             print_dry_run(stdout, report)
         return EXIT_PLAN if report["problems"] else EXIT_OK
 
-    from migrate.progress import LogProgress, QuietProgress, RichProgressDisplay
     from migrate.report import print_run, run_to_json
     from migrate.runner import Runner
     from migrate.state import RunLock, State
 
     lock = RunLock(plan.state_path)
-    lock.acquire()
-    state = State(plan.state_path, plan.name)
-    progress: Any
-    if args.quiet or args.json:
-        progress = QuietProgress()
-    elif stderr.is_terminal:
-        progress = RichProgressDisplay(stderr)
-    else:
-        progress = LogProgress()
-    runner = Runner(plan, state, progress, restart=args.restart, only_steps=tuple(args.step))
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous_holder = lock.acquire()
     try:
-        if isinstance(progress, RichProgressDisplay):
-            with progress:
-                result = runner.run(shlex.join(sys.argv))
-        else:
-            result = runner.run(shlex.join(sys.argv))
+        state = State(plan.state_path, plan.name)
+        try:
+            progress = _progress(args, stderr, out)
+            command = shlex.join(sys.argv)
+            if out.log is not None:
+                host = socket.gethostname()
+                out.log.write(
+                    "info",
+                    "run_started",
+                    f"run started: plan {plan.name} ({plan.path}), pid {os.getpid()} on {host}",
+                    plan=plan.name,
+                    plan_file=str(plan.path),
+                    host=host,
+                    command=command,
+                    cutover=args.cutover,
+                )
+            if previous_holder:
+                out.warn(
+                    f"taking over the lock left by {previous_holder}"
+                    " (that run ended without releasing it)",
+                    "lock_taken_over",
+                    previous_holder=previous_holder,
+                )
+            runner = Runner(
+                plan,
+                state,
+                progress,
+                restart=args.restart,
+                only_steps=tuple(args.step),
+                cutover=args.cutover,
+            )
+            with progress.live():
+                result = runner.run(command)
+        finally:
+            state.close()
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        state.close()
         lock.release()
+    summary = run_to_json(result)
+    if out.log is not None:
+        code = result.exit_code
+        level = "info" if code == EXIT_OK else "warning" if code == EXIT_INTERRUPTED else "error"
+        out.log.write(
+            level,
+            "run_finished",
+            _render(print_run, result) if out.log.format == "text" else "",
+            status=result.status,
+            exit_code=code,
+            message=result.message,
+            result=summary,
+        )
     if args.json:
-        print(json.dumps(run_to_json(result), indent=2, ensure_ascii=False, default=str))
-    else:
+        print(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
+    elif not (args.quiet and out.log is not None) and not out.stdout_is_log():
         print_run(stdout, result)
     return result.exit_code
 
 
+def _progress(args: argparse.Namespace, stderr: Console, out: _Output) -> TeeProgress:
+    """The console display (none where stderr is the log) plus the run log, if any."""
+    display: Progress
+    if out.stderr_is_log() or (args.quiet and out.log is not None):
+        display = Progress()  # the log is the display; --quiet with a log: a silent console
+    elif args.quiet or args.json:
+        display = QuietProgress()
+    elif stderr.is_terminal:
+        display = RichProgressDisplay(stderr)
+    else:
+        display = LogProgress()
+    if out.log is None:
+        return TeeProgress(display)
+    return TeeProgress(display, LogProgress(out.log))
+
+
+def _render(printer: Any, *values: Any) -> str:
+    """What ``printer(console, *values)`` shows, as plain text (no colours, 160 wide)."""
+    buf = io.StringIO()
+    printer(Console(file=buf, width=160, no_color=True, soft_wrap=True), *values)
+    return "\n".join(line.rstrip() for line in buf.getvalue().rstrip("\n").splitlines())
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _schedule(args: argparse.Namespace, plan: Plan, every: Every) -> int:
+    """Print the crontab comments and line for ``plan``; see :mod:`migrate.schedule`."""
+    log_file = Path(os.path.abspath(args.log_file)) if args.log_file else default_log_file(plan)
+    if not log_file.parent.is_dir():
+        raise PlanError(
+            f"--log-file {log_file}: folder {log_file.parent} does not exist (the shell"
+            " opens the log before migrate starts: create the folder first)"
+        )
+    lines = crontab_lines(plan, every, log_file, args.log_format or "text", migrate_command())
+    print("\n".join(lines))
+    return EXIT_OK
 
 
 def _status(args: argparse.Namespace, plan: Plan, stdout: Console) -> int:

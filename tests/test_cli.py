@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
 import re
 import shutil
+import signal
+import socket
 import sqlite3
+import subprocess
+import sys
+import time
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from edge_data import write_plan
 
 from migrate import __version__
 from migrate.cli import main
@@ -187,3 +195,152 @@ def test_readme_documents_every_command_and_exit_code() -> None:
         assert re.search(rf"^\s*(\|\s*|[-*]\s*)?`?{code}`?\s*(\||[-:—·]|\s)", section, re.M), (
             f"exit code {code} is not in the README's exit code section"
         )
+
+
+# -- the run lock: a second run at the same time, and a run killed holding it ------------
+CONSOLE_SCRIPT = Path(sys.executable).parent / "migrate"
+HOLDER_LINE = re.compile(r"^pid (\d+) on (\S+) since (\S+)$")
+
+
+def _seed(path: Path, rows: int) -> None:
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    db.executemany("INSERT INTO t VALUES (?, ?)", ((i, f"v{i}") for i in range(1, rows + 1)))
+    db.commit()
+    db.close()
+
+
+def _wait_for_run_started(log: Path, proc: subprocess.Popen[str]) -> None:
+    """Until the JSON ``log`` says the run started (it then holds the lock)."""
+    deadline = time.monotonic() + 120  # a guard against a hang, not a timing assertion
+    while time.monotonic() < deadline:
+        if log.exists() and '"event": "run_started"' in log.read_text():
+            return
+        assert proc.poll() is None, f"the first run ended (exit {proc.returncode}) too early"
+        time.sleep(0.05)
+    raise AssertionError("the first run never started")
+
+
+def _check_holder_line(line: str, pid: int, earliest: dt.datetime) -> None:
+    m = HOLDER_LINE.match(line)
+    assert m, line
+    assert (int(m.group(1)), m.group(2)) == (pid, socket.gethostname())
+    since = dt.datetime.fromisoformat(m.group(3))
+    assert since.utcoffset() == dt.timedelta(0)
+    assert earliest <= since <= dt.datetime.now(dt.UTC)
+
+
+def test_a_second_run_exits_4_at_once_naming_the_holders_pid_host_and_start(
+    tmp_path: Path,
+) -> None:
+    _seed(tmp_path / "src.db", 50_000)
+    plan = write_plan(
+        tmp_path, "sqlite:///src.db", "sqlite:///dst.db", chunk_rows=100, workers=1, name="p"
+    )
+    lock = tmp_path / "p-state.db.lock"
+    first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
+    earliest = dt.datetime.now(dt.UTC)
+    argv = [str(CONSOLE_SCRIPT), "run", str(plan), "--quiet", "--log-file", str(first_log)]
+    first = subprocess.Popen(
+        [*argv, "--log-format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for_run_started(first_log, first)
+        os.kill(first.pid, signal.SIGSTOP)  # frozen while holding the lock
+        assert first.poll() is None, "the first run finished before it could be frozen"
+        holder = lock.read_text().strip()
+        # A second run that waited for the lock would hang here: its holder is frozen.
+        second = subprocess.run(
+            [str(CONSOLE_SCRIPT), "run", str(plan), "--log-file", str(second_log)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+        out, err = first.communicate(timeout=300)
+    _check_holder_line(holder, first.pid, earliest)
+    assert second.returncode == 4
+    assert second.stdout == ""
+    assert second.stderr == f"migrate: error: another run holds {lock} ({holder})\n"
+    (logged,) = second_log.read_text().splitlines()
+    assert logged.endswith(f" error: another run holds {lock} ({holder}) (exit 4)")
+    assert first.returncode == 0, out + err  # the first run was not disturbed
+    assert sqlite3.connect(tmp_path / "dst.db").execute("SELECT COUNT(*) FROM t").fetchone() == (
+        50_000,
+    )
+
+
+def test_a_run_killed_holding_the_lock_is_taken_over_by_the_next_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _seed(tmp_path / "src.db", 95)
+    plan = write_plan(tmp_path, "sqlite:///src.db", "sqlite:///dst.db", chunk_rows=10, name="p")
+    lock = tmp_path / "p-state.db.lock"
+    earliest = dt.datetime.now(dt.UTC)
+    killed = subprocess.Popen(  # SIGKILLs itself after the target committed chunk 3
+        [str(CONSOLE_SCRIPT), "run", str(plan), "--quiet"],
+        env={**os.environ, "MIGRATE_FAILPOINT": "after-load:3"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    killed.communicate(timeout=300)
+    assert killed.returncode == -signal.SIGKILL
+    left = lock.read_text().strip()
+    _check_holder_line(left, killed.pid, earliest)
+
+    log = tmp_path / "p.log"
+    argv = ["run", str(plan), "--quiet", "--json", "--log-file", str(log)]
+    code, out, err = _run([*argv, "--log-format", "json"], capsys)
+    assert code == 0, err
+    warning = f"taking over the lock left by {left} (that run ended without releasing it)"
+    assert err.splitlines() == [f"migrate: warning: {warning}"]  # --quiet with a log
+    (table,) = json.loads(out)["steps"][0]["tables"]
+    assert (table["source_rows"], table["target_rows"]) == (95, 95)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["event"] for r in records[:2]] == ["run_started", "lock_taken_over"]
+    assert (records[1]["level"], records[1]["message"]) == ("warning", warning)
+    assert records[1]["previous_holder"] == left
+    assert any(  # the crash-recovery message is in the log, not on the quiet console
+        r["event"] == "message" and "chunk 3 was cut off by a crash" in r["message"]
+        for r in records
+    )
+    assert lock.read_text() == ""  # released cleanly this time ...
+
+    code, out, err = _run(["run", str(plan)], capsys)
+    assert code == 0
+    assert "taking over" not in err  # ... so the next run takes over nothing
+
+
+def test_acquire_returns_the_line_a_dead_holder_left(tmp_path: Path) -> None:
+    from migrate.state import RunLock
+
+    state = tmp_path / "s.db"
+    lock = RunLock(state)
+    assert lock.acquire() is None  # first use
+    lock.release()
+    assert lock.acquire() is None  # after a clean release
+    lock.release()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from migrate.state import RunLock;"
+            " RunLock(Path(sys.argv[1])).acquire(); print('held', flush=True); time.sleep(120)",
+            str(state),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    left = Path(f"{state}.lock").read_text().strip()
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    assert left.startswith(f"pid {holder.pid} on ")
+    assert lock.acquire() == left
+    assert Path(f"{state}.lock").read_text().startswith(f"pid {os.getpid()} on ")
+    lock.release()
