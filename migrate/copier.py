@@ -24,6 +24,7 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,8 @@ BATCH_ROWS = 5000
 
 def _failpoint(where: str, seq: int) -> None:
     """Test hook: ``MIGRATE_FAILPOINT=after-load:3`` kills the process with SIGKILL right
-    after the target committed chunk 3 and before the state records it. Unset in real use."""
+    after the target committed chunk 3 and before the state records it (``after-merge:N``,
+    and ``before-checkpoint:N`` after a binlog batch, do the same in catch-up passes)."""
     spec = os.environ.get("MIGRATE_FAILPOINT")
     if spec and spec == f"{where}:{seq}":
         os.kill(os.getpid(), signal.SIGKILL)
@@ -64,6 +66,8 @@ class TableJob:
     #: rows its load wrote (the table count stays an independent count on both sides).
     range_count_on_target: bool = True
     notes: list[str] = field(default_factory=list)
+    #: the watermark column of an incremental step (a ``migrate.incremental.CursorSpec``)
+    cursor: Any = None
 
 
 class Progress:
@@ -89,11 +93,15 @@ def copy_table(
     workdir: Path,
     progress: Progress,
     stop: threading.Event,
+    on_snapshot: Callable[[str], None] | None = None,
 ) -> None:
     """Copy (or finish copying) one table; the state store records every chunk.
 
     Precondition: the target table exists and the state row for the table is ``copying``.
     Postcondition: every source row read is in the target; chunk counts are recorded.
+    With ``on_snapshot`` every chunk is read inside one consistent snapshot of the source
+    (``source.snapshot``), whose change-log position is handed to ``on_snapshot`` before
+    the first row is read.
     """
     sname, tname = job.source_schema.name, job.target_schema.name
     chunks = state.chunks(job.step, sname)
@@ -142,45 +150,53 @@ def copy_table(
                 continue
 
     def reader() -> None:
-        nonlocal after, seq
         try:
-            while True:
-                spool = target.new_spool(job.target_schema, workdir)
-                n, last = 0, None
-                limit = job.chunk_rows if job.key else None
-                try:
-                    batch_rows = min(BATCH_ROWS, job.chunk_rows)
-                    for batch in source.read_range(
-                        job.source_schema, job.key, after, limit, batch_rows, text
-                    ):
-                        if stop.is_set() or failure:
-                            raise InterruptedRun("stopped")
-                        if job.key:
-                            last = tuple(batch[-1][i] for i in key_idx)
-                            if key_conv is not None:
-                                last = key_conv(last)
-                        if conv is not None:
-                            batch = [conv(r) for r in batch]
-                        spool.add(batch)
-                        n += len(batch)
-                    spool.close()
-                except BaseException:
-                    spool.discard()
-                    raise
-                if n == 0 and (job.key or seq > 1):
-                    spool.discard()
-                    break
-                put((seq, after, last, spool))
-                after, seq = last, seq + 1
-                if not job.key or n < job.chunk_rows:
-                    break
-            put(_DONE)
+            if on_snapshot is None:
+                read_chunks()
+                return
+            with source.snapshot(text) as position:  # type: ignore[attr-defined]
+                on_snapshot(position)
+                read_chunks()
         except BaseException as exc:  # handed to the writer, which raises it
             failure.append(exc)
             try:
                 handoff.put_nowait(_DONE)
             except queue.Full:
                 pass
+
+    def read_chunks() -> None:
+        nonlocal after, seq
+        while True:
+            spool = target.new_spool(job.target_schema, workdir)
+            n, last = 0, None
+            limit = job.chunk_rows if job.key else None
+            try:
+                batch_rows = min(BATCH_ROWS, job.chunk_rows)
+                for batch in source.read_range(
+                    job.source_schema, job.key, after, limit, batch_rows, text
+                ):
+                    if stop.is_set() or failure:
+                        raise InterruptedRun("stopped")
+                    if job.key:
+                        last = tuple(batch[-1][i] for i in key_idx)
+                        if key_conv is not None:
+                            last = key_conv(last)
+                    if conv is not None:
+                        batch = [conv(r) for r in batch]
+                    spool.add(batch)
+                    n += len(batch)
+                spool.close()
+            except BaseException:
+                spool.discard()
+                raise
+            if n == 0 and (job.key or seq > 1):
+                spool.discard()
+                break
+            put((seq, after, last, spool))
+            after, seq = last, seq + 1
+            if not job.key or n < job.chunk_rows:
+                break
+        put(_DONE)
 
     thread = threading.Thread(target=reader, name=f"read-{sname}", daemon=True)
     started = time.monotonic()

@@ -13,10 +13,11 @@ from rich.console import Console
 
 from migrate.endpoints import TableEndpoint
 from migrate.errors import MigrateError
+from migrate.incremental import show
 from migrate.plan import Plan, Step, redact
 from migrate.planner import foreign_key_order, waves
-from migrate.runner import Endpoints, build_job, select_tables
-from migrate.state import State
+from migrate.runner import Endpoints, build_job, check_cdc, select_tables
+from migrate.state import State, decode_key
 
 
 def dry_run(plan: Plan) -> dict[str, Any]:
@@ -48,6 +49,8 @@ def dry_run(plan: Plan) -> dict[str, Any]:
                     source, target = endpoints.get(step.source), endpoints.get(step.target)
                     s["source_endpoint"] = source.describe()
                     s["target_endpoint"] = target.describe()
+                    if step.mode == "cdc":
+                        check_cdc(plan, step, source)
                     names = select_tables(step, source.list_tables(), plan)
                     ordered, cycles = foreign_key_order([source.read_schema(n) for n in names])
                     s["notes"] = [
@@ -92,8 +95,15 @@ def _action(
 ) -> tuple[str, int]:
     """What a run would do to one table, and 1 when that would stop the run."""
     row = state.table(step.name, name) if state is not None else None
+    if row is not None and row["status"] in ("done", "differences") and step.incremental:
+        return _catch_up_action(step, name, state), 0
     if row is not None and row["status"] in ("done", "differences"):
         return "already copied by an earlier run: nothing to do", 0
+    if step.mode == "incremental":
+        if not target.table_exists(tname):
+            return "STOP: mode incremental needs the table on the target", 1
+        start = f"start {step.start}" if step.start is not None else "the target's highest"
+        return f"adopt the existing table; catch up from {start} cursor value", 0
     if row is not None and row["status"] not in ("pending",):
         return f"resume the copy after {row['rows_copied']:,} rows", 0
     if not target.table_exists(tname):
@@ -108,6 +118,20 @@ def _action(
         "truncate": ("empty the existing table and copy", 0),
         "replace": ("drop, create and copy", 0),
     }[step.if_exists]
+
+
+def _catch_up_action(step: Step, name: str, state: State | None) -> str:
+    """What a catch-up pass would read, from the recorded watermark or binlog position."""
+    assert state is not None
+    if step.mode == "cdc":
+        stream = state.stream(step.name)
+        where = stream["position"] if stream and stream["position"] else "(none recorded)"
+        return f"catch up: apply binlog row events from {where}"
+    mark = state.watermark(step.name, name)
+    value = decode_key(mark["value"]) if mark is not None and mark["value"] else None
+    if mark is None or value is None:
+        return "catch up: read every row with a cursor value"
+    return f"catch up: rows with {mark['cursor']} above {show(value[0])} minus the overlap"
 
 
 def print_dry_run(console: Console, report: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ connected to here.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import tomllib
@@ -23,11 +24,14 @@ from migrate.registry import endpoint_kind
 
 LAYERS = ("application", "platform", "data")
 MODES = ("full", "incremental", "full+incremental", "cdc")
-AVAILABLE_MODES = ("full",)
+INCREMENTAL_MODES = ("incremental", "full+incremental")
 VALIDATIONS = ("count", "checksum")
 AVAILABLE_VALIDATIONS = ("count",)
 IF_EXISTS = ("fail", "truncate", "replace")
-DELETES = ("ignore", "detect", "propagate")
+DELETES = ("ignore", "detect")
+DEFAULT_TIME_OVERLAP = "5m"
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -50,6 +54,23 @@ class TableOverride:
     chunk_rows: int | None = None
     key: tuple[str, ...] = ()
     rename: str | None = None
+    cursor: str | None = None
+    overlap: Overlap | None = None
+    start: str | int | None = None
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """How far behind the recorded watermark a catch-up pass starts reading.
+
+    ``seconds`` for a time cursor (``overlap = "5m"``), ``keys`` for a numeric cursor
+    (``overlap = 1000``): rows committed late, or stamped by a skewed clock, inside the
+    window are caught; re-reading an unchanged row is harmless.
+    """
+
+    text: str
+    seconds: float | None = None
+    keys: int | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +92,15 @@ class Step:
     validate: tuple[str, ...]
     if_exists: str
     overrides: dict[str, TableOverride] = field(default_factory=dict)
+    cursor: str | None = None
+    overlap: Overlap | None = None
+    start: str | int | None = None
+    deletes: str = "ignore"
+
+    @property
+    def incremental(self) -> bool:
+        """Whether later runs catch up (watermark or binlog) instead of skipping done tables."""
+        return self.mode != "full"
 
 
 @dataclass(frozen=True)
@@ -375,6 +405,8 @@ def _check(resolved: Path, shown: Path, text: str, data: dict) -> Plan:
         "exclude_tables",
         "mode",
         "cursor",
+        "overlap",
+        "start",
         "deletes",
         "chunk_rows",
         "workers",
@@ -429,25 +461,11 @@ def _check(resolved: Path, shown: Path, text: str, data: dict) -> Plan:
             )
         default_layer = "platform" if src_kind == "table" else "data"
         layer = c.string(sraw, "layer", key, default=default_layer, choices=LAYERS)
-        mode = c.string(sraw, "mode", key, default="full", choices=MODES)
-        if mode not in AVAILABLE_MODES:
-            raise c.fail(
-                f"{key}.mode",
-                f"mode {mode!r} is not available in this version"
-                f" (available: {', '.join(AVAILABLE_MODES)})",
-            )
-        if "cursor" in sraw:
-            raise c.fail(
-                f"{key}.cursor",
-                "'cursor' needs an incremental mode, which is not available in this version",
-            )
-        deletes = c.string(sraw, "deletes", key, default="ignore", choices=DELETES)
-        if deletes != "ignore":
-            raise c.fail(
-                f"{key}.deletes",
-                f"deletes = {deletes!r} needs an incremental mode,"
-                " which is not available in this version",
-            )
+        mode = c.string(sraw, "mode", key, default="full", choices=MODES) or "full"
+        cursor = c.string(sraw, "cursor", key)
+        overlap = _overlap(c, sraw, key)
+        start = _start(c, sraw, key)
+        deletes = c.string(sraw, "deletes", key, default="ignore", choices=DELETES) or "ignore"
         validate = c.strings(sraw, "validate", key, d_validate, VALIDATIONS)
         for v in validate:
             if v not in AVAILABLE_VALIDATIONS:
@@ -462,12 +480,16 @@ def _check(resolved: Path, shown: Path, text: str, data: dict) -> Plan:
             okey = f"{key}.overrides.{tname}"
             if not isinstance(oraw, dict):
                 raise c.fail(okey, f"must be a table, not {_tname(oraw)}")
-            c.keys(oraw, {"chunk_rows", "key", "rename"}, okey)
+            c.keys(oraw, {"chunk_rows", "key", "rename", "cursor", "overlap", "start"}, okey)
             overrides[tname] = TableOverride(
                 chunk_rows=c.integer(oraw, "chunk_rows", okey, 0) or None,
                 key=c.strings(oraw, "key", okey),
                 rename=c.string(oraw, "rename", okey),
+                cursor=c.string(oraw, "cursor", okey),
+                overlap=_overlap(c, oraw, okey),
+                start=_start(c, oraw, okey),
             )
+        _check_mode(c, key, mode, cursor, deletes, sraw, overrides)
         steps.append(
             Step(
                 name=sname,
@@ -479,13 +501,17 @@ def _check(resolved: Path, shown: Path, text: str, data: dict) -> Plan:
                 after=c.strings(sraw, "after", key),
                 tables=c.strings(sraw, "tables", key, ("*",)),
                 exclude_tables=c.strings(sraw, "exclude_tables", key),
-                mode=mode or "full",
+                mode=mode,
                 chunk_rows=c.integer(sraw, "chunk_rows", key, d_chunk),
                 workers=c.integer(sraw, "workers", key, d_workers),
                 validate=validate,
                 if_exists=c.string(sraw, "if_exists", key, default=d_if_exists, choices=IF_EXISTS)
                 or "fail",
                 overrides=overrides,
+                cursor=cursor,
+                overlap=overlap,
+                start=start,
+                deletes=deletes,
             )
         )
     names = {s.name for s in steps}
@@ -525,6 +551,103 @@ def _check(resolved: Path, shown: Path, text: str, data: dict) -> Plan:
         steps=tuple(steps),
         secrets=frozenset(c.secrets | _url_passwords(connections)),
     )
+
+
+def _overlap(c: _Checker, raw: dict, key: str) -> Overlap | None:
+    """``overlap = "5m"`` (a time cursor) or ``overlap = 1000`` (a numeric cursor)."""
+    if "overlap" not in raw:
+        return None
+    value = raw["overlap"]
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise c.fail(
+            f"{key}.overlap",
+            f'must be a duration like "5m" or a number of keys, not {_tname(value)}',
+        )
+    if isinstance(value, int):
+        if value < 0:
+            raise c.fail(f"{key}.overlap", f"must be 0 or more, not {value}")
+        return Overlap(str(value), keys=value)
+    m = _DURATION.match(value.strip())
+    if not m:
+        raise c.fail(
+            f"{key}.overlap",
+            f'{value!r} is not a duration: use a number and s, m, h or d ("90s", "5m")'
+            " for a time cursor, or a whole number of keys for a numeric cursor",
+        )
+    return Overlap(value.strip(), seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2)])
+
+
+def _start(c: _Checker, raw: dict, key: str) -> str | int | None:
+    """``start``: the watermark ``mode = "incremental"`` begins from (a time or a number)."""
+    if "start" not in raw:
+        return None
+    value = raw["start"]
+    if isinstance(value, bool) or not isinstance(value, (int, str, dt.datetime, dt.date)):
+        raise c.fail(f"{key}.start", f"must be a date-time or a number, not {_tname(value)}")
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, str):
+        try:
+            dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise c.fail(
+                f"{key}.start", f"{value!r} is not an ISO date-time like 2026-11-01T00:00:00"
+            ) from None
+    return value
+
+
+def _check_mode(
+    c: _Checker,
+    key: str,
+    mode: str,
+    cursor: str | None,
+    deletes: str,
+    raw: dict,
+    overrides: dict[str, TableOverride],
+) -> None:
+    """The keys that go with a step's mode, and the ones that do not."""
+    table_cursors = [n for n, o in overrides.items() if o.cursor]
+    if mode in INCREMENTAL_MODES:
+        if cursor is None and not table_cursors:
+            raise c.fail(
+                key,
+                f'mode = "{mode}" needs a cursor: the column whose value grows with every'
+                ' change (cursor = "updated_at"), or an always-growing key for append-only'
+                " tables; per table in [steps.overrides.NAME]",
+            )
+        if mode == "full+incremental" and (
+            "start" in raw or any(o.start is not None for o in overrides.values())
+        ):
+            raise c.fail(
+                f"{key}.start",
+                '\'start\' is for mode = "incremental": "full+incremental" records its'
+                " watermark when the full copy begins",
+            )
+        return
+    if mode == "cdc":
+        if cursor is not None or table_cursors:
+            raise c.fail(f"{key}.cursor", 'mode = "cdc" reads the binary log and needs no cursor')
+        if deletes != "ignore":
+            raise c.fail(
+                f"{key}.deletes",
+                'mode = "cdc" applies the deletes it reads from the binary log: drop this key',
+            )
+    else:
+        for what in ("cursor", "overlap", "start"):
+            if what in raw or any(getattr(o, what) is not None for o in overrides.values()):
+                raise c.fail(
+                    f"{key}.{what}",
+                    f'{what!r} needs mode = "full+incremental" or "incremental"'
+                    f' (this step is mode = "{mode}")',
+                )
+        if deletes != "ignore":
+            raise c.fail(
+                f"{key}.deletes",
+                f'deletes = "{deletes}" needs mode = "full+incremental" or "incremental"',
+            )
+    for what in ("overlap", "start"):
+        if what in raw or any(getattr(o, what) is not None for o in overrides.values()):
+            raise c.fail(f"{key}.{what}", f'{what!r} does not apply to mode = "{mode}"')
 
 
 def _check_url(c: _Checker, key: str, url: str) -> None:

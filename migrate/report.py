@@ -6,6 +6,7 @@ returns a JSON-ready dict; none of them reads a database.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import asdict
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from migrate.incremental import show
 from migrate.runner import RunResult, TableResult
 from migrate.state import State, decode_key
 
@@ -77,6 +79,13 @@ def print_run(console: Console, result: RunResult) -> None:
             "nothing to do: every table was copied by an earlier run"
             " (migrate run --restart copies again)"
         )
+    passes = [t.catch_up for t in tables if t.catch_up is not None]
+    if (
+        passes
+        and all(t.status == "skipped" or t.catch_up is not None for t in tables)
+        and not any(p.changed or p.deleted for p in passes)
+    ):
+        console.print("caught up: nothing changed at the source since the last pass")
     for step in result.steps:
         title = (
             f"step {step.name}: {step.source} → {step.target}"
@@ -112,8 +121,12 @@ def print_run(console: Console, result: RunResult) -> None:
                 rate,
             )
         console.print(table)
+        _print_catch_up(console, step.tables)
         for t in step.tables:
-            if t.chunks and (len(t.chunks) <= CHUNK_LISTING_LIMIT or t.chunk_mismatches):
+            copied_now = t.status != "skipped" and t.catch_up is None
+            if not copied_now and not t.chunk_mismatches:
+                pass  # chunks of an earlier run's copy: `migrate status` shows them
+            elif t.chunks and (len(t.chunks) <= CHUNK_LISTING_LIMIT or t.chunk_mismatches):
                 shown = t.chunks if len(t.chunks) <= CHUNK_LISTING_LIMIT else t.chunk_mismatches
                 console.print(f"  {t.name}: chunk, key range, source rows = target rows")
                 for c in shown:
@@ -137,6 +150,8 @@ def print_run(console: Console, result: RunResult) -> None:
             console.print(f"  [yellow]{note}[/]")
         if step.error:
             console.print(f"  [red]{step.error}[/]")
+    if result.cutover:
+        _print_acceptance(console, result)
     style = {"done": "green", "differences": "red", "failed": "red"}.get(result.status, "yellow")
     text = {
         "done": "done: every count matches",
@@ -150,6 +165,49 @@ def print_run(console: Console, result: RunResult) -> None:
         console.print(f"  {result.message}")
 
 
+def _print_catch_up(console: Console, tables: list[TableResult]) -> None:
+    rows = [t for t in tables if t.catch_up is not None]
+    if not rows:
+        return
+    table = Table(title="  catch-up pass", title_justify="left", show_edge=False)
+    for col in ("table", "since", "rows read", "changed", "deleted", "now at", "seconds"):
+        table.add_column(
+            col,
+            justify="right" if col in ("rows read", "changed", "deleted", "seconds") else "left",
+        )
+    for t in rows:
+        p = t.catch_up
+        assert p is not None
+        table.add_row(
+            t.name,
+            p.since or "(start)",
+            f"{p.rows:,}",
+            f"{p.changed:,}",
+            f"{p.deleted:,}",
+            t.position or p.watermark or "",
+            f"{p.seconds:.2f}",
+        )
+    console.print(table)
+
+
+def _print_acceptance(console: Console, result: RunResult) -> None:
+    """The cut-over summary: every table counted on both sides, and where catch-up stands."""
+    table = Table(title="cut-over acceptance", title_justify="left", show_edge=False)
+    for col in ("step", "table", "source rows", "target rows", "counts", "final position"):
+        table.add_column(col, justify="right" if "rows" in col else "left")
+    for step in result.steps:
+        for t in step.tables:
+            table.add_row(
+                step.name,
+                t.name,
+                _n(t.source_rows),
+                _n(t.target_rows),
+                _counts_cell(t),
+                t.position or "",
+            )
+    console.print(table)
+
+
 def _n(v: int | None) -> str:
     return "" if v is None else f"{v:,}"
 
@@ -159,6 +217,8 @@ def _counts_cell(t: TableResult) -> str:
         return "[red]failed[/]"
     if t.source_rows is None:
         return ""
+    if t.live and t.counts_match:
+        return "live" if t.source_rows != t.target_rows else "[green]match[/] (live)"
     if t.counts_match:
         return "[green]match[/]" + (" (earlier run)" if t.status == "skipped" else "")
     return "[red]DIFFER[/]"
@@ -181,6 +241,27 @@ def status_rows(state: State, chunk_rows: dict[str, int]) -> list[dict[str, Any]
         else:
             left = 0
         last = chunks[-1] if chunks else None
+        mark = state.watermark(row["step"], row["name"])
+        catch_up: dict[str, Any] | None = None
+        if mark is not None:
+            stream = state.stream(row["step"]) if mark["kind"] == "binlog" else None
+            if stream is not None:
+                position, as_of = stream["position"], stream["as_of"]
+            else:
+                value = decode_key(mark["value"]) if mark["value"] else None
+                position, as_of = (show(value[0]) if value else None), mark["as_of"]
+            catch_up = {
+                "kind": mark["kind"],
+                "cursor": mark["cursor"],
+                "position": position,
+                "as_of": as_of,
+                "lag_seconds": _lag(as_of),
+                "passes": mark["passes"],
+                "last_rows": mark["last_rows"],
+                "last_changed": mark["last_changed"],
+                "last_deleted": mark["last_deleted"],
+                "last_pass_at": mark["last_pass_at"],
+            }
         out.append(
             {
                 "step": row["step"],
@@ -195,9 +276,28 @@ def status_rows(state: State, chunk_rows: dict[str, int]) -> list[dict[str, Any]
                 "chunks_left": left,
                 "last_key": _json_key(decode_key(last["hi"])) if last else None,
                 "last_error": row["error"],
+                "catch_up": catch_up,
             }
         )
     return out
+
+
+def _lag(as_of: str | None) -> float | None:
+    """Seconds since the moment the target last caught up with (the start of the last pass)."""
+    if not as_of:
+        return None
+    then = dt.datetime.strptime(as_of, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+    return round((dt.datetime.now(dt.UTC) - then).total_seconds(), 1)
+
+
+def _lag_text(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
 
 
 def print_status(console: Console, run: Any, rows: list[dict[str, Any]]) -> None:
@@ -229,5 +329,29 @@ def print_status(console: Console, run: Any, rows: list[dict[str, Any]]) -> None
             str(r["chunks_done"]),
             str(r["chunks_left"]),
             r["last_error"] or "",
+        )
+    console.print(table)
+    caught = [r for r in rows if r["catch_up"]]
+    if not caught:
+        return
+    table = Table(title="catch-up", title_justify="left", show_edge=False)
+    for col in ("step", "table", "by", "watermark / position", "passes", "last pass", "lag"):
+        table.add_column(col)
+    for r in caught:
+        c = r["catch_up"]
+        by = "binlog" if c["kind"] == "binlog" else f"{c['cursor']} ({c['kind']})"
+        last = (
+            f"{c['last_rows']:,} read, {c['last_changed']:,} changed, {c['last_deleted']:,} deleted"
+            if c["last_rows"] is not None
+            else "none yet"
+        )
+        table.add_row(
+            r["step"],
+            r["table"],
+            by,
+            c["position"] or "",
+            str(c["passes"]),
+            last,
+            _lag_text(c["lag_seconds"]),
         )
     console.print(table)

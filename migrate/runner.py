@@ -17,6 +17,7 @@ import fnmatch
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,11 +36,21 @@ from migrate.errors import (
     MigrateError,
     PlanError,
 )
+from migrate.incremental import (
+    CursorSpec,
+    PassResult,
+    binlog_pass,
+    cursor_notes,
+    cursor_spec,
+    earlier_position,
+    show,
+    watermark_pass,
+)
 from migrate.plan import Plan, Step, redact
 from migrate.planner import Wave, foreign_key_order, waves
 from migrate.registry import endpoint_class
 from migrate.schema import TableSchema
-from migrate.state import State, now
+from migrate.state import State, decode_key, encode_key, now
 from validators.counts import RangeCount, table_counts
 
 
@@ -55,6 +66,13 @@ class TableResult:
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    mode: str = "full"
+    #: the source stays online (incremental modes before cut-over): table counts are
+    #: shown but not compared, as rows keep changing between the two counts
+    live: bool = False
+    catch_up: PassResult | None = None
+    #: where catch-up stands after this run: the watermark or the binlog position
+    position: str | None = None
 
     @property
     def chunk_mismatches(self) -> list[RangeCount]:
@@ -62,6 +80,8 @@ class TableResult:
 
     @property
     def counts_match(self) -> bool:
+        if self.live:
+            return not self.chunk_mismatches
         return self.source_rows == self.target_rows and not self.chunk_mismatches
 
 
@@ -86,6 +106,7 @@ class RunResult:
     status: str
     steps: list[StepResult] = field(default_factory=list)
     message: str | None = None
+    cutover: bool = False
 
     @property
     def exit_code(self) -> int:
@@ -171,6 +192,18 @@ def build_job(
     same_order = key_order_agrees(schema, key, source.capabilities, target.capabilities)
     if not same_order:
         notes.append(TEXT_KEY_NOTE)
+    spec = None
+    if step.mode in ("incremental", "full+incremental"):
+        spec = cursor_spec(plan, step, schema)
+        notes.extend(cursor_notes(spec, schema.name))
+    if step.incremental and not key:
+        raise PlanError(
+            f"table {schema.name!r} has no primary or NOT NULL unique key: mode"
+            f' "{step.mode}" upserts by key (set overrides.{schema.name}.key, or copy'
+            ' it in a step with mode = "full")',
+            path=str(plan.path),
+            key=f"steps.{step.name}.mode",
+        )
     return TableJob(
         step=step.name,
         run_id=run_id,
@@ -178,10 +211,25 @@ def build_job(
         target_schema=tschema,
         key=key,
         chunk_rows=override.chunk_rows if override and override.chunk_rows else step.chunk_rows,
-        count_chunks="count" in step.validate,
+        # a live source changes between reading a range and counting it again
+        count_chunks="count" in step.validate and not step.incremental,
         range_count_on_target=same_order,
         notes=notes,
+        cursor=spec,
     )
+
+
+def check_cdc(plan: Plan, step: Step, source: TableEndpoint) -> None:
+    """A cdc step needs a source with a binary log it can read; say what to change."""
+    if source.capabilities.cdc != "binlog" or not hasattr(source, "read_changes"):
+        raise PlanError(
+            f'mode = "cdc" reads a MySQL or MariaDB binary log; connection'
+            f" {step.source!r} is {source.capabilities.engine}: use mode ="
+            ' "full+incremental" with a cursor instead',
+            path=str(plan.path),
+            key=f"steps.{step.name}.mode",
+        )
+    source.cdc_check()  # type: ignore[attr-defined]
 
 
 def select_tables(step: Step, available: list[str], plan: Plan) -> list[str]:
@@ -211,9 +259,11 @@ class Runner:
         *,
         restart: bool = False,
         only_steps: tuple[str, ...] = (),
+        cutover: bool = False,
     ) -> None:
         self.plan, self.state, self.progress = plan, state, progress
         self.restart = restart
+        self.cutover = cutover
         self.only_steps = only_steps
         self.stop = threading.Event()
         workers = max((s.workers for s in plan.steps), default=4)
@@ -221,7 +271,7 @@ class Runner:
 
     def run(self, command: str) -> RunResult:
         run_id = self.state.start_run(command)
-        result = RunResult(self.plan.name, run_id, "done")
+        result = RunResult(self.plan.name, run_id, "done", cutover=self.cutover)
         # Chunks are staged beside the state; a killed run's leftovers go at the next start
         # (this run holds the lock, so nobody else uses the folder).
         workdir = self.plan.state_path.with_name(self.plan.state_path.stem + ".spool")
@@ -315,22 +365,41 @@ class Runner:
         source = self.endpoints.get(step.source)
         target = self.endpoints.get(step.target)
         source.describe(), target.describe()  # connect both before any work: fail fast
+        if step.mode == "cdc":
+            check_cdc(self.plan, step, source)
         names = select_tables(step, source.list_tables(), self.plan)
         if self.restart:
             for name in names:
                 self.state.reset_table(step.name, name)
+            if step.mode == "cdc":
+                self.state.drop_stream(step.name)
         schemas, cycles = foreign_key_order([source.read_schema(n) for n in names])
         for cyc in cycles:
             sr.notes.append(f"foreign-key cycle among {cyc}: loaded in name order")
         jobs = [build_job(self.plan, step, schema, source, target, run_id) for schema in schemas]
         results = {
             j.source_schema.name: TableResult(
-                j.source_schema.name, j.target_schema.name, "done", j.key, notes=j.notes
+                j.source_schema.name,
+                j.target_schema.name,
+                "done",
+                j.key,
+                notes=j.notes,
+                mode=step.mode,
+                live=step.incremental and not self.cutover,
             )
             for j in jobs
         }
         sr.tables = list(results.values())
 
+        if step.mode == "incremental":  # the target was loaded some other way: no copy
+            for job in jobs:
+                self._prepare_incremental(step, job, target)
+        caught_up = {
+            j.source_schema.name
+            for j in jobs
+            if (row := self.state.table(step.name, j.source_schema.name)) is not None
+            and row["status"] in ("done", "differences")
+        }
         pending = [j for j in jobs if self._prepare(step, j, source, target, results)]
         self._copy_all(step, pending, source, target, workdir, results)
         for job in jobs:  # indexes and sequences once the data is in
@@ -362,8 +431,155 @@ class Runner:
                 fks = [fk for fk in fks if not fk.name or fk.name not in existing_fk]
                 target.create_foreign_keys(_with_fks(job.target_schema, fks))
                 self.state.upsert_table(step.name, job.source_schema.name, status="linked")
+        if step.mode == "cdc":
+            if caught_up and len(caught_up) == len(jobs):
+                self._binlog_pass(step, jobs, source, target, run_id, workdir, results)
+            elif caught_up:
+                sr.notes.append("the binary log is applied once every table's full copy is done")
+        elif step.incremental:
+            self._watermark_passes(
+                step,
+                [j for j in jobs if j.source_schema.name in caught_up],
+                source,
+                target,
+                run_id,
+                workdir,
+                results,
+            )
         for job in jobs:
             self._count(step, job, source, target, results[job.source_schema.name])
+            self._record_position(step, job, results[job.source_schema.name])
+
+    # -- incremental modes ---------------------------------------------------------------
+    def _prepare_incremental(self, step: Step, job: TableJob, target: TableEndpoint) -> None:
+        """Adopt a table loaded some other way: check its key, set its first watermark."""
+        name, tname = job.source_schema.name, job.target_schema.name
+        if not target.table_exists(tname):
+            raise ConnectorError(
+                f'{step.target}: table {tname} does not exist: mode = "incremental" catches'
+                ' up a table loaded some other way; mode = "full+incremental" copies it first'
+            )
+        actual = target.read_schema(tname)
+        keyed = actual.primary_key == job.key or any(
+            ix.unique and set(ix.columns) == set(job.key) for ix in actual.indexes
+        )
+        if not keyed:
+            raise ConnectorError(
+                f"{step.target}: table {tname} has no primary key or unique index on"
+                f" ({', '.join(job.key)}): upserting by key needs one"
+            )
+        if self.state.table(step.name, name) is None:
+            self.state.upsert_table(
+                step.name,
+                name,
+                target_name=tname,
+                status="done",
+                key_columns=",".join(job.key),
+                run_id=job.run_id,
+                started_at=now(),
+                note="; ".join(job.notes) or None,
+            )
+        spec: CursorSpec = job.cursor
+        if self.state.watermark(step.name, name) is None:
+            start = spec.start
+            if start is None:  # what the target already holds
+                start = target.max_value(actual, spec.column)
+            self.state.set_watermark(
+                step.name,
+                name,
+                spec.kind,
+                cursor=spec.column,
+                value=encode_key((start,)) if start is not None else None,
+            )
+
+    def _watermark_passes(
+        self,
+        step: Step,
+        jobs: list[TableJob],
+        source: TableEndpoint,
+        target: TableEndpoint,
+        run_id: int,
+        workdir: Path,
+        results: dict[str, TableResult],
+    ) -> None:
+        def one(job: TableJob) -> None:
+            name = job.source_schema.name
+            self.progress.table_started(step.name, name, None, 0)
+            res = watermark_pass(
+                step=step,
+                source_schema=job.source_schema,
+                target_schema=job.target_schema,
+                key=job.key,
+                spec=job.cursor,
+                chunk_rows=job.chunk_rows,
+                source=source,
+                target=target,
+                state=self.state,
+                run_id=run_id,
+                workdir=workdir,
+                stop=self.stop,
+                on_rows=lambda n: self.progress.advance(step.name, name, n),
+            )
+            results[name].catch_up = res
+            self.progress.table_finished(step.name, name, res.rows, res.seconds)
+
+        self._in_parallel(step, jobs, one, results)
+
+    def _binlog_pass(
+        self,
+        step: Step,
+        jobs: list[TableJob],
+        source: TableEndpoint,
+        target: TableEndpoint,
+        run_id: int,
+        workdir: Path,
+        results: dict[str, TableResult],
+    ) -> None:
+        res = binlog_pass(
+            step=step,
+            jobs=jobs,
+            source=source,
+            target=target,
+            state=self.state,
+            run_id=run_id,
+            workdir=workdir,
+            stop=self.stop,
+        )
+        for name, pr in (res.per_table or {}).items():
+            results[name].catch_up = pr
+        self.progress.message(
+            f"{step.name}: applied {res.events:,} row events in {res.batches:,} batches"
+            f" ({res.seconds:.2f}s); binlog now at {res.position}"
+        )
+
+    def _record_position(self, step: Step, job: TableJob, result: TableResult) -> None:
+        if not step.incremental:
+            return
+        if step.mode == "cdc":
+            stream = self.state.stream(step.name)
+            result.position = stream["position"] if stream else None
+            return
+        row = self.state.watermark(step.name, job.source_schema.name)
+        if row is not None and row["value"]:
+            result.position = show((decode_key(row["value"]) or (None,))[0])
+
+    def _on_snapshot(self, step: Step, job: TableJob) -> Callable[[str], None]:
+        """Record where a cdc table's copy stands in the binlog, before its first row."""
+        name = job.source_schema.name
+
+        def record(position: str) -> None:
+            row = self.state.watermark(step.name, name)
+            if row is None or not row["value"]:  # a resumed copy keeps the earlier one
+                self.state.set_watermark(step.name, name, "binlog", value=position)
+            stream = self.state.stream(step.name)
+            if (
+                stream is None
+                or not stream["position"]
+                or earlier_position(position, stream["position"])
+            ):
+                self.state.set_stream(step.name, "binlog", position=position)
+
+        return record
 
     def _prepare(
         self,
@@ -420,6 +636,15 @@ class Runner:
             est_rows=source.count(name),
             note="; ".join(job.notes) or None,
         )
+        if job.cursor is not None:  # where the source stands before the first row is read
+            high = source.max_value(job.source_schema, job.cursor.column)
+            self.state.set_watermark(
+                step.name,
+                name,
+                job.cursor.kind,
+                cursor=job.cursor.column,
+                value=encode_key((high,)) if high is not None else None,
+            )
         return True
 
     def _copy_all(
@@ -431,10 +656,34 @@ class Runner:
         workdir: Path,
         results: dict[str, TableResult],
     ) -> None:
-        """Copy tables in parallel; the first failure stops the others (they stay resumable)."""
+        def one(job: TableJob) -> None:
+            started = time.monotonic()
+            on_snapshot = self._on_snapshot(step, job) if step.mode == "cdc" else None
+            copy_table(
+                job, source, target, self.state, workdir, self.progress, self.stop, on_snapshot
+            )
+            self.state.upsert_table(
+                job.step,
+                job.source_schema.name,
+                status="copied",
+                seconds=time.monotonic() - started,
+                finished_at=now(),
+            )
+
+        self._in_parallel(step, jobs, one, results)
+
+    def _in_parallel(
+        self,
+        step: Step,
+        jobs: list[TableJob],
+        work: Callable[[TableJob], None],
+        results: dict[str, TableResult],
+    ) -> None:
+        """Run ``work`` per table on the step's workers; the first failure stops the others
+        (they stay resumable) and is raised once all have stopped."""
         first_error: BaseException | None = None
         with ThreadPoolExecutor(step.workers, thread_name_prefix=f"copy-{step.name}") as pool:
-            futures = {pool.submit(self._copy_one, j, source, target, workdir): j for j in jobs}
+            futures = {pool.submit(work, j): j for j in jobs}
             try:
                 for fut in as_completed(futures):
                     exc = fut.exception()
@@ -445,7 +694,9 @@ class Runner:
                     name = futures[fut].source_schema.name
                     msg = redact(str(exc), self.plan.secrets)
                     results[name].status, results[name].error = "failed", msg
-                    self.state.upsert_table(step.name, name, status="failed", error=msg)
+                    row = self.state.table(step.name, name)
+                    if row is not None and row["status"] not in ("done", "differences"):
+                        self.state.upsert_table(step.name, name, status="failed", error=msg)
                     first_error = first_error or exc
                     self.stop.set()  # the other tables stop at their next batch
             except BaseException:
@@ -455,19 +706,6 @@ class Runner:
         if first_error is not None:
             raise first_error
 
-    def _copy_one(
-        self, job: TableJob, source: TableEndpoint, target: TableEndpoint, workdir: Path
-    ) -> None:
-        started = time.monotonic()
-        copy_table(job, source, target, self.state, workdir, self.progress, self.stop)
-        self.state.upsert_table(
-            job.step,
-            job.source_schema.name,
-            status="copied",
-            seconds=time.monotonic() - started,
-            finished_at=now(),
-        )
-
     def _count(
         self,
         step: Step,
@@ -476,18 +714,23 @@ class Runner:
         target: TableEndpoint,
         result: TableResult,
     ) -> None:
+        """Table counts on both sides; a cut-over run counts every table again."""
         row = self.state.table(step.name, job.source_schema.name)
         if row is None or result.status == "failed":
             return
         result.chunks = chunk_counts(self.state, step.name, job.source_schema.name)
-        if row["status"] == "done":
+        result.seconds = row["seconds"] or 0.0
+        caught_up = step.incremental and row["status"] in ("done", "differences")
+        if result.catch_up is not None and result.status == "skipped":
+            result.status = "done"  # caught up in this run
+        if (row["status"] == "done" or caught_up) and not self.cutover:
             result.source_rows, result.target_rows = row["source_rows"], row["target_rows"]
-            result.seconds = row["seconds"] or 0.0
             return
         result.source_rows, result.target_rows = table_counts(
             source, job.source_schema.name, target, job.target_schema.name
         )
-        result.seconds = row["seconds"] or 0.0
+        if result.status == "skipped":  # counted again at cut-over
+            result.status = "done"
         if not result.counts_match:
             result.status = "differences"
         self.state.upsert_table(

@@ -27,6 +27,7 @@ import os
 import socket
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -35,7 +36,7 @@ from typing import Any
 
 from migrate.errors import LockHeldError, StateError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -57,6 +58,20 @@ MIGRATIONS: dict[int, list[str]] = {
         """CREATE TABLE undo (
             id INTEGER PRIMARY KEY, run_id INTEGER, step TEXT NOT NULL, connection TEXT,
             action TEXT NOT NULL, object TEXT NOT NULL, detail TEXT, created_at TEXT NOT NULL)""",
+    ],
+    2: [
+        # where each table's catch-up stands: a cursor value (kind time|key) or, for cdc,
+        # the binlog position of the snapshot its full copy came from (kind binlog)
+        """CREATE TABLE watermarks (
+            step TEXT NOT NULL, tbl TEXT NOT NULL, kind TEXT NOT NULL, cursor TEXT,
+            value TEXT, as_of TEXT, passes INTEGER NOT NULL DEFAULT 0, last_rows INTEGER,
+            last_changed INTEGER, last_deleted INTEGER, last_seconds REAL, last_pass_at TEXT,
+            PRIMARY KEY (step, tbl))""",
+        # one change stream per cdc step: the position the next pass reads from
+        """CREATE TABLE streams (
+            step TEXT PRIMARY KEY, kind TEXT NOT NULL, position TEXT, as_of TEXT,
+            event_time TEXT, passes INTEGER NOT NULL DEFAULT 0, last_events INTEGER,
+            last_seconds REAL, last_pass_at TEXT)""",
     ],
 }
 
@@ -118,26 +133,59 @@ def decode_key(text: str | None) -> tuple[Any, ...] | None:
 
 
 class RunLock:
-    """An exclusive, non-blocking lock beside the state file, naming its holder."""
+    """An exclusive, non-blocking lock beside the state file, naming its holder.
+
+    The lock is an ``flock`` on ``<state>.lock``; the file holds one line,
+    ``pid N on HOST since T`` (T in UTC), while a run holds it. The kernel releases the
+    ``flock`` when the holder dies, however it dies; only :meth:`release` empties the line.
+    """
+
+    #: How long a refused run waits for a holder that has the lock but not yet its line.
+    HOLDER_LINE_WAIT = 0.5
 
     def __init__(self, state_path: Path) -> None:
         self.path = state_path.with_name(state_path.name + ".lock")
         self._fd: int | None = None
 
-    def acquire(self) -> None:
+    def acquire(self) -> str | None:
+        """Take the lock at once or raise :class:`LockHeldError` naming the holder's pid,
+        host and start time (it never waits for the holder to finish).
+
+        Returns the line an earlier holder left behind (``pid N on HOST since T``) when
+        that process ended without releasing (SIGKILL, power loss): this run takes its
+        place. Returns None after a clean release or on first use.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.read(fd, 4096).decode("utf-8", "replace").strip() or "unknown"
+            holder = self._holder_line(fd)
             os.close(fd)
             raise LockHeldError(f"another run holds {self.path} ({holder})") from None
+        previous = self._first_line(os.pread(fd, 4096, 0)) or None
+        line = f"pid {os.getpid()} on {socket.gethostname()} since {now()}\n"
         os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since {now()}\n".encode())
+        os.pwrite(fd, line.encode(), 0)
         self._fd = fd
+        return previous
+
+    def _holder_line(self, fd: int) -> str:
+        """The holder's line; a holder that has just taken the lock writes it a moment later."""
+        deadline = time.monotonic() + self.HOLDER_LINE_WAIT
+        while True:
+            line = self._first_line(os.pread(fd, 4096, 0))
+            if line or time.monotonic() >= deadline:
+                return line or "holder unknown"
+            time.sleep(0.02)
+
+    @staticmethod
+    def _first_line(data: bytes) -> str:
+        text = data.decode("utf-8", "replace").strip()
+        return text.splitlines()[0].strip() if text else ""
 
     def release(self) -> None:
+        """Empty the holder line, then unlock. Releasing twice is harmless."""
         if self._fd is not None:
             os.ftruncate(self._fd, 0)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
@@ -277,6 +325,43 @@ class State:
         with self.transaction() as db:
             db.execute("DELETE FROM chunks WHERE step=? AND tbl=?", (step, name))
             db.execute("DELETE FROM tables WHERE step=? AND name=?", (step, name))
+            db.execute("DELETE FROM watermarks WHERE step=? AND tbl=?", (step, name))
+
+    # -- watermarks and change streams ----------------------------------------------------
+    def watermark(self, step: str, table: str) -> sqlite3.Row | None:
+        return self.execute(
+            "SELECT * FROM watermarks WHERE step=? AND tbl=?", (step, table)
+        ).fetchone()
+
+    def set_watermark(self, step: str, table: str, kind: str, **fields: Any) -> None:
+        """Create or update a table's watermark row; ``passes`` grows by ``add_pass``."""
+        add_pass = int(fields.pop("add_pass", 0))
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO watermarks (step, tbl, kind) VALUES (?,?,?)",
+                (step, table, kind),
+            )
+            sets = ", ".join([*(f"{k}=?" for k in fields), "kind=?", "passes=passes+?"])
+            db.execute(
+                f"UPDATE watermarks SET {sets} WHERE step=? AND tbl=?",
+                (*fields.values(), kind, add_pass, step, table),
+            )
+
+    def stream(self, step: str) -> sqlite3.Row | None:
+        return self.execute("SELECT * FROM streams WHERE step=?", (step,)).fetchone()
+
+    def set_stream(self, step: str, kind: str, **fields: Any) -> None:
+        """Create or update a step's change-stream row (``add_pass`` as for watermarks)."""
+        add_pass = int(fields.pop("add_pass", 0))
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO streams (step, kind) VALUES (?,?)", (step, kind))
+            sets = ", ".join([*(f"{k}=?" for k in fields), "passes=passes+?"])
+            db.execute(
+                f"UPDATE streams SET {sets} WHERE step=?", (*fields.values(), add_pass, step)
+            )
+
+    def drop_stream(self, step: str) -> None:
+        self.execute("DELETE FROM streams WHERE step=?", (step,))
 
     # -- chunks --------------------------------------------------------------------------
     def chunks(self, step: str, table: str) -> list[sqlite3.Row]:

@@ -55,7 +55,7 @@ target = "dst"
 
 STEP_KEYS = (
     "after, batch, chunk_rows, cursor, deletes, exclude_tables, if_exists, layer, mode,"
-    " name, overrides, source, tables, target, validate, workers"
+    " name, overlap, overrides, source, start, tables, target, validate, workers"
 )
 
 BAD_PLANS = {
@@ -122,9 +122,36 @@ BAD_PLANS = {
         "plan.toml:6: connections.src.url: no connector for URL scheme 'ftp'"
         " (known: mariadb, mysql, postgres, postgresql, sample, sqlite)",
     ),
-    "mode cdc": (
-        HEAD + STEP_A + 'mode = "cdc"\n',
-        "plan.toml:19: steps.a.mode: mode 'cdc' is not available in this version (available: full)",
+    "incremental without a cursor": (
+        HEAD + STEP_A + 'mode = "full+incremental"\n',
+        'plan.toml:14: steps.a: mode = "full+incremental" needs a cursor: the column whose'
+        ' value grows with every change (cursor = "updated_at"), or an always-growing key for'
+        " append-only tables; per table in [steps.overrides.NAME]",
+    ),
+    "cursor on a full step": (
+        HEAD + STEP_A + 'cursor = "updated_at"\n',
+        "plan.toml:19: steps.a.cursor: 'cursor' needs mode = \"full+incremental\" or"
+        ' "incremental" (this step is mode = "full")',
+    ),
+    "deletes on a cdc step": (
+        HEAD + STEP_A + 'mode = "cdc"\ndeletes = "detect"\n',
+        'plan.toml:20: steps.a.deletes: mode = "cdc" applies the deletes it reads from the'
+        " binary log: drop this key",
+    ),
+    "overlap not a duration": (
+        HEAD + STEP_A + 'mode = "incremental"\ncursor = "updated_at"\noverlap = "5 minutes"\n',
+        "plan.toml:21: steps.a.overlap: '5 minutes' is not a duration: use a number and s, m,"
+        ' h or d ("90s", "5m") for a time cursor, or a whole number of keys for a numeric'
+        " cursor",
+    ),
+    "start on full+incremental": (
+        HEAD + STEP_A + 'mode = "full+incremental"\ncursor = "id"\nstart = 5\n',
+        "plan.toml:21: steps.a.start: 'start' is for mode = \"incremental\":"
+        ' "full+incremental" records its watermark when the full copy begins',
+    ),
+    "start not a date-time": (
+        HEAD + STEP_A + 'mode = "incremental"\ncursor = "updated_at"\nstart = "yesterday"\n',
+        "plan.toml:21: steps.a.start: 'yesterday' is not an ISO date-time like 2026-11-01T00:00:00",
     ),
     "unknown mode": (
         HEAD + STEP_A + 'mode = "fast"\n',
@@ -138,7 +165,7 @@ BAD_PLANS = {
     "unknown key in an override": (
         HEAD + STEP_A + "[steps.overrides.orders]\nchunk = 5\n",
         "plan.toml:20: steps.a.overrides.orders.chunk: unknown key 'chunk'"
-        " (allowed: chunk_rows, key, rename)",
+        " (allowed: chunk_rows, cursor, key, overlap, rename, start)",
     ),
     "source and target the same": (
         HEAD + STEP_A.replace('target = "dst"', 'target = "src"'),

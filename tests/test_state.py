@@ -62,7 +62,7 @@ def test_chinese_text_is_stored_readably() -> None:
     assert "客户" in encode_key(("客户",))  # type: ignore[operator]
 
 
-def test_new_state_has_schema_version_1_and_its_plan(tmp_path: Path) -> None:
+def test_new_state_has_schema_version_2_and_its_plan(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "state.db"
     state = State(path, "erp")
     state.close()
@@ -70,12 +70,42 @@ def test_new_state_has_schema_version_1_and_its_plan(tmp_path: Path) -> None:
     meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     db.close()
-    assert SCHEMA_VERSION == 1
-    assert meta == {"schema_version": "1", "plan": "erp"}
-    assert {"meta", "runs", "tables", "chunks", "undo"} <= tables
+    assert SCHEMA_VERSION == 2
+    assert meta == {"schema_version": "2", "plan": "erp"}
+    assert {"meta", "runs", "tables", "chunks", "undo", "watermarks", "streams"} <= tables
     State(path, "erp").close()  # opening it again changes nothing
     db = sqlite3.connect(path)
     assert dict(db.execute("SELECT key, value FROM meta").fetchall()) == meta
+    db.close()
+
+
+def test_version_1_state_is_upgraded_keeping_its_progress(tmp_path: Path) -> None:
+    from migrate.state import MIGRATIONS
+
+    path = tmp_path / "state.db"
+    db = sqlite3.connect(path)  # a state file as version 1 wrote it
+    for statement in MIGRATIONS[1]:
+        db.execute(statement)
+    db.execute("INSERT INTO meta VALUES ('schema_version', '1'), ('plan', 'erp')")
+    db.execute(
+        "INSERT INTO tables (step, name, target_name, status, rows_copied)"
+        " VALUES ('db', 'orders', 'orders', 'done', 42)"
+    )
+    db.commit()
+    db.close()
+    state = State(path, "erp")
+    assert state.table("db", "orders")["rows_copied"] == 42
+    state.set_watermark("db", "orders", "key", cursor="id", value=encode_key((42,)), add_pass=1)
+    row = state.watermark("db", "orders")
+    assert (row["kind"], row["cursor"], decode_key(row["value"]), row["passes"]) == (
+        "key",
+        "id",
+        (42,),
+        1,
+    )
+    state.close()
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("2",)
     db.close()
 
 
@@ -93,7 +123,7 @@ def test_state_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StateError) as info:
         State(path, "erp")
     assert str(info.value) == (
-        f"{path} was written by a newer migrate (state schema 99, this one reads up to 1)"
+        f"{path} was written by a newer migrate (state schema 99, this one reads up to 2)"
     )
     assert info.value.exit_code == 1
     db = sqlite3.connect(path)  # and it is left as it was

@@ -181,6 +181,7 @@ class SQLEndpoint:
         self._url = self.resolve_url(sa.make_url(url))
         self._engine: sa.Engine | None = None
         self._guard = threading.Lock()
+        self._pinned = threading.local()  # a snapshot's connection, for this thread's reads
         self.check_options()
 
     # -- connection ----------------------------------------------------------------------
@@ -314,7 +315,9 @@ class SQLEndpoint:
         return sa.table(name, *[sa.column(c) for c in columns])
 
     def compile(self, stmt: sa.ClauseElement) -> tuple[str, Any]:
-        compiled = stmt.compile(dialect=self.engine.dialect)
+        compiled = stmt.compile(
+            dialect=self.engine.dialect, compile_kwargs={"render_postcompile": True}
+        )
         params = compiled.construct_params()
         params = {k: self.adapt_param(v) for k, v in params.items()}
         if compiled.positional:
@@ -410,7 +413,12 @@ class SQLEndpoint:
         self, stmt: sa.Select, batch_rows: int, doing: str, text: bool = False
     ) -> Iterator[list[Row]]:
         sql, params = self.compile(stmt)
-        with self.errors(doing), self.text_connection() if text else self.raw() as conn:
+        pinned = getattr(self._pinned, "conn", None)
+        if pinned is not None:  # inside snapshot(): every read of this thread uses it
+            source: Any = contextlib.nullcontext(pinned)
+        else:
+            source = self.text_connection() if text else self.raw()
+        with self.errors(doing), source as conn:
             cur = self.server_cursor(conn)
             try:
                 cur.execute(sql, params)
@@ -422,8 +430,112 @@ class SQLEndpoint:
             finally:
                 with contextlib.suppress(Exception):
                     cur.close()
-                with contextlib.suppress(Exception):
-                    conn.rollback()
+                if pinned is None:
+                    with contextlib.suppress(Exception):
+                        conn.rollback()
+
+    # -- catch-up reads ------------------------------------------------------------------
+    def max_value(self, schema: TableSchema, column: str) -> Any:
+        """``MAX(column)`` as a portable value (None for an empty table)."""
+        t = self.sa_table(schema.name, [column])
+        sql, params = self.compile(sa.select(sa.func.max(t.c[column])))
+        with self.errors(f"reading the highest {column} of {schema.name}"), self.raw() as conn:
+            cur = conn.cursor()
+            cur.execute(sql, params)
+            (value,) = cur.fetchone()
+            cur.close()
+            conn.rollback()
+        one = replace(schema, columns=[schema.column(column)])
+        conv = self.row_converter(one)
+        return conv((value,))[0] if conv is not None and value is not None else value
+
+    def read_changed(
+        self, schema: TableSchema, cursor: str, lo: Any, batch_rows: int, text: bool = False
+    ) -> Iterator[list[Row]]:
+        """Stream the rows whose ``cursor`` is above ``lo`` (every non-NULL one if None).
+
+        Rows come in ``schema.columns`` order in no particular row order, raw as from
+        :meth:`read_range` (``text`` the same way).
+        """
+        t = self.sa_table(schema.name, schema.column_names)
+        c = t.c[cursor]
+        where = c.is_not(None) if lo is None else c > self.adapt_param(lo)
+        stmt = sa.select(*[t.c[n] for n in schema.column_names]).where(where)
+        yield from self._stream(stmt, batch_rows, f"reading changes of {schema.name}", text)
+
+    def key_summary(
+        self, table: str, key: tuple[str, ...], lo: Key | None, hi: Key | None, with_sum: bool
+    ) -> tuple[int, int | None]:
+        """Rows in ``lo < key <= hi`` and, with ``with_sum`` (one integer key), their key sum.
+
+        Both are computed inside the database; the pair is the range's fingerprint.
+        """
+        t = self.sa_table(table, key)
+        cols = [sa.func.count()]
+        if with_sum:
+            cols.append(sa.func.coalesce(sa.func.sum(t.c[key[0]]), 0))
+        stmt = sa.select(*cols).select_from(t).where(*self._range(t, key, lo, hi))
+        sql, params = self.compile(stmt)
+        with self.errors(f"summarising keys of {table}"), self.raw() as conn:
+            cur = conn.cursor()
+            cur.execute(sql, params)
+            row = cur.fetchone()
+            cur.close()
+            conn.rollback()
+        return int(row[0]), (int(row[1]) if with_sum else None)
+
+    def key_at(
+        self, table: str, key: tuple[str, ...], lo: Key | None, hi: Key | None, offset: int
+    ) -> Key | None:
+        """The key ``offset`` rows into ``(lo, hi]`` in key order (None past the end)."""
+        t = self.sa_table(table, key)
+        stmt = (
+            sa.select(*[t.c[k] for k in key])
+            .where(*self._range(t, key, lo, hi))
+            .order_by(*[t.c[k] for k in key])
+            .limit(1)
+            .offset(offset)
+        )
+        sql, params = self.compile(stmt)
+        with self.errors(f"reading keys of {table}"), self.raw() as conn:
+            cur = conn.cursor()
+            cur.execute(sql, params)
+            row = cur.fetchone()
+            cur.close()
+            conn.rollback()
+        return tuple(row) if row is not None else None
+
+    def read_rows(self, schema: TableSchema, key: tuple[str, ...], keys: list[Key]) -> list[Row]:
+        """The rows (portable values, ``schema.columns`` order) whose key is in ``keys``."""
+        t = self.sa_table(schema.name, schema.column_names)
+        conv = self.row_converter(schema)
+        out: list[Row] = []
+        step = 500 if len(key) == 1 else 100
+        with self.errors(f"reading rows of {schema.name}"), self.raw() as conn:
+            cur = conn.cursor()
+            for i in range(0, len(keys), step):
+                part = keys[i : i + step]
+                if len(key) == 1:
+                    where = t.c[key[0]].in_([self.adapt_param(k[0]) for k in part])
+                else:
+                    where = sa.or_(
+                        *[
+                            sa.and_(
+                                *[
+                                    t.c[c] == self.adapt_param(v)
+                                    for c, v in zip(key, k, strict=True)
+                                ]
+                            )
+                            for k in part
+                        ]
+                    )
+                stmt = sa.select(*[t.c[n] for n in schema.column_names]).where(where)
+                sql, params = self.compile(stmt)
+                cur.execute(sql, params)
+                out.extend(tuple(r) for r in cur.fetchall())
+            cur.close()
+            conn.rollback()
+        return [conv(r) for r in out] if conv is not None else out
 
     def row_converter(self, schema: TableSchema) -> Callable[[Row], Row] | None:
         return None
@@ -797,28 +909,111 @@ class SQLEndpoint:
         return PickleSpool(workdir)
 
     def load_spool(self, schema: TableSchema, spool: Any) -> int:
-        """Default bulk path: ``executemany`` INSERT of the spooled batches in one transaction."""
-        t = self.sa_table(schema.name, schema.column_names)
+        """Write a closed spool in one transaction (see :meth:`write_spool`)."""
+        with self.errors(f"writing rows to {schema.name}"), self.raw() as conn:
+            written = self.write_spool(conn, schema, spool, schema.name)
+            conn.commit()
+        return written
+
+    def write_spool(self, conn: Any, schema: TableSchema, spool: Any, table: str) -> int:
+        """The engine's bulk path into ``table`` on ``conn``, without committing.
+
+        Default: ``executemany`` INSERT of the spooled batches.
+        """
+        t = self.sa_table(table, schema.column_names)
         compiled = sa.insert(t).compile(dialect=self.engine.dialect)
         sql = str(compiled)
         names = list(compiled.positiontup or ()) if compiled.positional else None
         to_db = self.value_adapters(schema)
         written = 0
-        with self.errors(f"writing rows to {schema.name}"), self.raw() as conn:
-            cur = conn.cursor()
-            for batch in spool.batches():
-                rows = [
-                    tuple(None if v is None else f(v) for f, v in zip(to_db, r, strict=True))
-                    for r in batch
-                ]
-                if names is None:
-                    cols = schema.column_names
-                    cur.executemany(sql, [dict(zip(cols, r, strict=True)) for r in rows])
-                else:
-                    cur.executemany(sql, rows)
-                written += len(rows)
-            conn.commit()
+        cur = conn.cursor()
+        for batch in spool.batches():
+            rows = [
+                tuple(None if v is None else f(v) for f, v in zip(to_db, r, strict=True))
+                for r in batch
+            ]
+            if names is None:
+                cols = schema.column_names
+                cur.executemany(sql, [dict(zip(cols, r, strict=True)) for r in rows])
+            else:
+                cur.executemany(sql, rows)
+            written += len(rows)
+        cur.close()
         return written
+
+    # -- upsert by key -------------------------------------------------------------------
+    #: the staging table a merge loads first (temporary: private to its connection)
+    STAGE = "migrate_stage"
+
+    def merge_spool(self, schema: TableSchema, key: tuple[str, ...], spool: Any) -> tuple[int, int]:
+        """Upsert a closed spool by ``key`` in one transaction; returns (applied, changed).
+
+        The rows are bulk-loaded into a temporary staging table, compared with the
+        table (``changed`` = new rows plus rows whose values differ), then upserted with
+        the engine's own statement (:meth:`upsert_from_stage`). Applying the same spool
+        twice leaves the same table and reports 0 changed the second time.
+        """
+        if not key:
+            raise ConnectorError(f"{self.name}: {schema.name} has no key to upsert by")
+        stage = replace(schema, name=self.STAGE)
+        with self.errors(f"merging rows into {schema.name}"), self.raw() as conn:
+            cur = conn.cursor()
+            for sql in self.stage_ddl(schema):
+                cur.execute(sql)
+            applied = self.write_spool(conn, stage, spool, self.STAGE)
+            cur.execute(self.changed_sql(schema, key))
+            (changed,) = cur.fetchone()
+            cur.execute(self.upsert_from_stage(schema, key))
+            for sql in self.unstage_ddl():
+                cur.execute(sql)
+            conn.commit()
+            cur.close()
+        return applied, int(changed)
+
+    def stage_ddl(self, schema: TableSchema) -> list[str]:
+        """Statements creating the empty staging table shaped like ``schema``'s table."""
+        return [
+            f"DROP TABLE IF EXISTS temp.{self.q(self.STAGE)}",
+            f"CREATE TEMP TABLE {self.q(self.STAGE)} AS SELECT * FROM"
+            f" {self.q(schema.name)} WHERE 1 = 0",
+        ]
+
+    def unstage_ddl(self) -> list[str]:
+        return [f"DROP TABLE temp.{self.q(self.STAGE)}"]
+
+    def same_value(self, a: str, b: str, col: Column) -> str:
+        """SQL true when two column expressions hold the same value, NULLs included."""
+        return f"{a} IS NOT DISTINCT FROM {b}"
+
+    def changed_sql(self, schema: TableSchema, key: tuple[str, ...]) -> str:
+        """Count the staged rows that are new or differ from the table's row."""
+        s, t = self.q(self.STAGE), self.q(schema.name)
+        on = " AND ".join(f"s.{self.q(k)} = t.{self.q(k)}" for k in key)
+        same = [
+            self.same_value(f"s.{self.q(c.name)}", f"t.{self.q(c.name)}", c)
+            for c in schema.columns
+            if c.name not in key
+        ]
+        differs = f" OR NOT ({' AND '.join(same)})" if same else ""
+        return (
+            f"SELECT COUNT(*) FROM {s} s LEFT JOIN {t} t ON {on}"
+            f" WHERE t.{self.q(key[0])} IS NULL{differs}"
+        )
+
+    def upsert_from_stage(self, schema: TableSchema, key: tuple[str, ...]) -> str:
+        """``INSERT ... SELECT ... ON CONFLICT (key) DO UPDATE`` (PostgreSQL, SQLite)."""
+        cols = ", ".join(self.q(c) for c in schema.column_names)
+        keys = ", ".join(self.q(k) for k in key)
+        rest = [c for c in schema.column_names if c not in key]
+        action = (
+            "DO UPDATE SET " + ", ".join(f"{self.q(c)} = excluded.{self.q(c)}" for c in rest)
+            if rest
+            else "DO NOTHING"
+        )
+        return (
+            f"INSERT INTO {self.q(schema.name)} ({cols}) SELECT {cols} FROM"
+            f" {self.q(self.STAGE)} WHERE true ON CONFLICT ({keys}) {action}"
+        )
 
     def value_adapters(self, schema: TableSchema) -> list[Callable[[Any], Any]]:
         return [lambda v: v for _ in schema.columns]

@@ -71,6 +71,7 @@ _ERRORS = {
     ' options.bulk = "insert" on this connection',
 }
 _TRANSIENT = {1205, 1213, 2006, 2013, 2055}
+_TEXT_KINDS = frozenset({"char", "varchar", "text", "enum", "json", "uuid"})
 
 
 def _fmt_time(v: Any) -> str:
@@ -462,9 +463,11 @@ class MySQLEndpoint(SQLEndpoint):
             return PickleSpool(workdir)
         return TextSpool(workdir, [FORMATTERS.get(c.type.kind, _fmt_text) for c in schema.columns])
 
-    def load_spool(self, schema: TableSchema, spool: Any) -> int:
+    def write_spool(self, conn: Any, schema: TableSchema, spool: Any, table: str) -> int:
+        """LOAD DATA LOCAL INFILE (``bulk = "insert"``: multi-row INSERTs); any warning
+        (a value the server changed or refused) fails the load."""
         if self.bulk == "insert":
-            return self._insert_spool(schema, spool)
+            return self._insert_spool(conn, schema, spool, table)
         targets, sets = [], []
         for i, col in enumerate(schema.columns):
             if col.type.kind in ("binary", "varbinary", "blob"):
@@ -474,40 +477,125 @@ class MySQLEndpoint(SQLEndpoint):
                 targets.append(self.q(col.name))
         path = str(spool.path).replace("\\", "\\\\").replace("'", "\\'")
         sql = (
-            f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE {self.q(schema.name)}"
+            f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE {self.q(table)}"
             " CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\'"
             f" LINES TERMINATED BY '\\n' ({', '.join(targets)})"
         )
         if sets:
             sql += " SET " + ", ".join(sets)
-        with self.errors(f"loading rows into {schema.name}"), self.raw() as conn:
-            cur = conn.cursor()
-            cur.execute(sql)
-            written = cur.rowcount
-            cur.execute("SHOW WARNINGS LIMIT 3")
-            warnings = cur.fetchall()
-            if warnings:
-                conn.rollback()
-                detail = "; ".join(f"{w[2]}" for w in warnings)
-                raise ConnectorError(
-                    f"{self.name}: loading rows into {schema.name}: the"
-                    f" server changed or refused values: {detail}"
-                )
-            conn.commit()
-            return int(written)
+        cur = conn.cursor()
+        cur.execute(sql)
+        written = cur.rowcount
+        cur.execute("SHOW WARNINGS LIMIT 3")
+        warnings = cur.fetchall()
+        cur.close()
+        if warnings:
+            conn.rollback()
+            detail = "; ".join(f"{w[2]}" for w in warnings)
+            raise ConnectorError(
+                f"{self.name}: loading rows into {schema.name}: the"
+                f" server changed or refused values: {detail}"
+            )
+        return int(written)
 
-    def _insert_spool(self, schema: TableSchema, spool: Any) -> int:
+    def _insert_spool(self, conn: Any, schema: TableSchema, spool: Any, table: str) -> int:
         cols = ", ".join(self.q(c) for c in schema.column_names)
         marks = ", ".join(["%s"] * len(schema.columns))
-        sql = f"INSERT INTO {self.q(schema.name)} ({cols}) VALUES ({marks})"
+        sql = f"INSERT INTO {self.q(table)} ({cols}) VALUES ({marks})"
         written = 0
-        with self.errors(f"writing rows to {schema.name}"), self.raw() as conn:
-            cur = conn.cursor()
-            for batch in spool.batches():
-                cur.executemany(sql, batch)
-                written += len(batch)
-            conn.commit()
+        cur = conn.cursor()
+        for batch in spool.batches():
+            cur.executemany(sql, batch)
+            written += len(batch)
+        cur.close()
         return written
+
+    # -- change capture (mode = "cdc") ---------------------------------------------------
+    def cdc_check(self) -> None:
+        """Fail with what to change when the server's binlog cannot feed ``cdc``."""
+        from connectors.sql import mysql_binlog
+
+        where = f"{self.name} ({self.describe()})"
+        with self.errors("checking the binary log settings"), self.raw() as conn:
+            mysql_binlog.check_binlog(conn, where)
+
+    @contextlib.contextmanager
+    def snapshot(self, text: bool) -> Iterator[str]:
+        """Pin this thread's reads to one ``START TRANSACTION WITH CONSISTENT SNAPSHOT``.
+
+        Yields the binlog position the snapshot corresponds to (MariaDB reports it
+        exactly; elsewhere the position read just before the snapshot began, which is
+        safe because replaying events is idempotent).
+        """
+        from connectors.sql import mysql_binlog
+
+        cm = self.text_connection() if text else self.raw()
+        with self.errors("starting a consistent snapshot"), cm as conn:
+            before = mysql_binlog.current_position(conn)
+            cur = conn.cursor()
+            cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+            cur.close()
+            position = mysql_binlog.snapshot_position(conn) or before
+            self._pinned.conn = conn
+            try:
+                yield position.encode()
+            finally:
+                self._pinned.conn = None
+                with contextlib.suppress(Exception):
+                    conn.rollback()
+
+    def read_changes(
+        self,
+        position: str,
+        schemas: dict[str, TableSchema],
+        keys: dict[str, tuple[str, ...]],
+        *,
+        server_id_seed: str,
+    ) -> Iterator[Any]:
+        """Row-event batches since ``position`` (see :mod:`connectors.sql.mysql_binlog`)."""
+        import zlib
+
+        from connectors.sql import mysql_binlog
+
+        # a replica id of our own, stable per state file and step, away from small ids
+        server_id = 0x40000000 | (zlib.crc32(server_id_seed.encode()) & 0x3FFFFFFF)
+        with self.errors("reading the binary log"):
+            yield from mysql_binlog.read_changes(
+                mysql_binlog.settings_from_url(self._url),
+                server_id,
+                mysql_binlog.BinlogPosition.decode(position),
+                self._url.database or "",
+                schemas,
+                keys,
+            )
+
+    # -- upsert by key -------------------------------------------------------------------
+    def stage_ddl(self, schema: TableSchema) -> list[str]:
+        stage = self.q(self.STAGE)
+        return [
+            f"DROP TEMPORARY TABLE IF EXISTS {stage}",
+            f"CREATE TEMPORARY TABLE {stage} LIKE {self.q(schema.name)}",
+        ]
+
+    def unstage_ddl(self) -> list[str]:
+        return [f"DROP TEMPORARY TABLE {self.q(self.STAGE)}"]
+
+    def same_value(self, a: str, b: str, col: Column) -> str:
+        """``<=>``; text compared as bytes, so a change of case counts as a change."""
+        if col.type.kind in _TEXT_KINDS:
+            return f"CAST({a} AS BINARY) <=> CAST({b} AS BINARY)"
+        return f"{a} <=> {b}"
+
+    def upsert_from_stage(self, schema: TableSchema, key: tuple[str, ...]) -> str:
+        """``INSERT ... SELECT ... ON DUPLICATE KEY UPDATE`` from the staging table."""
+        cols = ", ".join(self.q(c) for c in schema.column_names)
+        rest = [c for c in schema.column_names if c not in key] or [key[0]]
+        updates = ", ".join(f"{self.q(c)} = VALUES({self.q(c)})" for c in rest)
+        return (
+            f"INSERT INTO {self.q(schema.name)} ({cols}) SELECT {cols} FROM"
+            f" {self.q(self.STAGE)} ON DUPLICATE KEY UPDATE {updates}"
+        )
 
 
 def _timedelta_to_time(v: Any) -> Any:

@@ -122,7 +122,7 @@ class PostgreSQLEndpoint(SQLEndpoint):
         max_bind_params=65535,
         index_namespace="schema",
         hash_kinds=("md5", "sha256"),
-        cdc="logical",
+        cdc=None,  # logical decoding is not used yet
     )
 
     def connect_args(self) -> dict[str, Any]:
@@ -209,17 +209,30 @@ class PostgreSQLEndpoint(SQLEndpoint):
     def new_spool(self, schema: TableSchema, workdir: Path) -> Any:
         return TextSpool(workdir, [FORMATTERS.get(c.type.kind, _fmt_text) for c in schema.columns])
 
-    def load_spool(self, schema: TableSchema, spool: Any) -> int:
+    def write_spool(self, conn: Any, schema: TableSchema, spool: Any, table: str) -> int:
+        """COPY ... FROM STDIN of the spooled text."""
         cols = ", ".join(self.q(c) for c in schema.column_names)
-        sql = f"COPY {self.q(schema.name)} ({cols}) FROM STDIN"
-        with self.errors(f"loading rows into {schema.name}"), self.raw() as conn:
-            with conn.cursor() as cur:
-                with cur.copy(sql) as copy, open(spool.path, "rb") as f:
-                    while data := f.read(1 << 20):
-                        copy.write(data)
-                written = cur.rowcount
-            conn.commit()
-        return int(written)
+        sql = f"COPY {self.q(table)} ({cols}) FROM STDIN"
+        with conn.cursor() as cur:
+            with cur.copy(sql) as copy, open(spool.path, "rb") as f:
+                while data := f.read(1 << 20):
+                    copy.write(data)
+            return int(cur.rowcount)
+
+    # -- upsert by key -------------------------------------------------------------------
+    def stage_ddl(self, schema: TableSchema) -> list[str]:
+        return [
+            f"CREATE TEMP TABLE {self.q(self.STAGE)} (LIKE {self.q(schema.name)}) ON COMMIT DROP"
+        ]
+
+    def unstage_ddl(self) -> list[str]:
+        return []  # dropped by the commit
+
+    def same_value(self, a: str, b: str, col: Column) -> str:
+        """``IS NOT DISTINCT FROM``; JSON (which has no equality) compared as text."""
+        if col.type.kind == "json":
+            return f"{a}::text IS NOT DISTINCT FROM {b}::text"
+        return f"{a} IS NOT DISTINCT FROM {b}"
 
     def finish_table(self, schema: TableSchema) -> None:
         for col in schema.columns:

@@ -27,7 +27,7 @@ from sqlalchemy.dialects import sqlite
 
 from connectors.sql.base import SQLEndpoint, column_fixer, format_decimal
 from migrate.endpoints import Capabilities, Row
-from migrate.schema import PType, TableSchema
+from migrate.schema import Column, PType, TableSchema
 
 
 class DecimalText(sa.types.UserDefinedType):  # type: ignore[type-arg]
@@ -242,6 +242,9 @@ class SQLiteEndpoint(SQLEndpoint):
 
     def native_type(self, p: PType) -> Any:
         return TYPES[p.kind](p)
+
+    def same_value(self, a: str, b: str, col: Column) -> str:
+        return f"{a} IS {b}"
 
     def value_adapters(self, schema: TableSchema) -> list[Callable[[Any], Any]]:
         return [_to_db for _ in schema.columns]

@@ -1,0 +1,532 @@
+"""Catch-up passes after the full copy: by watermark (a cursor column) and by binlog (cdc).
+
+Contracts:
+
+- A watermark pass reads the source's highest cursor value *before* it reads any row,
+  then reads every row whose cursor is above ``watermark - overlap`` and upserts it by key
+  on the target. The new watermark is recorded only after every row is committed, so a
+  pass killed anywhere is simply repeated by the next run: upserts are idempotent, so
+  nothing is lost and nothing is doubled.
+- ``deletes = "detect"`` compares key-range fingerprints (row count, and the key sum for
+  one integer key) computed inside each database, narrows differing ranges by splitting
+  them at the target's median key, and diffs the keys of small ranges only. A key is
+  deleted from the target only after a point lookup confirms the source lacks it, and
+  only after the row is recorded in the state's undo records.
+- A binlog pass applies the row events since the step's recorded position in order,
+  batch by batch (each batch ends at a transaction commit), and records the position
+  after each batch's writes are committed. Within a batch only each key's last event
+  counts (deletes first, then upserts), which leaves the same rows as applying every
+  event in turn; applying a batch again leaves the same target, so a crash between a
+  batch's writes and its checkpoint is harmless.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from migrate.copier import _failpoint
+from migrate.endpoints import Key, Row, TableEndpoint
+from migrate.errors import ConnectorError, InterruptedRun, PlanError
+from migrate.plan import DEFAULT_TIME_OVERLAP, Plan, Step
+from migrate.schema import TableSchema
+from migrate.state import State, decode_key, encode_key, now
+
+TIME_KINDS = frozenset({"date", "datetime", "timestamptz"})
+INT_KINDS = frozenset({"int8", "int16", "int32", "int64"})
+NUMBER_KINDS = INT_KINDS | {"decimal"}
+DEFAULT_OVERLAP_SECONDS = 300.0
+BATCH_ROWS = 5000
+#: ranges with at most this many target keys are diffed key by key
+LEAF_KEYS = 2000
+
+
+@dataclass(frozen=True)
+class CursorSpec:
+    """How one table is caught up: its cursor column and how far back a pass re-reads."""
+
+    column: str
+    kind: str  # "time" (a date/time column) or "key" (a number that only grows)
+    overlap_seconds: float = 0.0
+    overlap_keys: int = 0
+    overlap_text: str = ""
+    start: Any = None
+    indexed: bool = True
+
+    def lower_bound(self, watermark: Any) -> Any:
+        """Where a pass starts reading: the watermark minus the overlap window."""
+        if watermark is None:
+            return None
+        if self.kind == "key":
+            if isinstance(watermark, Decimal):
+                return watermark - Decimal(self.overlap_keys)
+            return watermark - self.overlap_keys
+        if isinstance(watermark, dt.datetime):
+            return watermark - dt.timedelta(seconds=self.overlap_seconds)
+        # a DATE cursor: rows changed later on the watermark's own day must be read again
+        days = max(1, math.ceil(self.overlap_seconds / 86400))
+        return watermark - dt.timedelta(days=days)
+
+
+@dataclass
+class PassResult:
+    """What one catch-up pass did to one table."""
+
+    rows: int = 0  # rows read from the source and upserted
+    changed: int = 0  # of those, rows new to the target or different there
+    deleted: int = 0
+    watermark: str | None = None
+    since: str | None = None
+    seconds: float = 0.0
+
+
+def cursor_spec(plan: Plan, step: Step, schema: TableSchema) -> CursorSpec:
+    """Resolve a table's cursor from the step and its override; plan errors name the key."""
+    override = step.overrides.get(schema.name)
+    column = override.cursor if override and override.cursor else step.cursor
+    key = (
+        f"steps.{step.name}.overrides.{schema.name}.cursor"
+        if override and override.cursor
+        else f"steps.{step.name}.cursor"
+    )
+    if column is None:
+        raise PlanError(
+            f"table {schema.name!r} has no cursor: set cursor on the step or in"
+            f" [steps.overrides.{schema.name}]",
+            path=str(plan.path),
+            key=f"steps.{step.name}",
+        )
+    if column not in schema.column_names:
+        raise PlanError(
+            f"cursor column {column!r} is not in table {schema.name!r}",
+            path=str(plan.path),
+            key=key,
+        )
+    kind = schema.column(column).type.kind
+    if kind in TIME_KINDS:
+        ckind = "time"
+    elif kind in NUMBER_KINDS:
+        ckind = "key"
+    else:
+        raise PlanError(
+            f"cursor column {column!r} of table {schema.name!r} is {kind}: a cursor must"
+            " be a date/time that every change updates, or a number that only grows",
+            path=str(plan.path),
+            key=key,
+        )
+    overlap = (override.overlap if override else None) or step.overlap
+    okey = (
+        f"steps.{step.name}.overrides.{schema.name}.overlap"
+        if override and override.overlap
+        else f"steps.{step.name}.overlap"
+    )
+    seconds, keys, text = 0.0, 0, ""
+    if ckind == "time":
+        if overlap is not None and overlap.seconds is None:
+            raise PlanError(
+                f"cursor {column!r} of table {schema.name!r} is a date/time: its overlap"
+                f' is a duration such as "5m", not {overlap.text}',
+                path=str(plan.path),
+                key=okey,
+            )
+        seconds = overlap.seconds if overlap and overlap.seconds is not None else 300.0
+        text = overlap.text if overlap else DEFAULT_TIME_OVERLAP
+    else:
+        if overlap is not None and overlap.keys is None:
+            raise PlanError(
+                f"cursor {column!r} of table {schema.name!r} is a number: its overlap is"
+                f" a number of keys, not {overlap.text!r}",
+                path=str(plan.path),
+                key=okey,
+            )
+        keys = overlap.keys if overlap and overlap.keys is not None else 0
+        text = str(keys)
+    raw_start = (override.start if override and override.start is not None else None) or (
+        step.start
+    )
+    start: Any = None
+    if raw_start is not None:
+        start = _parse_start(plan, step, schema, column, ckind, kind, raw_start)
+    indexed = (bool(schema.primary_key) and schema.primary_key[0] == column) or any(
+        ix.columns and ix.columns[0] == column for ix in schema.indexes
+    )
+    return CursorSpec(column, ckind, seconds, keys, text, start, indexed)
+
+
+def _parse_start(
+    plan: Plan, step: Step, schema: TableSchema, column: str, ckind: str, kind: str, raw: Any
+) -> Any:
+    key = f"steps.{step.name}.start"
+    if ckind == "key":
+        if isinstance(raw, int):
+            return Decimal(raw) if kind == "decimal" else raw
+        raise PlanError(
+            f"cursor {column!r} of table {schema.name!r} is a number: start must be a"
+            f" number, not {raw!r}",
+            path=str(plan.path),
+            key=key,
+        )
+    if not isinstance(raw, str):
+        raise PlanError(
+            f"cursor {column!r} of table {schema.name!r} is a date/time: start must be an"
+            f" ISO date-time, not {raw!r}",
+            path=str(plan.path),
+            key=key,
+        )
+    value = dt.datetime.fromisoformat(raw)
+    if kind == "date":
+        return value.date()
+    if kind == "timestamptz" and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    if kind == "datetime" and value.tzinfo is not None:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+def cursor_notes(spec: CursorSpec, table: str) -> list[str]:
+    notes = []
+    if not spec.indexed:
+        notes.append(
+            f"cursor {spec.column} has no index on the source: every catch-up pass reads"
+            f" the whole table (CREATE INDEX ... ON {table} ({spec.column}) avoids it)"
+        )
+    return notes
+
+
+def max_of(value_a: Any, value_b: Any) -> Any:
+    if value_a is None:
+        return value_b
+    if value_b is None:
+        return value_a
+    return max(value_a, value_b)
+
+
+def show(value: Any) -> str | None:
+    """A watermark as people read it."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat(sep=" ") if isinstance(value, dt.datetime) else value.isoformat()
+    return str(value)
+
+
+# -- one watermark pass ------------------------------------------------------------------
+def watermark_pass(
+    *,
+    step: Step,
+    source_schema: TableSchema,
+    target_schema: TableSchema,
+    key: tuple[str, ...],
+    spec: CursorSpec,
+    chunk_rows: int,
+    source: TableEndpoint,
+    target: TableEndpoint,
+    state: State,
+    run_id: int,
+    workdir: Path,
+    stop: threading.Event,
+    on_rows: Callable[[int], None] = lambda n: None,
+) -> PassResult:
+    """Copy what changed since the table's watermark, then (optionally) find deletes."""
+    started = time.monotonic()
+    sname = source_schema.name
+    row = state.watermark(step.name, sname)
+    watermark = (decode_key(row["value"]) or (None,))[0] if row and row["value"] else None
+    as_of = now()
+    high = source.max_value(source_schema, spec.column)  # read before any row
+    low = spec.lower_bound(watermark)
+    result = PassResult(since=show(low))
+    text = source.reads_text() and target.loads_text()
+    conv = None if text else source.row_converter(source_schema)
+    spool = target.new_spool(target_schema, workdir)
+    try:
+        for batch in source.read_changed(source_schema, spec.column, low, BATCH_ROWS, text):
+            if stop.is_set():
+                raise InterruptedRun("stopped")
+            spool.add([conv(r) for r in batch] if conv is not None else batch)
+            if spool.rows >= chunk_rows:
+                result.rows, result.changed = _merge(target, target_schema, key, spool, result)
+                on_rows(spool.rows)
+                spool.discard()
+                spool = target.new_spool(target_schema, workdir)
+        spool.close()
+        if spool.rows:
+            result.rows, result.changed = _merge(target, target_schema, key, spool, result)
+            on_rows(spool.rows)
+    finally:
+        spool.discard()
+    if step.deletes == "detect":
+        result.deleted = detect_deletes(
+            step=step,
+            source_schema=source_schema,
+            target_schema=target_schema,
+            key=key,
+            source=source,
+            target=target,
+            state=state,
+            run_id=run_id,
+            stop=stop,
+        )
+    new_mark = max_of(watermark, high)
+    result.watermark = show(new_mark)
+    result.seconds = time.monotonic() - started
+    state.set_watermark(
+        step.name,
+        sname,
+        spec.kind,
+        cursor=spec.column,
+        value=encode_key((new_mark,)) if new_mark is not None else None,
+        as_of=as_of,
+        last_rows=result.rows,
+        last_changed=result.changed,
+        last_deleted=result.deleted,
+        last_seconds=result.seconds,
+        last_pass_at=now(),
+        add_pass=1,
+    )
+    return result
+
+
+_merges = 0
+
+
+def _merge(
+    target: TableEndpoint, schema: TableSchema, key: tuple[str, ...], spool: Any, so_far: PassResult
+) -> tuple[int, int]:
+    """Upsert one spool; ``MIGRATE_FAILPOINT=after-merge:N`` kills the process right after
+    the Nth merge of the process committed (crash tests)."""
+    global _merges
+    spool.close()
+    applied, changed = target.merge_spool(schema, key, spool)
+    _merges += 1
+    _failpoint("after-merge", _merges)
+    return so_far.rows + applied, so_far.changed + changed
+
+
+# -- deletes -----------------------------------------------------------------------------
+def _key_normaliser(endpoint: TableEndpoint, schema: TableSchema, key: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    """Raw key values read from ``endpoint`` → portable values comparable across engines."""
+    sub = replace(schema, columns=[schema.column(k) for k in key])
+    conv = endpoint.row_converter(sub)
+    if conv is None:
+        return lambda k: tuple(k)
+    return lambda k: tuple(conv(tuple(k)))
+
+
+def detect_deletes(
+    *,
+    step: Step,
+    source_schema: TableSchema,
+    target_schema: TableSchema,
+    key: tuple[str, ...],
+    source: TableEndpoint,
+    target: TableEndpoint,
+    state: State,
+    run_id: int,
+    stop: threading.Event,
+) -> int:
+    """Delete from the target the rows whose key the source no longer has; returns how many.
+
+    Ranges start from the full copy's chunk boundaries (one open range without them).
+    """
+    if not key:
+        return 0
+    sname, tname = source_schema.name, target_schema.name
+    with_sum = len(key) == 1 and source_schema.column(key[0]).type.kind in INT_KINDS
+    t_norm = _key_normaliser(target, target_schema, key)
+    s_norm = _key_normaliser(source, source_schema, key)
+    bounds = [decode_key(c["hi"]) for c in state.chunks(step.name, sname) if c["hi"]]
+    edges: list[Key | None] = [None, *bounds, None]
+    ranges = list(itertools.pairwise(edges))
+    candidates: list[Key] = []
+
+    def walk(lo: Key | None, hi: Key | None, depth: int) -> None:
+        if stop.is_set():
+            raise InterruptedRun("stopped")
+        t_count, t_sum = target.key_summary(tname, key, lo, hi, with_sum)
+        if t_count == 0:
+            return
+        s_count, s_sum = source.key_summary(sname, key, lo, hi, with_sum)
+        if (s_count, s_sum) == (t_count, t_sum):
+            return
+        if t_count <= LEAF_KEYS or depth >= 40:
+            on_target = [
+                t_norm(k) for b in target.read_keys(tname, key, lo, hi, BATCH_ROWS) for k in b
+            ]
+            on_source = {
+                s_norm(k) for b in source.read_keys(sname, key, lo, hi, BATCH_ROWS) for k in b
+            }
+            candidates.extend(k for k in on_target if k not in on_source)
+            return
+        mid = target.key_at(tname, key, lo, hi, t_count // 2)
+        if mid is None or mid == hi:
+            return walk(lo, hi, 40)
+        mid = t_norm(mid)
+        walk(lo, mid, depth + 1)
+        walk(mid, hi, depth + 1)
+
+    for lo, hi in ranges:
+        walk(lo, hi, 0)
+    if not candidates:
+        return 0
+    # a range means the same keys on both sides only when both sort them alike: confirm
+    key_schema = replace(source_schema, columns=[source_schema.column(k) for k in key])
+    still = {
+        s_norm(r)
+        for i in range(0, len(candidates), 1000)
+        for r in source.read_rows(key_schema, key, candidates[i : i + 1000])
+    }
+    gone = [k for k in candidates if k not in still]
+    if not gone:
+        return 0
+    return delete_rows(step, target_schema, key, gone, target, state, run_id)
+
+
+def delete_rows(
+    step: Step,
+    target_schema: TableSchema,
+    key: tuple[str, ...],
+    keys: list[Key],
+    target: TableEndpoint,
+    state: State,
+    run_id: int,
+    rows: list[Row] | None = None,
+) -> int:
+    """Record the rows in the undo log (reading them unless given), then delete them."""
+    if rows is None:
+        rows = target.read_rows(target_schema, key, keys)
+    if rows:
+        state.record_undo(
+            run_id,
+            step.name,
+            step.target,
+            "restore_rows",
+            target_schema.name,
+            {
+                "columns": target_schema.column_names,
+                "key": list(key),
+                "rows": [encode_key(tuple(r)) for r in rows],
+            },
+        )
+    return target.delete_keys(target_schema.name, key, keys)
+
+
+# -- binlog (cdc) --------------------------------------------------------------------------
+def earlier_position(a: str, b: str) -> bool:
+    """Whether change-log position ``a`` comes before ``b`` (``file:offset`` strings)."""
+    fa, _, pa = a.rpartition(":")
+    fb, _, pb = b.rpartition(":")
+    return (fa, int(pa)) < (fb, int(pb))
+
+
+@dataclass
+class StreamResult:
+    events: int = 0
+    batches: int = 0
+    position: str | None = None
+    event_time: str | None = None
+    seconds: float = 0.0
+    per_table: dict[str, PassResult] | None = None
+
+
+def binlog_pass(
+    *,
+    step: Step,
+    jobs: list[Any],
+    source: Any,
+    target: TableEndpoint,
+    state: State,
+    run_id: int,
+    workdir: Path,
+    stop: threading.Event,
+) -> StreamResult:
+    """Apply the source's row events since the step's recorded position; see the module doc."""
+    started = time.monotonic()
+    stream = state.stream(step.name)
+    if stream is None or not stream["position"]:
+        raise ConnectorError(
+            f"step {step.name}: no binlog position is recorded; run with --restart to copy"
+            " the tables again from a snapshot"
+        )
+    as_of = now()
+    by_name = {j.source_schema.name: j for j in jobs}
+    per_table = {name: PassResult(since=stream["position"]) for name in by_name}
+    result = StreamResult(position=stream["position"], per_table=per_table)
+    key_idx = {
+        name: [j.source_schema.column_names.index(k) for k in j.key] for name, j in by_name.items()
+    }
+    for batch in source.read_changes(
+        stream["position"],
+        {n: j.source_schema for n, j in by_name.items()},
+        {n: j.key for n, j in by_name.items()},
+        server_id_seed=f"{state.path}:{step.name}",
+    ):
+        if stop.is_set():
+            raise InterruptedRun("stopped")
+        net: dict[str, dict[Key, tuple[str, tuple[Any, ...]]]] = {}
+        for change in batch.changes:
+            if change.op == "delete":
+                k = tuple(change.values)
+            else:
+                k = tuple(change.values[i] for i in key_idx[change.table])
+            table_net = net.setdefault(change.table, {})
+            table_net.pop(k, None)
+            table_net[k] = (change.op, tuple(change.values))
+        for name, items in net.items():
+            job = by_name[name]
+            dels = [k for k, (op, _v) in items.items() if op == "delete"]
+            ups = [v for _k, (op, v) in items.items() if op == "upsert"]
+            pr = per_table[name]
+            if dels:
+                pr.deleted += delete_rows(
+                    step, job.target_schema, job.key, dels, target, state, run_id
+                )
+            if ups:
+                spool = target.new_spool(job.target_schema, workdir)
+                try:
+                    spool.add(ups)
+                    pr.rows, pr.changed = _merge(target, job.target_schema, job.key, spool, pr)
+                finally:
+                    spool.discard()
+        result.events += len(batch.changes)
+        result.batches += 1
+        result.position = batch.position.encode()
+        result.event_time = batch.event_time.isoformat() if batch.event_time else None
+        _failpoint("before-checkpoint", result.batches)
+        state.set_stream(
+            step.name, "binlog", position=result.position, event_time=result.event_time
+        )
+    result.seconds = time.monotonic() - started
+    state.set_stream(
+        step.name,
+        "binlog",
+        as_of=as_of,
+        last_events=result.events,
+        last_seconds=result.seconds,
+        last_pass_at=now(),
+        add_pass=1,
+    )
+    for name, pr in per_table.items():
+        pr.watermark = result.position
+        pr.seconds = result.seconds
+        state.set_watermark(
+            step.name,
+            name,
+            "binlog",
+            as_of=as_of,
+            last_rows=pr.rows,
+            last_changed=pr.changed,
+            last_deleted=pr.deleted,
+            last_seconds=result.seconds,
+            last_pass_at=now(),
+            add_pass=1,
+        )
+    return result
