@@ -496,3 +496,28 @@ def test_json_column_stays_json(
         ["int", "json"],
     )
     assert _is_json_column(dst, "docs", "j"), "the JSON column arrived as plain text"
+
+
+# -- ENUM members with quotes and backslashes ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "dst_side",
+    [pytest.param("mysql2", id="mariadb-to-mariadb"), pytest.param("pg", id="mariadb-to-pg")],
+)
+def test_enum_members_with_quotes_and_backslashes_arrive_exactly(
+    dst_side: str, mysql_db: str, request: pytest.FixtureRequest, tmp_path: Path, capsys
+) -> None:
+    members = ["plain", "it''s", "back\\\\slash", "中文"]  # as written in SQL
+    values = ["plain", "it's", "back\\slash", "中文"]
+    enum = ", ".join(f"'{m}'" for m in members)
+    execute(
+        mysql_db,
+        [f"CREATE TABLE tags (id INT PRIMARY KEY, t ENUM({enum}))"],
+        [("INSERT INTO tags VALUES (:id, :t)", [{"id": i, "t": v} for i, v in enumerate(values)])],
+    )
+    dst = db_url(dst_side, request, tmp_path, "dst")
+    code, result = run_plan(write_plan(tmp_path, mysql_db, dst, chunk_rows=2), capsys)
+    assert_counts_ok(code, result, {"tags": len(values)}, chunk_rows=2)
+    target = read_rows(dst, "tags", ["id", "t"], order_by=["id"])
+    assert [r[1] for r in target] == values

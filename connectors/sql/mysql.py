@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
@@ -279,8 +280,22 @@ class MySQLEndpoint(SQLEndpoint):
         return bool(orig.args) and orig.args[0] in _TRANSIENT
 
     def read_schema(self, table: str) -> TableSchema:
-        """As the base, plus MariaDB's JSON columns (LONGTEXT with a json_valid check)."""
+        """As the base, plus MariaDB's JSON columns (LONGTEXT with a json_valid check) and
+        ENUM members exactly as stored (the reflected ones keep doubled backslashes)."""
         schema = super().read_schema(table)
+        if any(c.type.kind == "enum" for c in schema.columns):
+            sql = (
+                "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS WHERE"
+                " TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s AND DATA_TYPE = 'enum'"
+            )
+            with self.errors(f"reading the columns of {table}"), self.raw() as conn:
+                cur = conn.cursor()
+                cur.execute(sql, (table,))
+                members = {r[0]: enum_members(r[1]) for r in cur.fetchall()}
+                conn.rollback()
+            for col in schema.columns:
+                if col.name in members and col.type.kind == "enum":
+                    col.type = replace(col.type, values=tuple(members[col.name]))
         if getattr(self.engine.dialect, "is_mariadb", False):
             sql = (
                 "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS"
@@ -596,6 +611,14 @@ class MySQLEndpoint(SQLEndpoint):
             f"INSERT INTO {self.q(schema.name)} ({cols}) SELECT {cols} FROM"
             f" {self.q(self.STAGE)} ON DUPLICATE KEY UPDATE {updates}"
         )
+
+
+def enum_members(column_type: str) -> list[str]:
+    """``enum('a','b''c','d\\\\e')`` -> ``['a', "b'c", 'd\\e']`` (information_schema's
+    COLUMN_TYPE doubles quotes and backslashes)."""
+    inner = column_type[column_type.index("(") + 1 : column_type.rindex(")")]
+    quoted = re.findall(r"'((?:''|\\.|[^'\\])*)'", inner, re.S)
+    return [re.sub(r"''|\\(.)", lambda m: m.group(1) or "'", q, flags=re.S) for q in quoted]
 
 
 def _timedelta_to_time(v: Any) -> Any:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from connectors.sql.mysql import BIT_NOTE
+from connectors.sql.mysql import BIT_NOTE, enum_members
 from migrate.errors import ConnectorError, MissingDriverError, TransientError
 from migrate.plan import redact
 from migrate.schema import TableSchema
@@ -455,14 +455,6 @@ def _plain_json(v: Any) -> Any:
     return v
 
 
-def _members(column_type: str) -> list[str]:
-    """``enum('a','b''c','d\\\\e')`` -> ``['a', "b'c", 'd\\e']`` (information_schema's
-    COLUMN_TYPE doubles quotes and backslashes)."""
-    inner = column_type[column_type.index("(") + 1 : column_type.rindex(")")]
-    quoted = re.findall(r"'((?:''|\\.|[^'\\])*)'", inner, re.S)
-    return [re.sub(r"''|\\(.)", lambda m: m.group(1) or "'", q, flags=re.S) for q in quoted]
-
-
 @dataclass
 class _Column:
     name: str
@@ -513,7 +505,7 @@ class _Table:
             width = int(info["CHARACTER_OCTET_LENGTH"] or 0) if data_type == "binary" else 0
             c.convert = _binary_converter(width)
         elif data_type in ("enum", "set"):
-            c.members = _members(_text(info["COLUMN_TYPE"]))
+            c.members = enum_members(_text(info["COLUMN_TYPE"]))
             if data_type == "set":
                 members = c.members
                 c.convert = lambda v: ",".join(m for m in members if m in v)
