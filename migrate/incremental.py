@@ -149,9 +149,7 @@ def cursor_spec(plan: Plan, step: Step, schema: TableSchema) -> CursorSpec:
             )
         keys = overlap.keys if overlap and overlap.keys is not None else 0
         text = str(keys)
-    raw_start = (override.start if override and override.start is not None else None) or (
-        step.start
-    )
+    raw_start = override.start if override and override.start is not None else step.start
     start: Any = None
     if raw_start is not None:
         start = _parse_start(plan, step, schema, column, ckind, kind, raw_start)
@@ -234,8 +232,13 @@ def watermark_pass(
     workdir: Path,
     stop: threading.Event,
     on_rows: Callable[[int], None] = lambda n: None,
+    ordered: bool = True,
 ) -> PassResult:
-    """Copy what changed since the table's watermark, then (optionally) find deletes."""
+    """Copy what changed since the table's watermark, then (optionally) find deletes.
+
+    ``ordered`` is False when the two engines may sort the key differently (text key
+    columns across engines): delete detection then compares whole-table key sets.
+    """
     started = time.monotonic()
     sname = source_schema.name
     row = state.watermark(step.name, sname)
@@ -248,7 +251,8 @@ def watermark_pass(
     conv = None if text else source.row_converter(source_schema)
     spool = target.new_spool(target_schema, workdir)
     try:
-        for batch in source.read_changed(source_schema, spec.column, low, BATCH_ROWS, text):
+        batch_rows = min(BATCH_ROWS, chunk_rows)
+        for batch in source.read_changed(source_schema, spec.column, low, batch_rows, text):
             if stop.is_set():
                 raise InterruptedRun("stopped")
             spool.add([conv(r) for r in batch] if conv is not None else batch)
@@ -274,6 +278,7 @@ def watermark_pass(
             state=state,
             run_id=run_id,
             stop=stop,
+            ordered=ordered,
         )
     new_mark = max_of(watermark, high)
     result.watermark = show(new_mark)
@@ -332,10 +337,14 @@ def detect_deletes(
     state: State,
     run_id: int,
     stop: threading.Event,
+    ordered: bool = True,
 ) -> int:
     """Delete from the target the rows whose key the source no longer has; returns how many.
 
     Ranges start from the full copy's chunk boundaries (one open range without them).
+    When the engines may sort the key differently (``ordered`` False), a key range is not
+    the same set of rows on both sides: the whole table is one range, and if its
+    fingerprints differ every key is compared.
     """
     if not key:
         return 0
@@ -344,6 +353,8 @@ def detect_deletes(
     t_norm = _key_normaliser(target, target_schema, key)
     s_norm = _key_normaliser(source, source_schema, key)
     bounds = [decode_key(c["hi"]) for c in state.chunks(step.name, sname) if c["hi"]]
+    if not ordered:
+        bounds = []
     edges: list[Key | None] = [None, *bounds, None]
     ranges = list(itertools.pairwise(edges))
     candidates: list[Key] = []
@@ -374,7 +385,7 @@ def detect_deletes(
         walk(mid, hi, depth + 1)
 
     for lo, hi in ranges:
-        walk(lo, hi, 0)
+        walk(lo, hi, 0 if ordered else 40)
     if not candidates:
         return 0
     # a range means the same keys on both sides only when both sort them alike: confirm

@@ -519,6 +519,7 @@ class Runner:
                 workdir=workdir,
                 stop=self.stop,
                 on_rows=lambda n: self.progress.advance(step.name, name, n),
+                ordered=job.range_count_on_target,
             )
             results[name].catch_up = res
             self.progress.table_finished(step.name, name, res.rows, res.seconds)
@@ -577,7 +578,7 @@ class Runner:
                 or not stream["position"]
                 or earlier_position(position, stream["position"])
             ):
-                self.state.set_stream(step.name, "binlog", position=position)
+                self.state.set_stream(step.name, "binlog", position=position, as_of=now())
 
         return record
 
@@ -637,6 +638,7 @@ class Runner:
             note="; ".join(job.notes) or None,
         )
         if job.cursor is not None:  # where the source stands before the first row is read
+            as_of = now()
             high = source.max_value(job.source_schema, job.cursor.column)
             self.state.set_watermark(
                 step.name,
@@ -644,6 +646,7 @@ class Runner:
                 job.cursor.kind,
                 cursor=job.cursor.column,
                 value=encode_key((high,)) if high is not None else None,
+                as_of=as_of,
             )
         return True
 

@@ -963,12 +963,16 @@ class SQLEndpoint:
             applied = self.write_spool(conn, stage, spool, self.STAGE)
             cur.execute(self.changed_sql(schema, key))
             (changed,) = cur.fetchone()
-            cur.execute(self.upsert_from_stage(schema, key))
+            self.run_upsert(cur, schema, key)
             for sql in self.unstage_ddl():
                 cur.execute(sql)
             conn.commit()
             cur.close()
         return applied, int(changed)
+
+    def run_upsert(self, cur: Any, schema: TableSchema, key: tuple[str, ...]) -> None:
+        """Upsert the staged rows into the table (inside the merge's transaction)."""
+        cur.execute(self.upsert_from_stage(schema, key))
 
     def stage_ddl(self, schema: TableSchema) -> list[str]:
         """Statements creating the empty staging table shaped like ``schema``'s table."""

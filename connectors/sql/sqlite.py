@@ -243,6 +243,11 @@ class SQLiteEndpoint(SQLEndpoint):
     def native_type(self, p: PType) -> Any:
         return TYPES[p.kind](p)
 
+    def stage_ddl(self, schema: TableSchema) -> list[str]:
+        """Take the write lock first: a merge reads before it writes, and SQLite refuses
+        to turn a read into a write while another connection writes (it waits here)."""
+        return ["BEGIN IMMEDIATE", *super().stage_ddl(schema)]
+
     def same_value(self, a: str, b: str, col: Column) -> str:
         return f"{a} IS {b}"
 
