@@ -559,3 +559,40 @@ def test_table_without_key_is_refused(mysql_db: str, source: MySQLEndpoint) -> N
     _run(mysql_db, "CREATE TABLE t (a INT, b INT)")
     with pytest.raises(ConnectorError, match=r"\.t has no primary key"):
         _read(mysql_db, _position(mysql_db), _schemas(source, "t"))
+
+
+@pytest.mark.parametrize(
+    ("statement", "expected"),
+    [
+        ("TRUNCATE TABLE t", "table t was changed at the source by TRUNCATE"),
+        # a table that is gone is found before reading: its columns are checked first
+        ("RENAME TABLE t TO t_old", ".t changed shape during the migration"),
+        ("DROP TABLE IF EXISTS other, t", ".t changed shape during the migration"),
+    ],
+)
+def test_truncate_drop_or_rename_of_a_tracked_table_stops_the_read(
+    mysql_db: str, source: MySQLEndpoint, statement: str, expected: str
+) -> None:
+    """Row events cannot express these: the read stops and says how to recover."""
+    _run(mysql_db, "CREATE TABLE t (id INT PRIMARY KEY)", "CREATE TABLE other (id INT)")
+    schemas = _schemas(source, "t")
+    start = _position(mysql_db)
+    _run(mysql_db, "INSERT INTO t VALUES (1)", statement)
+    with pytest.raises(ConnectorError) as err:
+        _read(mysql_db, start, schemas)
+    assert expected in str(err.value)
+    assert str(err.value).endswith("migrate run --restart")
+
+
+def test_ddl_on_other_tables_is_ignored(mysql_db: str, source: MySQLEndpoint) -> None:
+    _run(mysql_db, "CREATE TABLE t (id INT PRIMARY KEY)", "CREATE TABLE other (id INT)")
+    schemas = _schemas(source, "t")
+    start = _position(mysql_db)
+    _run(
+        mysql_db,
+        "ALTER TABLE other ADD COLUMN t INT",
+        "TRUNCATE other",
+        "INSERT INTO t VALUES (1)",
+    )
+    changes = [c.values for b in _read(mysql_db, start, schemas) for c in b.changes]
+    assert changes == [(1,)]

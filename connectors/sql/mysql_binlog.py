@@ -689,6 +689,39 @@ def _describe_tables(
     return tables
 
 
+_DDL = re.compile(
+    r"^\s*(?:(TRUNCATE)(?:\s+TABLE)?|(DROP|ALTER|RENAME)(?:\s+(?:TEMPORARY|ONLINE|IGNORE))*"
+    r"\s+TABLE)(?:\s+IF\s+EXISTS)?\s+(.*)$",
+    re.IGNORECASE | re.DOTALL,
+)
+_NAME = re.compile(
+    r"(?:`((?:[^`]|``)+)`|([A-Za-z0-9_$]+))(?:\s*\.\s*(?:`((?:[^`]|``)+)`|([A-Za-z0-9_$]+)))?"
+)
+
+
+def _ddl_on(
+    query: str, default_db: str, database: str, tables: dict[str, str]
+) -> tuple[str, str] | None:
+    """``(verb, table)`` when ``query`` truncates, drops, alters or renames a tracked table."""
+    m = _DDL.match(query)
+    if m is None:
+        return None
+    verb = (m.group(1) or m.group(2)).upper()
+    names = []
+    for part in re.split(r",|\bTO\b", m.group(3), flags=re.IGNORECASE):
+        n = _NAME.match(part.strip())
+        if n is not None:
+            names.append(n)
+        if verb in ("TRUNCATE", "ALTER"):
+            break  # one table; the rest of the statement is its definition
+    for n in names:
+        first, second = n.group(1) or n.group(2), n.group(3) or n.group(4)
+        db, table = (first, second) if second else (default_db, first)
+        if db == database and table.lower() in tables:
+            return verb, tables[table.lower()]
+    return None
+
+
 def read_changes(
     settings: dict[str, Any],
     server_id: int,
@@ -744,6 +777,7 @@ def read_changes(
             user = _quote_user(_text(cur.fetchone()[0]))
             cur.close()
             tables = _describe_tables(conn, database, schemas, keys)
+            tables_by_name = {name.lower(): name for name in schemas}
         finally:
             conn.close()
     except pymysql.err.MySQLError as exc:
@@ -813,6 +847,13 @@ def read_changes(
                     pass  # inside a transaction
                 else:  # COMMIT or ROLLBACK; outside a transaction, DDL (its own transaction)
                     commit = query.startswith(("COMMIT", "ROLLBACK")) or not in_transaction
+                    ddl = _ddl_on(event.query, _text(event.schema), database, tables_by_name)
+                    if ddl is not None:
+                        raise ConnectorError(
+                            f"table {ddl[1]} was changed at the source by {ddl[0]} (binlog"
+                            f" {reader.log_file}:{event.packet.log_pos}): row events cannot"
+                            f" follow that; {_RESTART}"
+                        )
             log_pos = event.packet.log_pos
             if commit and log_pos:
                 in_transaction = False
