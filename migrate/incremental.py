@@ -44,6 +44,9 @@ TIME_KINDS = frozenset({"date", "datetime", "timestamptz"})
 INT_KINDS = frozenset({"int8", "int16", "int32", "int64"})
 NUMBER_KINDS = INT_KINDS | {"decimal"}
 DEFAULT_OVERLAP_SECONDS = 300.0
+#: an always-growing key is handed out at insert but seen at commit, and transactions
+#: commit out of order: a pass re-reads this many keys behind the watermark by default
+DEFAULT_OVERLAP_KEYS = 1000
 BATCH_ROWS = 5000
 #: ranges with at most this many target keys are diffed key by key
 LEAF_KEYS = 2000
@@ -147,7 +150,7 @@ def cursor_spec(plan: Plan, step: Step, schema: TableSchema) -> CursorSpec:
                 path=str(plan.path),
                 key=okey,
             )
-        keys = overlap.keys if overlap and overlap.keys is not None else 0
+        keys = overlap.keys if overlap and overlap.keys is not None else DEFAULT_OVERLAP_KEYS
         text = str(keys)
     raw_start = override.start if override and override.start is not None else step.start
     start: Any = None
@@ -242,9 +245,21 @@ def watermark_pass(
     started = time.monotonic()
     sname = source_schema.name
     row = state.watermark(step.name, sname)
-    watermark = (decode_key(row["value"]) or (None,))[0] if row and row["value"] else None
+    watermark = None
+    if (
+        row is not None
+        and row["value"]
+        and (row["kind"], row["cursor"])
+        == (
+            spec.kind,
+            spec.column,
+        )
+    ):  # a watermark of another cursor (the plan changed) means nothing here: read all
+        watermark = (decode_key(row["value"]) or (None,))[0]
+    watermark = source.cursor_value(source_schema, spec.column, watermark)
     as_of = now()
     high = source.max_value(source_schema, spec.column)  # read before any row
+    high = source.cursor_value(source_schema, spec.column, high)
     low = spec.lower_bound(watermark)
     result = PassResult(since=show(low))
     text = source.reads_text() and target.loads_text()
@@ -433,9 +448,13 @@ def delete_rows(
 # -- binlog (cdc) --------------------------------------------------------------------------
 def earlier_position(a: str, b: str) -> bool:
     """Whether change-log position ``a`` comes before ``b`` (``file:offset`` strings)."""
-    fa, _, pa = a.rpartition(":")
-    fb, _, pb = b.rpartition(":")
-    return (fa, int(pa)) < (fb, int(pb))
+
+    def parts(text: str) -> tuple[str, int, int]:
+        name, _, offset = text.rpartition(":")
+        base, _, number = name.rpartition(".")
+        return (base, int(number), int(offset)) if number.isdigit() else (name, 0, int(offset))
+
+    return parts(a) < parts(b)
 
 
 @dataclass

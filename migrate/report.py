@@ -247,6 +247,8 @@ def status_rows(state: State, chunk_rows: dict[str, int]) -> list[dict[str, Any]
             stream = state.stream(row["step"]) if mark["kind"] == "binlog" else None
             if stream is not None:
                 position, as_of = stream["position"], stream["as_of"]
+            elif mark["kind"] == "binlog":  # the table's snapshot position, no pass yet
+                position, as_of = mark["value"], mark["as_of"]
             else:
                 value = decode_key(mark["value"]) if mark["value"] else None
                 position, as_of = (show(value[0]) if value else None), mark["as_of"]

@@ -412,24 +412,18 @@ class Runner:
                     target.create_indexes(_with_indexes(schema, todo))
                 target.finish_table(schema)
                 self.state.upsert_table(step.name, job.source_schema.name, status="indexed")
-        in_step = {j.target_schema.name for j in jobs}
+        # Catch-up passes apply each table's changes on their own, in any order: a
+        # step that catches up gets its foreign keys in the cut-over run, after the last pass.
+        link_now = not step.incremental
         for job in jobs:
             row = self.state.table(step.name, job.source_schema.name)
             if row and row["status"] == "indexed":
-                fks = [
-                    fk
-                    for fk in job.target_schema.foreign_keys
-                    if fk.ref_table in in_step or target.table_exists(fk.ref_table)
-                ]
-                skipped = len(job.target_schema.foreign_keys) - len(fks)
-                if skipped:
+                if link_now:
+                    self._link(step, job, jobs, target, results)
+                elif job.target_schema.foreign_keys:
                     results[job.source_schema.name].notes.append(
-                        f"{skipped} foreign key(s) refer to tables outside this step and"
-                        " missing on the target: not created"
+                        "foreign keys are created by the cut-over run (migrate run --cutover)"
                     )
-                existing_fk = set(target.existing_foreign_keys(job.target_schema.name))
-                fks = [fk for fk in fks if not fk.name or fk.name not in existing_fk]
-                target.create_foreign_keys(_with_fks(job.target_schema, fks))
                 self.state.upsert_table(step.name, job.source_schema.name, status="linked")
         if step.mode == "cdc":
             if caught_up and len(caught_up) == len(jobs):
@@ -446,9 +440,40 @@ class Runner:
                 workdir,
                 results,
             )
+        if self.cutover and step.mode in ("full+incremental", "cdc"):
+            for job in jobs:  # the target is about to take over: keys and counters
+                if results[job.source_schema.name].status != "failed":
+                    self._link(step, job, jobs, target, results)
+                    target.finish_table(job.target_schema)
         for job in jobs:
             self._count(step, job, source, target, results[job.source_schema.name])
             self._record_position(step, job, results[job.source_schema.name])
+
+    def _link(
+        self,
+        step: Step,
+        job: TableJob,
+        jobs: list[TableJob],
+        target: TableEndpoint,
+        results: dict[str, TableResult],
+    ) -> None:
+        """Create the table's foreign keys the target does not have yet."""
+        in_step = {j.target_schema.name for j in jobs}
+        fks = [
+            fk
+            for fk in job.target_schema.foreign_keys
+            if fk.ref_table in in_step or target.table_exists(fk.ref_table)
+        ]
+        skipped = len(job.target_schema.foreign_keys) - len(fks)
+        if skipped:
+            results[job.source_schema.name].notes.append(
+                f"{skipped} foreign key(s) refer to tables outside this step and"
+                " missing on the target: not created"
+            )
+        existing_fk = set(target.existing_foreign_keys(job.target_schema.name))
+        fks = [fk for fk in fks if not fk.name or fk.name not in existing_fk]
+        if fks:
+            target.create_foreign_keys(_with_fks(job.target_schema, fks))
 
     # -- incremental modes ---------------------------------------------------------------
     def _prepare_incremental(self, step: Step, job: TableJob, target: TableEndpoint) -> None:

@@ -37,6 +37,10 @@ _CURRENT_TS = re.compile(
 )
 
 
+#: key sums in delete detection add each key modulo this prime
+KEY_SUM_MODULUS = 1_000_000_007
+
+
 class PickleSpool:
     """A chunk staged as pickled row batches in a temporary file (engines that bind rows)."""
 
@@ -435,6 +439,17 @@ class SQLEndpoint:
                         conn.rollback()
 
     # -- catch-up reads ------------------------------------------------------------------
+    def cursor_value(self, schema: TableSchema, column: str, value: Any) -> Any:
+        """A watermark in the form this engine compares ``column`` with: date-times with a
+        time zone for ``timestamptz`` columns, naive (UTC) ones otherwise."""
+        if isinstance(value, dt.datetime):
+            aware = schema.column(column).type.kind == "timestamptz"
+            if aware and value.tzinfo is None:
+                return value.replace(tzinfo=dt.UTC)
+            if not aware and value.tzinfo is not None:
+                return value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value
+
     def max_value(self, schema: TableSchema, column: str) -> Any:
         """``MAX(column)`` as a portable value (None for an empty table)."""
         t = self.sa_table(schema.name, [column])
@@ -473,7 +488,9 @@ class SQLEndpoint:
         t = self.sa_table(table, key)
         cols = [sa.func.count()]
         if with_sum:
-            cols.append(sa.func.coalesce(sa.func.sum(t.c[key[0]]), 0))
+            # the key modulo a prime: the same on every engine, and a sum that cannot
+            # overflow (SQLite's SUM stops at 2**63)
+            cols.append(sa.func.coalesce(sa.func.sum(t.c[key[0]] % KEY_SUM_MODULUS), 0))
         stmt = sa.select(*cols).select_from(t).where(*self._range(t, key, lo, hi))
         sql, params = self.compile(stmt)
         with self.errors(f"summarising keys of {table}"), self.raw() as conn:
@@ -971,8 +988,43 @@ class SQLEndpoint:
         return applied, int(changed)
 
     def run_upsert(self, cur: Any, schema: TableSchema, key: tuple[str, ...]) -> None:
-        """Upsert the staged rows into the table (inside the merge's transaction)."""
-        cur.execute(self.upsert_from_stage(schema, key))
+        """Upsert the staged rows into the table (inside the merge's transaction).
+
+        When a unique index other than the key conflicts (a unique value moved from one
+        staged row to another), the statement is undone to a savepoint and the staged
+        rows replace their old versions: delete by key, then insert. If that conflicts
+        too, the error names the index and what to do.
+        """
+        cur.execute("SAVEPOINT migrate_upsert")
+        try:
+            cur.execute(self.upsert_from_stage(schema, key))
+        except Exception as exc:
+            if not self.is_unique_violation(exc):
+                raise
+            cur.execute("ROLLBACK TO SAVEPOINT migrate_upsert")
+            t, s = self.q(schema.name), self.q(self.STAGE)
+            same = " AND ".join(f"{s}.{self.q(k)} = {t}.{self.q(k)}" for k in key)
+            cols = ", ".join(self.q(c) for c in schema.column_names)
+            try:
+                cur.execute(f"DELETE FROM {t} WHERE EXISTS (SELECT 1 FROM {s} WHERE {same})")
+                cur.execute(f"INSERT INTO {t} ({cols}) SELECT {cols} FROM {s}")
+            except Exception as again:
+                if not self.is_unique_violation(again):
+                    raise
+                raise ConnectorError(
+                    f"{self.name}: upserting changed rows into {schema.name}: a row that"
+                    " did not change holds a value of a unique index another row now has"
+                    f" ({self.unique_violation_detail(again)}); drop that index on the"
+                    " target while catching up and create it again after the cut-over"
+                ) from None
+        cur.execute("RELEASE SAVEPOINT migrate_upsert")
+
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        return False
+
+    def unique_violation_detail(self, exc: BaseException) -> str:
+        text = str(getattr(exc, "orig", exc)).strip().splitlines()
+        return redact(text[0], self.secrets) if text else "a unique index"
 
     def stage_ddl(self, schema: TableSchema) -> list[str]:
         """Statements creating the empty staging table shaped like ``schema``'s table."""

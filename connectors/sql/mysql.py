@@ -603,6 +603,12 @@ class MySQLEndpoint(SQLEndpoint):
             return f"CAST({a} AS BINARY) <=> CAST({b} AS BINARY)"
         return f"{a} <=> {b}"
 
+    def cursor_value(self, schema: TableSchema, column: str, value: Any) -> Any:
+        """Every date-time compares naive here: TIMESTAMP reads as UTC in this session."""
+        if isinstance(value, dt.datetime) and value.tzinfo is not None:
+            return value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value
+
     def run_upsert(self, cur: Any, schema: TableSchema, key: tuple[str, ...]) -> None:
         """``ON DUPLICATE KEY UPDATE``; when a unique index other than the key conflicts
         (two rows swapped a unique value), the failed statement is undone and the rows go

@@ -220,23 +220,13 @@ class PostgreSQLEndpoint(SQLEndpoint):
             return int(cur.rowcount)
 
     # -- upsert by key -------------------------------------------------------------------
-    def run_upsert(self, cur: Any, schema: TableSchema, key: tuple[str, ...]) -> None:
-        """``ON CONFLICT (key) DO UPDATE``. A unique index other than the key that the
-        staged rows conflict with (two rows swapped a unique value) cannot be resolved
-        inside one statement here: the error names the index and what to do."""
-        try:
-            cur.execute(self.upsert_from_stage(schema, key))
-        except Exception as exc:
-            if getattr(exc, "sqlstate", None) != "23505":
-                raise
-            diag = getattr(exc, "diag", None)
-            index = getattr(diag, "constraint_name", None) or "a unique index"
-            raise ConnectorError(
-                f"{self.name}: upserting changed rows into {schema.name}: rows changed"
-                f" values of unique index {index} in a way one pass cannot apply (two rows"
-                f" swapped values); drop {index} on the target while catching up and create"
-                " it again after the cut-over"
-            ) from None
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        return getattr(exc, "sqlstate", None) == "23505"
+
+    def unique_violation_detail(self, exc: BaseException) -> str:
+        diag = getattr(exc, "diag", None)
+        name = getattr(diag, "constraint_name", None)
+        return f"unique index {name}" if name else super().unique_violation_detail(exc)
 
     def stage_ddl(self, schema: TableSchema) -> list[str]:
         return [

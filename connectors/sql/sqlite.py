@@ -248,6 +248,9 @@ class SQLiteEndpoint(SQLEndpoint):
         to turn a read into a write while another connection writes (it waits here)."""
         return ["BEGIN IMMEDIATE", *super().stage_ddl(schema)]
 
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        return "UNIQUE constraint failed" in str(exc)
+
     def same_value(self, a: str, b: str, col: Column) -> str:
         return f"{a} IS {b}"
 
