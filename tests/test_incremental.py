@@ -1132,3 +1132,137 @@ def test_status_shows_watermark_passes_and_lag(
     assert "solo" in line and ts(200)[:19] in line, line
     assert f"{c['last_rows']:,} read, 1 changed, 1 deleted" in line, line
     assert line.rstrip()[-1] in "smh", line  # the lag column: 3s, 2m, 1.0h
+
+
+# -- foreign keys, sequences and watermark forms at the cut-over ------------------------------
+
+
+def test_foreign_keys_and_sequences_wait_for_the_cut_over(
+    tmp_path: Path, mysql_db: str, pg_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Passes apply tables in parallel, so a child may arrive before its parent: the
+    foreign keys come with the cut-over, which also moves the identity counters."""
+    execute(
+        mysql_db,
+        "CREATE TABLE parent (id INT AUTO_INCREMENT PRIMARY KEY, updated_at DATETIME(6)"
+        " NOT NULL, INDEX parent_upd (updated_at))",
+        "CREATE TABLE child (id INT AUTO_INCREMENT PRIMARY KEY, parent_id INT NOT NULL,"
+        " updated_at DATETIME(6) NOT NULL, INDEX child_upd (updated_at),"
+        " CONSTRAINT child_parent_fk FOREIGN KEY (parent_id) REFERENCES parent (id))",
+        rows=[
+            ("INSERT INTO parent VALUES (:i, :u)", [{"i": i, "u": ts(i)} for i in range(1, 4)]),
+            ("INSERT INTO child VALUES (:i, :i, :u)", [{"i": i, "u": ts(i)} for i in (1, 2)]),
+        ],
+    )
+    plan = plan_file(tmp_path, mysql_db, pg_db, workers=2)
+    code, out = run_text(plan, capsys)
+    assert code == 0, out
+    assert "foreign keys are created by the cut-over run" in out
+    fk_sql = (
+        "SELECT count(*) FROM information_schema.table_constraints"
+        " WHERE constraint_type = 'FOREIGN KEY' AND table_name = 'child'"
+    )
+    assert scalar(pg_db, fk_sql) == 0
+    # many new parents and children referring to them: whichever table's pass runs first
+    execute(
+        mysql_db,
+        rows=[
+            (
+                "INSERT INTO parent VALUES (:i, :u)",
+                [{"i": i, "u": ts(1000 + i)} for i in range(4, 400)],
+            ),
+            (
+                "INSERT INTO child VALUES (:i, :i, :u)",
+                [{"i": i, "u": ts(1000 + i)} for i in range(3, 400)],
+            ),
+        ],
+    )
+    for _ in range(2):
+        code, result = run_json(plan, capsys)
+        assert_ok(code, result)
+    code, result = run_json(plan, capsys, "--cutover")
+    assert_ok(code, result)
+    assert scalar(pg_db, fk_sql) == 1
+    assert_same(mysql_db, pg_db, "child", ["id", "parent_id"], ["int", "int"])
+    # the application's first insert on the target gets a fresh id
+    execute(pg_db, f"INSERT INTO parent (updated_at) VALUES ('{ts(5000)}')")
+    assert scalar(pg_db, "SELECT max(id) FROM parent") == 400
+
+
+def test_timestamp_cursor_with_start_and_target_watermarks(
+    tmp_path: Path, mysql_db: str, pg_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A MySQL TIMESTAMP cursor (naive UTC in the session) against a start with a time
+    zone and a PostgreSQL target whose highest value comes back time-zone aware."""
+    execute(
+        mysql_db,
+        "CREATE TABLE ev (id INT PRIMARY KEY, ts TIMESTAMP(6) NOT NULL, INDEX ev_ts (ts))",
+        rows=[("INSERT INTO ev VALUES (:i, :t)", [{"i": i, "t": ts(i * 60)} for i in range(10)])],
+    )
+    execute(pg_db, "CREATE TABLE ev (id integer PRIMARY KEY, ts timestamptz(6) NOT NULL)")
+    execute(pg_db, f"INSERT INTO ev VALUES (0, '{ts(0)}+00')")
+    for start, expected_rows in ((None, 10), ("2026-03-01T20:04:30+08:00", 5)):
+        execute(pg_db, "DELETE FROM ev WHERE id > 0")
+        step = 'mode = "incremental"\ncursor = "ts"\noverlap = "0s"\n'
+        if start:
+            step += f'start = "{start}"\n'
+        plan = plan_file(tmp_path, mysql_db, pg_db, step=step, name=f"tz{expected_rows}")
+        code, result = run_json(plan, capsys)
+        assert_ok(code, result)
+        # +08:00 20:04:30 is 12:04:30 UTC: ids 5..9 are later (ts(300) = 12:05:00)
+        assert catch_up(result, "ev")["rows"] == (9 if start is None else expected_rows)
+        code, result = run_json(plan, capsys)  # and a second pass compares watermarks
+        assert_ok(code, result)
+    ids = [r[0] for r in read_rows(pg_db, "ev", ["id"], order_by=["id"])]
+    assert ids == [0, 5, 6, 7, 8, 9]  # the rows from the start on, and the one loaded
+
+
+def test_changing_the_cursor_reads_every_row_again(
+    tmp_path: Path, mysql_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dst = f"sqlite:///{tmp_path / 'dst.db'}"
+    execute(
+        mysql_db,
+        "CREATE TABLE ev (id INT PRIMARY KEY, updated_at DATETIME(6) NOT NULL)",
+        rows=[("INSERT INTO ev VALUES (:i, :u)", [{"i": i, "u": ts(i)} for i in range(1, 31)])],
+    )
+    plan = plan_file(tmp_path, mysql_db, dst)
+    assert_ok(*run_json(plan, capsys))
+    plan = plan_file(tmp_path, mysql_db, dst, step='mode = "full+incremental"\ncursor = "id"\n')
+    code, result = run_json(plan, capsys)
+    assert_ok(code, result)
+    assert catch_up(result, "ev")["rows"] == 30  # the time watermark means nothing for id
+    code, result = run_json(plan, capsys)
+    assert_ok(code, result)
+    assert catch_up(result, "ev")["rows"] == 30  # id > 30 - 1000: the default overlap
+    code, out = run_text(plan, capsys, "--dry-run")
+    assert code == 0, out
+
+
+def test_delete_detection_with_keys_near_two_to_the_63(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SQLite's SUM overflows past 2**63: the fingerprint sums keys modulo a prime."""
+    src = tmp_path / "src.db"
+    db = sqlite3.connect(src)
+    db.execute("CREATE TABLE big (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+    base = 2**62
+    db.executemany("INSERT INTO big VALUES (?, ?)", [(base + i * 7, f"v{i}") for i in range(50)])
+    db.commit()
+    plan = plan_file(
+        tmp_path,
+        f"sqlite:///{src}",
+        f"sqlite:///{tmp_path / 'dst.db'}",
+        chunk_rows=10,
+        step='mode = "full+incremental"\ncursor = "id"\ndeletes = "detect"\n',
+    )
+    assert_ok(*run_json(plan, capsys))
+    db.execute("DELETE FROM big WHERE id IN (?, ?)", (base, base + 7 * 33))
+    db.commit()
+    db.close()
+    code, result = run_json(plan, capsys)
+    assert_ok(code, result)
+    assert catch_up(result, "big")["deleted"] == 2
+    dst = sqlite3.connect(tmp_path / "dst.db")
+    assert dst.execute("SELECT count(*) FROM big").fetchone() == (48,)
+    dst.close()
