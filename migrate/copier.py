@@ -9,9 +9,10 @@ The order of events for a chunk is the whole crash-safety argument:
 3. the target loads the spool in one transaction;
 4. both sides count the range; the chunk is recorded ``done`` with both counts.
 
-A run killed anywhere leaves at most one ``writing`` chunk per table. The next run reads
-that chunk's keys from the source, deletes them from the target (a no-op if step 3 never
-committed), and carries on from the last ``done`` chunk: no row is lost or doubled.
+A run killed anywhere leaves at most one ``writing`` chunk per table. The next run deletes
+the target's rows in that chunk's key range (a no-op if step 3 never committed; where the
+engines may sort the key differently, the keys the source now has in the range), and
+carries on from the last ``done`` chunk: no row is lost or doubled.
 
 A table without a usable key is one chunk: a resumed run empties the target table and
 copies it again, and the report says it could not be chunked or resumed.
@@ -121,8 +122,11 @@ def copy_table(
         done, unfinished = [], []
     for c in unfinished:
         lo, hi = decode_key(c["lo"]), decode_key(c["hi"])
-        for keys in source.read_keys(sname, job.key, lo, hi, BATCH_ROWS):
-            target.delete_keys(tname, job.key, keys)
+        if job.range_count_on_target:  # the range holds the same keys on the target
+            target.delete_range(tname, job.key, lo, hi)
+        else:  # text keys the target sorts differently: the source's keys of the range
+            for keys in source.read_keys(sname, job.key, lo, hi, BATCH_ROWS):
+                target.delete_keys(tname, job.key, keys)
         state.drop_chunk(job.step, sname, c["seq"])
         progress.message(
             f"{job.step}.{sname}: chunk {c['seq']} was cut off by a crash:"

@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from migrate.endpoints import TableEndpoint
 from migrate.errors import MigrateError
@@ -148,7 +149,7 @@ def print_dry_run(console: Console, report: dict[str, Any]) -> None:
                 f" mode {s['mode']}, validate {', '.join(s['validate'])}{after}"
             )
             if s["error"]:
-                console.print(f"    [red]{s['error']}[/]")
+                console.print(f"    [red]{escape(s['error'])}[/]")
                 continue
             console.print(f"    from {s['source_endpoint']}\n    to   {s['target_endpoint']}")
             for i, t in enumerate(s["tables"], 1):
@@ -161,8 +162,8 @@ def print_dry_run(console: Console, report: dict[str, Any]) -> None:
                     " key(s)"
                 )
                 for note in t["notes"]:
-                    console.print(f"       [yellow]{note}[/]")
+                    console.print(f"       [yellow]{escape(note)}[/]")
             for note in s.get("notes", []):
-                console.print(f"    [yellow]{note}[/]")
+                console.print(f"    [yellow]{escape(note)}[/]")
     if report["problems"]:
         console.print(f"\n[red]{report['problems']} problem(s) would stop the run[/]")

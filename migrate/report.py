@@ -12,6 +12,7 @@ from dataclasses import asdict
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from migrate.incremental import show
@@ -74,7 +75,8 @@ def _json_key(key: tuple[Any, ...] | None) -> list[Any] | None:
 
 def print_run(console: Console, result: RunResult) -> None:
     tables = [t for s in result.steps for t in s.tables]
-    if tables and all(t.status == "skipped" for t in tables):
+    failed = any(t.error for t in tables) or any(s.error for s in result.steps)
+    if tables and not failed and all(t.status == "skipped" for t in tables):
         console.print(
             "nothing to do: every table was copied by an earlier run"
             " (migrate run --restart copies again)"
@@ -82,6 +84,7 @@ def print_run(console: Console, result: RunResult) -> None:
     passes = [t.catch_up for t in tables if t.catch_up is not None]
     if (
         passes
+        and not failed
         and all(t.status == "skipped" or t.catch_up is not None for t in tables)
         and not any(p.changed or p.deleted for p in passes)
     ):
@@ -92,7 +95,7 @@ def print_run(console: Console, result: RunResult) -> None:
             f"  ({step.batch} · {step.layer}) — {step.status}"
         )
         if not step.tables:
-            console.print(f"[bold]{title}[/]" + (f"\n  {step.error}" if step.error else ""))
+            console.print(f"[bold]{title}[/]" + (f"\n  {escape(step.error)}" if step.error else ""))
             continue
         table = Table(title=title, title_justify="left", show_edge=False)
         for col in (
@@ -143,13 +146,13 @@ def print_run(console: Console, result: RunResult) -> None:
                     " match in every chunk"
                 )
             for note in t.notes:
-                console.print(f"  [yellow]{t.name}: {note}[/]")
+                console.print(f"  [yellow]{escape(t.name)}: {escape(note)}[/]")
             if t.error:
-                console.print(f"  [red]{t.name}: {t.error}[/]")
+                console.print(f"  [red]{escape(t.name)}: {escape(t.error)}[/]")
         for note in step.notes:
-            console.print(f"  [yellow]{note}[/]")
+            console.print(f"  [yellow]{escape(note)}[/]")
         if step.error:
-            console.print(f"  [red]{step.error}[/]")
+            console.print(f"  [red]{escape(step.error)}[/]")
     if result.cutover:
         _print_acceptance(console, result)
     style = {"done": "green", "differences": "red", "failed": "red"}.get(result.status, "yellow")
@@ -162,7 +165,7 @@ def print_run(console: Console, result: RunResult) -> None:
     }.get(result.status, result.status)
     console.print(f"[bold {style}]run {result.run_id}: {text}[/]")
     if result.message and result.status != "done":
-        console.print(f"  {result.message}")
+        console.print(f"  {escape(result.message)}")
 
 
 def _print_catch_up(console: Console, tables: list[TableResult]) -> None:
@@ -310,7 +313,7 @@ def print_status(console: Console, run: Any, rows: list[dict[str, Any]]) -> None
             f" {run['host']})"
         )
         if run["message"]:
-            console.print(f"  {run['message']}")
+            console.print(f"  {escape(run['message'])}")
     table = Table(show_edge=False)
     for col in (
         "step",
@@ -330,7 +333,7 @@ def print_status(console: Console, run: Any, rows: list[dict[str, Any]]) -> None
             f"{r['rows_copied']:,}",
             str(r["chunks_done"]),
             str(r["chunks_left"]),
-            r["last_error"] or "",
+            escape(r["last_error"] or ""),
         )
     console.print(table)
     caught = [r for r in rows if r["catch_up"]]

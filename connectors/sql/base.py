@@ -899,6 +899,17 @@ class SQLEndpoint:
     def finish_table(self, schema: TableSchema) -> None:
         return None
 
+    def delete_range(self, table: str, key: tuple[str, ...], lo: Key | None, hi: Key | None) -> int:
+        """Delete the rows with ``lo < key <= hi``; returns how many."""
+        t = self.sa_table(table, key)
+        sql, params = self.compile(sa.delete(t).where(*self._range(t, key, lo, hi)))
+        with self.errors(f"deleting rows of {table}"), self.raw() as conn:
+            cur = conn.cursor()
+            cur.execute(sql, params)
+            deleted = cur.rowcount
+            conn.commit()
+        return int(deleted)
+
     def delete_keys(self, table: str, key: tuple[str, ...], keys: Iterable[Key]) -> int:
         t = self.sa_table(table, key)
         stmt = sa.delete(t).where(*[t.c[k] == sa.bindparam(f"k{i}") for i, k in enumerate(key)])
@@ -914,11 +925,11 @@ class SQLEndpoint:
                 batch.append(tuple(named[n] for n in order) if order is not None else named)
                 if len(batch) >= 1000:
                     cur.executemany(sql, batch)
-                    deleted += len(batch)
+                    deleted += max(cur.rowcount, 0)
                     batch = []
             if batch:
                 cur.executemany(sql, batch)
-                deleted += len(batch)
+                deleted += max(cur.rowcount, 0)
             conn.commit()
         return deleted
 
