@@ -3,12 +3,14 @@
 
     .venv/bin/python bench/catchup_1m.py --rows 1000000
 
-For each mode (``full+incremental`` by an ``updated_at`` watermark with ``deletes =
-"detect"``, and ``cdc`` from the binlog), in one run:
+For each mode (``watermark``: ``full+incremental`` by an ``updated_at`` cursor;
+``watermark+deletes``: the same with ``deletes = "detect"``; ``cdc``: from the binlog),
+in one run:
 
 1. the source ``bench_src.orders`` on MariaDB A (127.0.0.1:33306, binlog ROW) is the table
-   of ``copy_1m.py`` (generated on the server, not timed), with ``updated_at`` made NOT
-   NULL, ``ON UPDATE CURRENT_TIMESTAMP(6)`` and indexed, as a watermark column must be;
+   of ``copy_1m.py`` (generated on the server for each round, not timed), with
+   ``updated_at`` made NOT NULL, ``ON UPDATE CURRENT_TIMESTAMP(6)`` and indexed, as a
+   watermark column must be; the modes of a round take turns on it;
 2. ``migrate run`` copies it in full to a fresh database on MariaDB B (127.0.0.1:33307):
    the *full copy*, timed;
 3. 1 % of N rows change at the source, with the binlog on: 0.5 % updated, 0.4 % inserted,
@@ -38,8 +40,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import copy_1m as base  # the shared source table and helpers
 
-MODES = ("full+incremental", "cdc")
-TARGET = {"full+incremental": "bench_catchup_wm", "cdc": "bench_catchup_cdc"}
+#: name -> (mode, extra step keys, target database)
+MODES = {
+    "watermark": ("full+incremental", 'cursor = "updated_at"\n', "bench_catchup_wm"),
+    "watermark+deletes": (
+        "full+incremental",
+        'cursor = "updated_at"\ndeletes = "detect"\n',
+        "bench_catchup_wmd",
+    ),
+    "cdc": ("cdc", "", "bench_catchup_cdc"),
+}
 
 PLAN = """\
 version = 1
@@ -151,9 +161,8 @@ def one_mode(
 ) -> dict[str, Any]:
     """Full copy, 1 % change (``rnd`` picks other rows each time), catch-up, idle pass."""
     work = Path(tempfile.mkdtemp(prefix=f"catchup-{mode.replace('+', '-')}-"))
-    dst = TARGET[mode]
+    step_mode, extra, dst = MODES[mode]
     base.fresh_db(b, dst)
-    extra = 'cursor = "updated_at"\ndeletes = "detect"\n' if mode != "cdc" else ""
     plan = work / "plan.toml"
     plan.write_text(
         PLAN.format(
@@ -165,7 +174,7 @@ def one_mode(
             src_db=base.SRC_DB,
             dst_db=dst,
             table=base.TABLE,
-            mode=mode,
+            mode=step_mode,
             extra=extra,
         )
     )
@@ -207,17 +216,19 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--chunk-rows", type=int, default=50_000)
     ap.add_argument("--workers", type=int, default=4)
-    ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--modes", default=",".join(MODES), help=", ".join(MODES))
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     a, b = base.connect(base.PORT_A), base.connect(base.PORT_B)
-    print(f"generating {args.rows:,} rows ...", flush=True)
-    base.generate(a, args.rows)
-    prepare_source(a)
     samples = []
     modes = args.modes.split(",")
     for rnd in range(1, args.repeat + 1):
+        # a fresh source per round: a pass re-reads the overlap window (5 minutes), which
+        # would otherwise hold the previous rounds' changes too
+        print(f"round {rnd}: generating {args.rows:,} rows ...", flush=True)
+        base.generate(a, args.rows)
+        prepare_source(a)
         for i, mode in enumerate(modes):
             s = one_mode(a, b, mode, args.rows, args, (rnd - 1) * len(modes) + i + 1)
             samples.append(s)

@@ -413,6 +413,21 @@ class SQLEndpoint:
             stmt.order_by(*[t.c[k] for k in key]), batch_rows, f"reading keys of {table}"
         )
 
+    def read_key_ranges(
+        self, table: str, key: tuple[str, ...], ranges: list[tuple[Key | None, Key | None]]
+    ) -> list[Key]:
+        """The keys in any of the ``(lo, hi]`` ranges, a few hundred ranges per statement."""
+        t = self.sa_table(table, key)
+        out: list[Key] = []
+        for i in range(0, len(ranges), 200):
+            cond = sa.or_(
+                *[sa.and_(*self._range(t, key, lo, hi)) for lo, hi in ranges[i : i + 200]]
+            )
+            stmt = sa.select(*[t.c[k] for k in key]).where(cond)
+            for batch in self._stream(stmt, 5000, f"reading keys of {table}"):
+                out.extend(tuple(r) for r in batch)
+        return out
+
     def _stream(
         self, stmt: sa.Select, batch_rows: int, doing: str, text: bool = False
     ) -> Iterator[list[Row]]:
@@ -500,6 +515,42 @@ class SQLEndpoint:
             cur.close()
             conn.rollback()
         return int(row[0]), (int(row[1]) if with_sum else None)
+
+    def key_span(self, table: str, column: str) -> tuple[int | None, int | None]:
+        """``MIN`` and ``MAX`` of an integer key column (None, None for an empty table)."""
+        t = self.sa_table(table, [column])
+        sql, params = self.compile(sa.select(sa.func.min(t.c[column]), sa.func.max(t.c[column])))
+        with self.errors(f"reading the key span of {table}"), self.raw() as conn:
+            cur = conn.cursor()
+            cur.execute(sql, params)
+            lo, hi = cur.fetchone()
+            cur.close()
+            conn.rollback()
+        return (None if lo is None else int(lo)), (None if hi is None else int(hi))
+
+    def key_buckets(
+        self, table: str, column: str, origin: int, width: int
+    ) -> dict[int, tuple[int, int]]:
+        """Per bucket ``(key - origin) // width`` of an integer key: its row count and key
+        sum (modulo :data:`KEY_SUM_MODULUS`), in one grouped scan inside the database.
+
+        ``origin`` is at most the smallest key, so every bucket number is the same integer
+        on every engine.
+        """
+        t = sa.table(table, sa.column(column, sa.BigInteger))
+        c = t.c[column]
+        bucket = (c - sa.literal(origin, sa.BigInteger)) // sa.literal(width, sa.BigInteger)
+        stmt = sa.select(
+            bucket.label("b"), sa.func.count(), sa.func.sum(c % KEY_SUM_MODULUS)
+        ).group_by(bucket)
+        sql, params = self.compile(stmt)
+        with self.errors(f"summarising keys of {table}"), self.raw() as conn:
+            cur = conn.cursor()
+            cur.execute(sql, params)
+            out = {int(b): (int(n), int(total)) for b, n, total in cur.fetchall()}
+            cur.close()
+            conn.rollback()
+        return out
 
     def key_at(
         self, table: str, key: tuple[str, ...], lo: Key | None, hi: Key | None, offset: int
@@ -911,6 +962,8 @@ class SQLEndpoint:
         return int(deleted)
 
     def delete_keys(self, table: str, key: tuple[str, ...], keys: Iterable[Key]) -> int:
+        if len(key) == 1:  # one statement per 500 keys
+            return self._delete_in(table, key[0], keys)
         t = self.sa_table(table, key)
         stmt = sa.delete(t).where(*[t.c[k] == sa.bindparam(f"k{i}") for i, k in enumerate(key)])
         compiled = stmt.compile(dialect=self.engine.dialect)
@@ -930,6 +983,23 @@ class SQLEndpoint:
             if batch:
                 cur.executemany(sql, batch)
                 deleted += max(cur.rowcount, 0)
+            conn.commit()
+        return deleted
+
+    def _delete_in(self, table: str, column: str, keys: Iterable[Key]) -> int:
+        t = self.sa_table(table, [column])
+        deleted = 0
+        with self.errors(f"deleting rows of {table}"), self.raw() as conn:
+            cur = conn.cursor()
+            batch: list[Any] = []
+            for k in [*keys, None]:
+                if k is not None:
+                    batch.append(self.adapt_param(k[0]))
+                if batch and (len(batch) >= 500 or k is None):
+                    sql, params = self.compile(sa.delete(t).where(t.c[column].in_(batch)))
+                    cur.execute(sql, params)
+                    deleted += max(cur.rowcount, 0)
+                    batch = []
             conn.commit()
         return deleted
 
