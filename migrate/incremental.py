@@ -28,6 +28,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
@@ -437,8 +438,10 @@ def _integer_key_diff(
     top = max(t_hi, s_hi if s_hi is not None else t_hi)
     rows = max(1, target.count(tname))
     width = max(1, math.ceil((top - origin + 1) * BUCKET_KEYS / rows))
-    on_target = target.key_buckets(tname, column, origin, width)
-    on_source = source.key_buckets(sname, column, origin, width)
+    with ThreadPoolExecutor(1) as pool:  # two servers: both scans at once
+        on_source_f = pool.submit(source.key_buckets, sname, column, origin, width)
+        on_target = target.key_buckets(tname, column, origin, width)
+        on_source = on_source_f.result()
     differing = sorted(b for b, v in on_target.items() if on_source.get(b) != v)
     ranges: list[tuple[Key | None, Key | None]] = []
     i = 0
@@ -455,12 +458,11 @@ def _integer_key_diff(
         if stop.is_set():
             raise InterruptedRun("stopped")
         part = ranges[n : n + 1000]
-        on_src = {s_norm(k) for k in source.read_key_ranges(sname, key, part)}
-        candidates.extend(
-            k
-            for k in (t_norm(x) for x in target.read_key_ranges(tname, key, part))
-            if k not in on_src
-        )
+        with ThreadPoolExecutor(1) as pool:
+            src_f = pool.submit(source.read_key_ranges, sname, key, part)
+            on_tgt = target.read_key_ranges(tname, key, part)
+            on_src = {s_norm(k) for k in src_f.result()}
+        candidates.extend(k for k in (t_norm(x) for x in on_tgt) if k not in on_src)
     return candidates
 
 
