@@ -335,6 +335,8 @@ class SQLEndpoint:
     @staticmethod
     def key_after(cols: list[sa.ColumnClause], vals: Key) -> sa.ColumnElement[bool]:
         """``(c1, c2, ...) > (v1, v2, ...)`` expanded, as not every engine has row values."""
+        if len(cols) == 1:
+            return cols[0] > vals[0]
         ors = []
         for i in range(len(cols)):
             ands = [cols[j] == vals[j] for j in range(i)]
@@ -345,6 +347,8 @@ class SQLEndpoint:
     @staticmethod
     def key_upto(cols: list[sa.ColumnClause], vals: Key) -> sa.ColumnElement[bool]:
         """``(c1, c2, ...) <= (v1, v2, ...)`` expanded."""
+        if len(cols) == 1:  # the plain form every range optimizer reads best
+            return cols[0] <= vals[0]
         ors = []
         for i in range(len(cols)):
             ands = [cols[j] == vals[j] for j in range(i)]
@@ -416,13 +420,12 @@ class SQLEndpoint:
     def read_key_ranges(
         self, table: str, key: tuple[str, ...], ranges: list[tuple[Key | None, Key | None]]
     ) -> list[Key]:
-        """The keys in any of the ``(lo, hi]`` ranges, a few hundred ranges per statement."""
+        """The keys in any of the ``(lo, hi]`` ranges, a hundred ranges per statement."""
         t = self.sa_table(table, key)
         out: list[Key] = []
-        for i in range(0, len(ranges), 200):
-            cond = sa.or_(
-                *[sa.and_(*self._range(t, key, lo, hi)) for lo, hi in ranges[i : i + 200]]
-            )
+        for i in range(0, len(ranges), 100):
+            part = ranges[i : i + 100]
+            cond = sa.or_(*[sa.and_(*self._range(t, key, lo, hi)) for lo, hi in part])
             stmt = sa.select(*[t.c[k] for k in key]).where(cond)
             for batch in self._stream(stmt, 5000, f"reading keys of {table}"):
                 out.extend(tuple(r) for r in batch)
