@@ -130,7 +130,9 @@ class TableEndpoint(Protocol):
 
     def existing_indexes(self, table: str) -> list[str]: ...
 
-    def existing_foreign_keys(self, table: str) -> list[str]: ...
+    def existing_foreign_keys(self, table: str) -> list[str]:
+        """Names of the table's foreign keys and their ``(col, ...)->ref_table`` signatures."""
+        ...
 
     def create_indexes(self, schema: TableSchema) -> list[str]:
         """Create secondary indexes; returns the statements run."""

@@ -471,7 +471,12 @@ class Runner:
                 " missing on the target: not created"
             )
         existing_fk = set(target.existing_foreign_keys(job.target_schema.name))
-        fks = [fk for fk in fks if not fk.name or fk.name not in existing_fk]
+        fks = [
+            fk
+            for fk in fks
+            if fk.name not in existing_fk
+            and f"({','.join(fk.columns)})->{fk.ref_table}" not in existing_fk
+        ]
         if fks:
             target.create_foreign_keys(_with_fks(job.target_schema, fks))
 

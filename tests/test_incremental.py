@@ -1266,3 +1266,27 @@ def test_delete_detection_with_keys_near_two_to_the_63(
     dst = sqlite3.connect(tmp_path / "dst.db")
     assert dst.execute("SELECT count(*) FROM big").fetchone() == (48,)
     dst.close()
+
+
+def test_a_second_cut_over_does_not_add_an_unnamed_foreign_key_again(
+    tmp_path: Path, pg_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "src.db"
+    db = sqlite3.connect(src)
+    db.executescript(
+        "CREATE TABLE parent (id INTEGER PRIMARY KEY);"
+        "CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent (id));"
+        "INSERT INTO parent VALUES (1), (2); INSERT INTO child VALUES (1, 1), (2, 2);"
+    )
+    db.close()
+    plan = plan_file(
+        tmp_path, f"sqlite:///{src}", pg_db, step='mode = "full+incremental"\ncursor = "id"\n'
+    )
+    assert_ok(*run_json(plan, capsys))
+    fk_sql = (
+        "SELECT count(*) FROM information_schema.table_constraints"
+        " WHERE constraint_type = 'FOREIGN KEY' AND table_name = 'child'"
+    )
+    for _ in range(2):
+        assert_ok(*run_json(plan, capsys, "--cutover"))
+        assert scalar(pg_db, fk_sql) == 1

@@ -902,12 +902,16 @@ class SQLEndpoint:
             return names
 
     def existing_foreign_keys(self, table: str) -> list[str]:
+        """The names of the table's foreign keys, and for each its signature
+        ``(col, ...)->ref_table`` (so an unnamed one is recognised too)."""
         with self.errors(f"reading the foreign keys of {table}"):
-            return [
-                fk["name"]
-                for fk in sa.inspect(self.engine).get_foreign_keys(table)
-                if fk.get("name")
-            ]
+            out = []
+            for fk in sa.inspect(self.engine).get_foreign_keys(table):
+                if fk.get("name"):
+                    out.append(fk["name"])
+                cols = ",".join(fk.get("constrained_columns") or ())
+                out.append(f"({cols})->{fk.get('referred_table')}")
+            return out
 
     def create_indexes(self, schema: TableSchema) -> list[str]:
         done = []
