@@ -159,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
         "status",
         help="show progress per step and table",
         description="Show, per step and table, rows copied, chunks done and left, and the"
-        " last error.",
+        " last error; for catch-up steps also the watermark or binlog position, the last"
+        " pass (rows read, changed, deleted) and the lag.",
         epilog="example: migrate status plans/demo.toml --json\n\n" + EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
