@@ -155,6 +155,7 @@ def print_run(console: Console, result: RunResult) -> None:
             console.print(f"  [red]{escape(step.error)}[/]")
     if result.cutover:
         _print_acceptance(console, result)
+    live = any(t.live for t in tables)
     style = {"done": "green", "differences": "red", "failed": "red"}.get(result.status, "yellow")
     text = {
         "done": "done: every count matches",
@@ -163,6 +164,8 @@ def print_run(console: Console, result: RunResult) -> None:
         "interrupted": "interrupted: run again to finish (exit 5)",
         "plan error": "stopped by a plan error (exit 2)",
     }.get(result.status, result.status)
+    if result.status == "done" and live:
+        text = "done: chunk counts match (the source is live: --cutover compares tables)"
     console.print(f"[bold {style}]run {result.run_id}: {text}[/]")
     if result.message and result.status != "done":
         console.print(f"  {escape(result.message)}")
