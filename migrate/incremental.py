@@ -263,6 +263,19 @@ def watermark_pass(
     high = source.cursor_value(source_schema, spec.column, high)
     low = spec.lower_bound(watermark)
     result = PassResult(since=show(low))
+    if step.deletes == "detect":  # first: a deleted row may hold a unique value a new row reuses
+        result.deleted = detect_deletes(
+            step=step,
+            source_schema=source_schema,
+            target_schema=target_schema,
+            key=key,
+            source=source,
+            target=target,
+            state=state,
+            run_id=run_id,
+            stop=stop,
+            ordered=ordered,
+        )
     text = source.reads_text() and target.loads_text()
     conv = None if text else source.row_converter(source_schema)
     spool = target.new_spool(target_schema, workdir)
@@ -283,19 +296,6 @@ def watermark_pass(
             on_rows(spool.rows)
     finally:
         spool.discard()
-    if step.deletes == "detect":
-        result.deleted = detect_deletes(
-            step=step,
-            source_schema=source_schema,
-            target_schema=target_schema,
-            key=key,
-            source=source,
-            target=target,
-            state=state,
-            run_id=run_id,
-            stop=stop,
-            ordered=ordered,
-        )
     new_mark = max_of(watermark, high)
     result.watermark = show(new_mark)
     result.seconds = time.monotonic() - started
@@ -369,10 +369,11 @@ def detect_deletes(
     t_norm = _key_normaliser(target, target_schema, key)
     s_norm = _key_normaliser(source, source_schema, key)
     if with_sum and target_schema.column(key[0]).type.kind in INT_KINDS:
-        candidates = _integer_key_diff(sname, tname, key, source, target, s_norm, t_norm, stop)
-        return _confirm_and_delete(
-            step, source_schema, target_schema, key, source, target, state, run_id, candidates
-        )
+        found = _integer_key_diff(sname, tname, key, source, target, s_norm, t_norm, stop)
+        if found is not None:
+            return _confirm_and_delete(
+                step, source_schema, target_schema, key, source, target, state, run_id, found
+            )
     bounds = [decode_key(c["hi"]) for c in state.chunks(step.name, sname) if c["hi"]]
     if not ordered:
         bounds = []
@@ -426,9 +427,10 @@ def _integer_key_diff(
     s_norm: Callable[[Any], Key],
     t_norm: Callable[[Any], Key],
     stop: threading.Event,
-) -> list[Key]:
+) -> list[Key] | None:
     """Target keys the source lacks, for one integer key: one grouped scan per side gives
-    count and key sum per bucket of ~64 keys; only differing buckets' keys are read."""
+    count and key sum per bucket of ~64 keys; only differing buckets' keys are read.
+    None when the keys span more than 2**62 (the range walk is used then)."""
     column = key[0]
     s_lo, s_hi = source.key_span(sname, column)
     t_lo, t_hi = target.key_span(tname, column)
@@ -436,8 +438,10 @@ def _integer_key_diff(
         return []
     origin = min(t_lo, s_lo if s_lo is not None else t_lo)
     top = max(t_hi, s_hi if s_hi is not None else t_hi)
+    if top - origin >= 2**62:  # bucket numbers would overflow a BIGINT on some engine
+        return None
     rows = max(1, target.count(tname))
-    width = max(1, math.ceil((top - origin + 1) * BUCKET_KEYS / rows))
+    width = min(top - origin + 1, max(1, math.ceil((top - origin + 1) * BUCKET_KEYS / rows)))
     with ThreadPoolExecutor(1) as pool:  # two servers: both scans at once
         on_source_f = pool.submit(source.key_buckets, sname, column, origin, width)
         on_target = target.key_buckets(tname, column, origin, width)
@@ -449,8 +453,12 @@ def _integer_key_diff(
         j = i
         while j + 1 < len(differing) and differing[j + 1] == differing[j] + 1:
             j += 1
+        first, last = differing[i] == 0, origin + (differing[j] + 1) * width - 1 >= top
         ranges.append(
-            ((origin + differing[i] * width - 1,), (origin + (differing[j] + 1) * width - 1,))
+            (
+                None if first else (origin + differing[i] * width - 1,),
+                None if last else (origin + (differing[j] + 1) * width - 1,),
+            )
         )
         i = j + 1
     candidates: list[Key] = []

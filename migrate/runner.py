@@ -425,6 +425,13 @@ class Runner:
                         "foreign keys are created by the cut-over run (migrate run --cutover)"
                     )
                 self.state.upsert_table(step.name, job.source_schema.name, status="linked")
+        if self.cutover:  # the last pass covers tables copied by this very run too
+            caught_up = {
+                j.source_schema.name
+                for j in jobs
+                if (row := self.state.table(step.name, j.source_schema.name)) is not None
+                and row["status"] in ("done", "differences", "linked")
+            }
         if step.mode == "cdc":
             if caught_up and len(caught_up) == len(jobs):
                 self._binlog_pass(step, jobs, source, target, run_id, workdir, results)

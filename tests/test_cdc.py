@@ -1296,3 +1296,24 @@ def test_earlier_position_follows_binlog_file_numbers() -> None:
 
 if __name__ == "__main__":
     writer_main(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
+
+
+def test_cutover_also_catches_up_when_it_copies_a_new_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mysql_db: str, pg_db: str
+) -> None:
+    """A table that appears at the source before the cut-over is copied by the cut-over
+    run itself; the binlog pass must still run for the others, not be skipped."""
+    seed(mysql_db, orders=50, lines_per_order=1, edge=False)
+    plan = cdc_plan(tmp_path, mysql_db, pg_db)
+    assert_done(*run_json(plan, capsys))
+    execute(
+        mysql_db,
+        "UPDATE orders SET qty = qty + 100 WHERE id <= 10",
+        "CREATE TABLE late (id INT PRIMARY KEY, v INT)",
+        "INSERT INTO late VALUES (1, 1), (2, 2)",
+    )
+    code, result = run_json(plan, capsys, "--cutover")
+    assert_done(code, result)
+    assert_same(mysql_db, pg_db, ("orders",))
+    rows = read_rows(pg_db, "late", ["id", "v"], ["id"])
+    assert [tuple(r) for r in rows] == [(1, 1), (2, 2)]

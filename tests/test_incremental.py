@@ -508,13 +508,13 @@ def test_sigkill_mid_catch_up_pass_then_rerun_converges(
     after_kill = status_json(plan, capsys)["acct"]["catch_up"]
     assert after_kill["position"] == before["position"] == ts(CRASH_ROWS)[:19]
     assert after_kill["passes"] == before["passes"]
-    # the killed run left the deletes undone: the target still has those rows
-    assert scalar(pg_db, "SELECT COUNT(*) FROM acct WHERE id BETWEEN 701 AND 730") == 30
+    # deletes come before the upserts: the killed run had done them, recorded for undo
+    assert scalar(pg_db, "SELECT COUNT(*) FROM acct WHERE id BETWEEN 701 AND 730") == 0
 
     code, out, err = run_proc(plan, "--json", "--quiet")
     assert code == 0, err + out
     pr = catch_up(json.loads(out), "acct")
-    assert pr["deleted"] == 30, pr
+    assert pr["deleted"] == 0, pr  # nothing left to delete; the upserts are done again
     assert pr["watermark"] == ts(3601)[:19]
     kinds = ["int", "text", "decimal:2", "datetime"]
     assert_same(mysql_db, pg_db, "acct", ["id", "owner", "balance", "updated_at"], kinds)
@@ -1290,3 +1290,85 @@ def test_a_second_cut_over_does_not_add_an_unnamed_foreign_key_again(
     for _ in range(2):
         assert_ok(*run_json(plan, capsys, "--cutover"))
         assert scalar(pg_db, fk_sql) == 1
+
+
+@pytest.mark.parametrize("side", ["sqlite", "mysql2"])
+def test_a_unique_value_freed_by_a_delete_and_reused(
+    tmp_path: Path, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str], side: str
+) -> None:
+    """Row 3 is deleted and a new row takes its e-mail: with delete detection the pass
+    converges; ignoring deletes, the stale row blocks the new one and the pass says so
+    (it never merges the new row into the stale one)."""
+    if side == "sqlite":
+        src, dst = f"sqlite:///{tmp_path / 'src.db'}", f"sqlite:///{tmp_path / 'dst.db'}"
+    else:
+        src, dst = request.getfixturevalue("mysql_db"), request.getfixturevalue("mysql2_db")
+    execute(
+        src,
+        "CREATE TABLE users (id INT PRIMARY KEY, email VARCHAR(40) NOT NULL,"
+        " updated_at DATETIME NOT NULL)",
+        "CREATE UNIQUE INDEX users_email_ux ON users (email)",
+        rows=[
+            (
+                "INSERT INTO users VALUES (:i, :e, :u)",
+                [{"i": i, "e": f"u{i}@x", "u": ts(i)} for i in range(1, 6)],
+            )
+        ],
+    )
+    for deletes, name in (("detect", "with"), ("ignore", "without")):
+        step = f'mode = "full+incremental"\ncursor = "updated_at"\ndeletes = "{deletes}"\n'
+        if side == "sqlite":
+            dst = f"sqlite:///{tmp_path / f'dst-{name}.db'}"
+        else:
+            execute(dst, "DROP TABLE IF EXISTS users")
+        plan = plan_file(tmp_path, src, dst, name=name, step=step)
+        assert_ok(*run_json(plan, capsys))
+        if deletes == "detect":
+            execute(src, "DELETE FROM users WHERE id = 3")
+            execute(src, f"INSERT INTO users VALUES (11, 'u3@x', '{ts(100)}')")
+            code, result = run_json(plan, capsys)
+            assert_ok(code, result)
+            assert (catch_up(result, "users")["deleted"], catch_up(result, "users")["changed"]) == (
+                1,
+                1,
+            )
+            assert_same(src, dst, "users", ["id", "email"], ["int", "text"])
+        else:
+            execute(src, "DELETE FROM users WHERE id = 11")
+            execute(src, f"INSERT INTO users VALUES (12, 'u3@x', '{ts(200)}')")
+            code, result = run_json(plan, capsys)
+            assert code == 1
+            assert "holds a value of a unique index another row now has" in json.dumps(result)
+            rows = read_rows(dst, "users", ["id", "email"], order_by=["id"])
+            assert (11, "u3@x") in [tuple(r) for r in rows]  # the stale row, left as it was
+            assert 12 not in [r[0] for r in rows]
+
+
+def test_delete_detection_with_keys_spanning_more_than_two_to_the_62(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bucket numbers would overflow: the key-range walk finds the deletes instead."""
+    src = tmp_path / "src.db"
+    db = sqlite3.connect(src)
+    db.execute("CREATE TABLE wide (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+    keys = [-(2**63), -(2**62), -5, 0, 7, 2**40, 2**62, 2**63 - 1]
+    db.executemany("INSERT INTO wide VALUES (?, ?)", [(k, str(k)) for k in keys])
+    db.commit()
+    plan = plan_file(
+        tmp_path,
+        f"sqlite:///{src}",
+        f"sqlite:///{tmp_path / 'dst.db'}",
+        chunk_rows=3,
+        step='mode = "full+incremental"\ncursor = "id"\ndeletes = "detect"\n',
+    )
+    assert_ok(*run_json(plan, capsys))
+    db.execute("DELETE FROM wide WHERE id IN (?, ?, ?)", (-(2**63), 7, 2**63 - 1))
+    db.commit()
+    db.close()
+    code, result = run_json(plan, capsys)
+    assert_ok(code, result)
+    assert catch_up(result, "wide")["deleted"] == 3
+    dst = sqlite3.connect(tmp_path / "dst.db")
+    left = [r[0] for r in dst.execute("SELECT id FROM wide ORDER BY id")]
+    dst.close()
+    assert left == [-(2**62), -5, 0, 2**40, 2**62]

@@ -425,7 +425,7 @@ class SQLEndpoint:
         out: list[Key] = []
         for i in range(0, len(ranges), 100):
             part = ranges[i : i + 100]
-            cond = sa.or_(*[sa.and_(*self._range(t, key, lo, hi)) for lo, hi in part])
+            cond = sa.or_(*[sa.and_(sa.true(), *self._range(t, key, lo, hi)) for lo, hi in part])
             stmt = sa.select(*[t.c[k] for k in key]).where(cond)
             for batch in self._stream(stmt, 5000, f"reading keys of {table}"):
                 out.extend(tuple(r) for r in batch)
@@ -1085,7 +1085,8 @@ class SQLEndpoint:
         """
         cur.execute("SAVEPOINT migrate_upsert")
         try:
-            cur.execute(self.upsert_from_stage(schema, key))
+            for sql in self.upsert_statements(schema, key):
+                cur.execute(sql)
         except Exception as exc:
             if not self.is_unique_violation(exc):
                 raise
@@ -1106,6 +1107,10 @@ class SQLEndpoint:
                     " target while catching up and create it again after the cut-over"
                 ) from None
         cur.execute("RELEASE SAVEPOINT migrate_upsert")
+
+    def upsert_statements(self, schema: TableSchema, key: tuple[str, ...]) -> list[str]:
+        """The statements that upsert the staged rows (one, by default)."""
+        return [self.upsert_from_stage(schema, key)]
 
     def is_unique_violation(self, exc: BaseException) -> bool:
         return False

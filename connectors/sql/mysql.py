@@ -609,21 +609,29 @@ class MySQLEndpoint(SQLEndpoint):
             return value.astimezone(dt.UTC).replace(tzinfo=None)
         return value
 
-    def run_upsert(self, cur: Any, schema: TableSchema, key: tuple[str, ...]) -> None:
-        """``ON DUPLICATE KEY UPDATE``; when a unique index other than the key conflicts
-        (two rows swapped a unique value), the failed statement is undone and the rows go
-        in with ``REPLACE``, which removes the rows holding those values first. The session
-        runs with foreign_key_checks = 0, so no cascade fires."""
-        try:
-            cur.execute(self.upsert_from_stage(schema, key))
-        except Exception as exc:
-            if not (exc.args and exc.args[0] == _ER_DUP_ENTRY):
-                raise
-            cols = ", ".join(self.q(c) for c in schema.column_names)
-            cur.execute(
-                f"REPLACE INTO {self.q(schema.name)} ({cols}) SELECT {cols} FROM"
-                f" {self.q(self.STAGE)}"
-            )
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        return bool(exc.args) and exc.args[0] == _ER_DUP_ENTRY
+
+    def upsert_statements(self, schema: TableSchema, key: tuple[str, ...]) -> list[str]:
+        """``INSERT ... ON DUPLICATE KEY UPDATE``, unless the table has a unique index
+        besides the key: that statement would then update whichever row holds a staged
+        row's unique value, so rows are updated by key and the new ones inserted."""
+        if not any(ix.unique and set(ix.columns) != set(key) for ix in schema.indexes):
+            return [self.upsert_from_stage(schema, key)]
+        t, s = self.q(schema.name), self.q(self.STAGE)
+        on = " AND ".join(f"{t}.{self.q(k)} = {s}.{self.q(k)}" for k in key)
+        rest = [c for c in schema.column_names if c not in key]
+        cols = ", ".join(self.q(c) for c in schema.column_names)
+        picked = ", ".join(f"{s}.{self.q(c)}" for c in schema.column_names)
+        out = []
+        if rest:
+            sets = ", ".join(f"{t}.{self.q(c)} = {s}.{self.q(c)}" for c in rest)
+            out.append(f"UPDATE {t} JOIN {s} ON {on} SET {sets}")
+        out.append(
+            f"INSERT INTO {t} ({cols}) SELECT {picked} FROM {s} LEFT JOIN {t} ON {on}"
+            f" WHERE {t}.{self.q(key[0])} IS NULL"
+        )
+        return out
 
     def upsert_from_stage(self, schema: TableSchema, key: tuple[str, ...]) -> str:
         """``INSERT ... SELECT ... ON DUPLICATE KEY UPDATE`` from the staging table."""

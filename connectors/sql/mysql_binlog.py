@@ -690,10 +690,20 @@ def _describe_tables(
 
 
 _DDL = re.compile(
-    r"^\s*(?:(TRUNCATE)(?:\s+TABLE)?|(DROP|ALTER|RENAME)(?:\s+(?:TEMPORARY|ONLINE|IGNORE))*"
-    r"\s+TABLE)(?:\s+IF\s+EXISTS)?\s+(.*)$",
+    r"^\s*(?:(TRUNCATE)(?:\s+TABLE)?|(DROP|ALTER|RENAME|CREATE\s+OR\s+REPLACE)"
+    r"(?:\s+(?:TEMPORARY|ONLINE|IGNORE))*\s+TABLE)(?:\s+IF\s+(?:NOT\s+)?EXISTS)?\s+(.*)$",
     re.IGNORECASE | re.DOTALL,
 )
+_RENAME_TO = re.compile(r"\bRENAME\s+(?:TO\s+|AS\s+)?(.*)$", re.IGNORECASE | re.DOTALL)
+
+
+def _strip_comments(query: str) -> str:
+    """The statement without comments; ``/*!...*/`` keeps its contents (the server runs them)."""
+    text = re.sub(r"/\*!\d*\s?(.*?)\*/", r" \1 ", query, flags=re.DOTALL)
+    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.DOTALL)
+    return re.sub(r"(?m)(?:--\s|#).*$", " ", text)
+
+
 _NAME = re.compile(
     r"(?:`((?:[^`]|``)+)`|([A-Za-z0-9_$]+))(?:\s*\.\s*(?:`((?:[^`]|``)+)`|([A-Za-z0-9_$]+)))?"
 )
@@ -703,17 +713,21 @@ def _ddl_on(
     query: str, default_db: str, database: str, tables: dict[str, str]
 ) -> tuple[str, str] | None:
     """``(verb, table)`` when ``query`` truncates, drops, alters or renames a tracked table."""
-    m = _DDL.match(query)
+    m = _DDL.match(_strip_comments(query))
     if m is None:
         return None
-    verb = (m.group(1) or m.group(2)).upper()
+    verb = re.sub(r"\s+", " ", m.group(1) or m.group(2)).upper()
     names = []
     for part in re.split(r",|\bTO\b", m.group(3), flags=re.IGNORECASE):
         n = _NAME.match(part.strip())
         if n is not None:
             names.append(n)
-        if verb in ("TRUNCATE", "ALTER"):
+        if verb in ("TRUNCATE", "ALTER", "CREATE OR REPLACE"):
             break  # one table; the rest of the statement is its definition
+    if verb == "ALTER" and (r := _RENAME_TO.search(m.group(3))):  # another table renamed in
+        n = _NAME.match(r.group(1).strip())
+        if n is not None:
+            names.append(n)
     for n in names:
         first, second = n.group(1) or n.group(2), n.group(3) or n.group(4)
         db, table = (first, second) if second else (default_db, first)
