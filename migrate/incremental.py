@@ -7,11 +7,13 @@ Contracts:
   on the target. The new watermark is recorded only after every row is committed, so a
   pass killed anywhere is simply repeated by the next run: upserts are idempotent, so
   nothing is lost and nothing is doubled.
-- ``deletes = "detect"`` compares key-range fingerprints (row count, and the key sum for
-  one integer key) computed inside each database, narrows differing ranges by splitting
-  them at the target's median key, and diffs the keys of small ranges only. A key is
-  deleted from the target only after a point lookup confirms the source lacks it, and
-  only after the row is recorded in the state's undo records.
+- ``deletes = "detect"`` runs first in a pass (a value of a unique index freed by a
+  delete may be taken by a changed row). It compares fingerprints computed inside each
+  database: for one integer key, count and key sum per bucket of ~64 keys in one grouped
+  scan per side; otherwise key-range counts, narrowed by splitting differing ranges at
+  the target's median key. Only differing buckets or small ranges have their keys read.
+  A key is deleted from the target only after a point lookup confirms the source lacks
+  it, and only after the row is recorded in the state's undo records.
 - A binlog pass applies the row events since the step's recorded position in order,
   batch by batch (each batch ends at a transaction commit), and records the position
   after each batch's writes are committed. Within a batch only each key's last event
@@ -238,7 +240,7 @@ def watermark_pass(
     on_rows: Callable[[int], None] = lambda n: None,
     ordered: bool = True,
 ) -> PassResult:
-    """Copy what changed since the table's watermark, then (optionally) find deletes.
+    """Find deletes (optionally), then copy what changed since the table's watermark.
 
     ``ordered`` is False when the two engines may sort the key differently (text key
     columns across engines): delete detection then compares whole-table key sets.
