@@ -17,8 +17,11 @@ import decimal
 import itertools
 import json
 import math
+import os
 import random
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -563,3 +566,44 @@ def assert_counts_ok(
                 assert nxt["lo"] == prev["hi"], (name, chunks)
             assert all(c["source_rows"] == chunk_rows for c in chunks[:-1]), (name, chunks)
     return tables
+
+
+# -- running migrate on a plan written by write_plan ----------------------------------------
+REPO = Path(__file__).resolve().parent.parent
+
+
+def state_file(plan: Path) -> Path:
+    """The state file of a plan written by :func:`write_plan` (``<name>-state.db``)."""
+    return plan.with_name(f"{plan.stem}-state.db")
+
+
+def run_json(plan: Path, capsys: Any, *args: str) -> tuple[int, dict]:
+    """``migrate run PLAN --json --quiet ARGS`` in this process."""
+    capsys.readouterr()
+    code = main(["run", str(plan), "--json", "--quiet", *args])
+    out = capsys.readouterr()
+    try:
+        return code, json.loads(out.out)
+    except ValueError:
+        raise AssertionError(f"exit {code}, no JSON result:\n{out.out}\n{out.err}") from None
+
+
+def run_text(plan: Path, capsys: Any, *args: str) -> tuple[int, str]:
+    """``migrate run PLAN ARGS`` in this process: exit code and stdout + stderr."""
+    capsys.readouterr()
+    code = main(["run", str(plan), *args])
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def run_cli(plan: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """``migrate run PLAN ARGS`` as its own process: exit code, stdout, stderr."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "migrate.cli", "run", str(plan), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+        cwd=REPO,
+    )
+    return proc.returncode, proc.stdout, proc.stderr

@@ -47,9 +47,13 @@ from edge_data import (
     long_text,
     normalise_rows,
     read_rows,
+    run_cli,
+    run_json,
+    run_text,
     table_results,
     write_plan,
 )
+from edge_data import state_file as state_of
 from sqlalchemy.pool import NullPool
 
 from connectors.sql.mysql_binlog import BinlogPosition
@@ -471,42 +475,6 @@ def cdc_plan(
     tmp_path: Path, src: str, dst: str, *, chunk_rows: int = 100, name: str = "cdc"
 ) -> Path:
     return write_plan(tmp_path, src, dst, chunk_rows=chunk_rows, name=name, workers=2, mode="cdc")
-
-
-def state_of(plan: Path) -> Path:
-    return plan.with_name(f"{plan.stem}-state.db")
-
-
-def run_json(plan: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:
-    """``migrate run PLAN --json --quiet ARGS`` in this process."""
-    capsys.readouterr()
-    code = main(["run", str(plan), "--json", "--quiet", *args])
-    out = capsys.readouterr()
-    try:
-        return code, json.loads(out.out)
-    except ValueError:
-        raise AssertionError(f"exit {code}, no JSON result:\n{out.out}\n{out.err}") from None
-
-
-def run_text(plan: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    """``migrate run PLAN ARGS`` (or ``migrate ARGS PLAN`` for status) in this process."""
-    capsys.readouterr()
-    code = main(["run", str(plan), *args])
-    out = capsys.readouterr()
-    return code, out.out + out.err
-
-
-def run_cli(plan: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    """``migrate run PLAN ARGS`` as its own process."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "migrate.cli", "run", str(plan), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **(env or {})},
-        cwd=THIS.parent.parent,
-    )
-    return proc.returncode, proc.stdout, proc.stderr
 
 
 def assert_done(code: int, result: dict) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -25,7 +24,9 @@ from typing import Any
 import pymysql
 import pytest
 import sqlalchemy as sa
-from edge_data import assert_same_rows, normalise_rows, read_rows, table_results
+from edge_data import assert_same_rows, normalise_rows, read_rows, run_json, run_text, table_results
+from edge_data import run_cli as run_proc
+from edge_data import state_file as state_path
 from sqlalchemy.pool import NullPool
 from writer import WRITER_COLUMNS, WRITER_DDL, WRITER_KINDS
 
@@ -113,41 +114,6 @@ tables = ["*"]
         encoding="utf-8",
     )
     return plan
-
-
-def state_path(plan: Path) -> Path:
-    return plan.with_name(f"{plan.stem}-state.db")
-
-
-def run_json(plan: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:
-    """``migrate run PLAN --json --quiet ARGS`` in this process."""
-    capsys.readouterr()
-    code = main(["run", str(plan), "--json", "--quiet", *args])
-    out = capsys.readouterr()
-    try:
-        return code, json.loads(out.out)
-    except ValueError:
-        raise AssertionError(f"exit {code}, no JSON result:\n{out.out}\n{out.err}") from None
-
-
-def run_text(plan: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    """``migrate run PLAN ARGS`` in this process: exit code and stdout + stderr."""
-    capsys.readouterr()
-    code = main(["run", str(plan), *args])
-    out = capsys.readouterr()
-    return code, out.out + out.err
-
-
-def run_proc(plan: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    """``migrate run PLAN ARGS`` as a subprocess."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "migrate.cli", "run", str(plan), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **(env or {})},
-    )
-    return proc.returncode, proc.stdout, proc.stderr
 
 
 def status_json(plan: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, dict]:

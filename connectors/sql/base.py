@@ -382,14 +382,19 @@ class SQLEndpoint:
     ) -> int:
         t = self.sa_table(table, key)
         stmt = sa.select(sa.func.count()).select_from(t).where(*self._range(t, key, lo, hi))
+        (n,) = self._one_row(stmt, f"counting rows of {table}")
+        return int(n)
+
+    def _one_row(self, stmt: sa.ClauseElement, doing: str) -> Any:
+        """The first row of a read-only statement (None if there is none)."""
         sql, params = self.compile(stmt)
-        with self.errors(f"counting rows of {table}"), self.raw() as conn:
+        with self.errors(doing), self.raw() as conn:
             cur = conn.cursor()
             cur.execute(sql, params)
-            (n,) = cur.fetchone()
+            row = cur.fetchone()
             cur.close()
             conn.rollback()
-            return int(n)
+        return row
 
     def read_range(
         self,
@@ -471,13 +476,9 @@ class SQLEndpoint:
     def max_value(self, schema: TableSchema, column: str) -> Any:
         """``MAX(column)`` as a portable value (None for an empty table)."""
         t = self.sa_table(schema.name, [column])
-        sql, params = self.compile(sa.select(sa.func.max(t.c[column])))
-        with self.errors(f"reading the highest {column} of {schema.name}"), self.raw() as conn:
-            cur = conn.cursor()
-            cur.execute(sql, params)
-            (value,) = cur.fetchone()
-            cur.close()
-            conn.rollback()
+        (value,) = self._one_row(
+            sa.select(sa.func.max(t.c[column])), f"reading the highest {column} of {schema.name}"
+        )
         one = replace(schema, columns=[schema.column(column)])
         conv = self.row_converter(one)
         return conv((value,))[0] if conv is not None and value is not None else value
@@ -510,25 +511,16 @@ class SQLEndpoint:
             # overflow (SQLite's SUM stops at 2**63)
             cols.append(sa.func.coalesce(sa.func.sum(t.c[key[0]] % KEY_SUM_MODULUS), 0))
         stmt = sa.select(*cols).select_from(t).where(*self._range(t, key, lo, hi))
-        sql, params = self.compile(stmt)
-        with self.errors(f"summarising keys of {table}"), self.raw() as conn:
-            cur = conn.cursor()
-            cur.execute(sql, params)
-            row = cur.fetchone()
-            cur.close()
-            conn.rollback()
+        row = self._one_row(stmt, f"summarising keys of {table}")
         return int(row[0]), (int(row[1]) if with_sum else None)
 
     def key_span(self, table: str, column: str) -> tuple[int | None, int | None]:
         """``MIN`` and ``MAX`` of an integer key column (None, None for an empty table)."""
         t = self.sa_table(table, [column])
-        sql, params = self.compile(sa.select(sa.func.min(t.c[column]), sa.func.max(t.c[column])))
-        with self.errors(f"reading the key span of {table}"), self.raw() as conn:
-            cur = conn.cursor()
-            cur.execute(sql, params)
-            lo, hi = cur.fetchone()
-            cur.close()
-            conn.rollback()
+        lo, hi = self._one_row(
+            sa.select(sa.func.min(t.c[column]), sa.func.max(t.c[column])),
+            f"reading the key span of {table}",
+        )
         return (None if lo is None else int(lo)), (None if hi is None else int(hi))
 
     def key_buckets(
@@ -567,13 +559,7 @@ class SQLEndpoint:
             .limit(1)
             .offset(offset)
         )
-        sql, params = self.compile(stmt)
-        with self.errors(f"reading keys of {table}"), self.raw() as conn:
-            cur = conn.cursor()
-            cur.execute(sql, params)
-            row = cur.fetchone()
-            cur.close()
-            conn.rollback()
+        row = self._one_row(stmt, f"reading keys of {table}")
         return tuple(row) if row is not None else None
 
     def read_rows(self, schema: TableSchema, key: tuple[str, ...], keys: list[Key]) -> list[Row]:
