@@ -145,3 +145,17 @@ class TableEndpoint(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+_TEXT_KINDS = frozenset({"char", "varchar", "text", "enum", "json", "uuid"})
+
+
+def key_order_agrees(schema: TableSchema, key: tuple[str, ...], source: Any, target: Any) -> bool:
+    """Whether a key range means the same rows on both sides.
+
+    True for keys without text columns, and between two endpoints of one engine family
+    (column collations are carried there); text may sort differently across engines.
+    """
+    if source.engine == target.engine:
+        return True
+    return not any(schema.column(k).type.kind in _TEXT_KINDS for k in key)

@@ -21,12 +21,12 @@ from urllib.parse import urlsplit
 
 from migrate.errors import PlanError
 from migrate.registry import endpoint_kind
+from validators.canonical import Rules
 
 LAYERS = ("application", "platform", "data")
 MODES = ("full", "incremental", "full+incremental", "cdc")
 INCREMENTAL_MODES = ("incremental", "full+incremental")
 VALIDATIONS = ("count", "checksum")
-AVAILABLE_VALIDATIONS = ("count",)
 IF_EXISTS = ("fail", "truncate", "replace")
 DELETES = ("ignore", "detect")
 DEFAULT_TIME_OVERLAP = "5m"
@@ -57,6 +57,7 @@ class TableOverride:
     cursor: str | None = None
     overlap: Overlap | None = None
     start: str | int | None = None
+    rules: Rules | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,12 @@ class Step:
     overlap: Overlap | None = None
     start: str | int | None = None
     deletes: str = "ignore"
+    rules: Rules = field(default_factory=Rules)
+
+    def table_rules(self, table: str) -> Rules:
+        """The known differences that apply to ``table``: the step's, then its own."""
+        override = self.overrides.get(table)
+        return self.rules.merged(override.rules if override else None)
 
     @property
     def incremental(self) -> bool:
@@ -413,6 +420,7 @@ def _check(resolved: Path, shown: Path, text: str, data: dict) -> Plan:
         "validate",
         "if_exists",
         "overrides",
+        "rules",
     }
     seen: set[str] = set()
     for i, sraw in enumerate(step_items, 1):
@@ -467,20 +475,16 @@ def _check(resolved: Path, shown: Path, text: str, data: dict) -> Plan:
         start = _start(c, sraw, key)
         deletes = c.string(sraw, "deletes", key, default="ignore", choices=DELETES) or "ignore"
         validate = c.strings(sraw, "validate", key, d_validate, VALIDATIONS)
-        for v in validate:
-            if v not in AVAILABLE_VALIDATIONS:
-                raise c.fail(
-                    f"{key}.validate",
-                    f"validation {v!r} is not available in this"
-                    f" version (available: {', '.join(AVAILABLE_VALIDATIONS)})",
-                )
+        rules = _rules(c, sraw, key) or Rules()
         overrides_raw = c.table(sraw, "overrides", key)
         overrides: dict[str, TableOverride] = {}
         for tname, oraw in overrides_raw.items():
             okey = f"{key}.overrides.{tname}"
             if not isinstance(oraw, dict):
                 raise c.fail(okey, f"must be a table, not {_tname(oraw)}")
-            c.keys(oraw, {"chunk_rows", "key", "rename", "cursor", "overlap", "start"}, okey)
+            c.keys(
+                oraw, {"chunk_rows", "key", "rename", "cursor", "overlap", "start", "rules"}, okey
+            )
             overrides[tname] = TableOverride(
                 chunk_rows=c.integer(oraw, "chunk_rows", okey, 0) or None,
                 key=c.strings(oraw, "key", okey),
@@ -488,6 +492,7 @@ def _check(resolved: Path, shown: Path, text: str, data: dict) -> Plan:
                 cursor=c.string(oraw, "cursor", okey),
                 overlap=_overlap(c, oraw, okey),
                 start=_start(c, oraw, okey),
+                rules=_rules(c, oraw, okey),
             )
         _check_mode(c, key, mode, cursor, deletes, sraw, overrides)
         steps.append(
@@ -512,6 +517,7 @@ def _check(resolved: Path, shown: Path, text: str, data: dict) -> Plan:
                 overlap=overlap,
                 start=start,
                 deletes=deletes,
+                rules=rules,
             )
         )
     names = {s.name for s in steps}
@@ -575,6 +581,59 @@ def _overlap(c: _Checker, raw: dict, key: str) -> Overlap | None:
             " for a time cursor, or a whole number of keys for a numeric cursor",
         )
     return Overlap(value.strip(), seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2)])
+
+
+RULE_KEYS = {
+    "float_tolerance",
+    "float_relative_tolerance",
+    "timestamp_precision",
+    "trailing_blanks",
+    "empty_is_null",
+    "case_insensitive",
+    "ignore_columns",
+}
+
+
+def _rules(c: _Checker, raw: dict, key: str) -> Rules | None:
+    """``[steps.rules]`` / ``[steps.overrides.NAME.rules]``: known differences that
+    checksum validation accepts, each off unless set."""
+    if "rules" not in raw:
+        return None
+    rkey = f"{key}.rules"
+    table = c.table(raw, "rules", key)
+    c.keys(table, RULE_KEYS, rkey)
+
+    def number(name: str) -> float | None:
+        if name not in table:
+            return None
+        value = table[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise c.fail(f"{rkey}.{name}", f"must be a number above 0, not {value!r}")
+        return float(value)
+
+    def flag(name: str) -> bool:
+        value = table.get(name, False)
+        if not isinstance(value, bool):
+            raise c.fail(f"{rkey}.{name}", f"must be true or false, not {_tname(value)}")
+        return value
+
+    f_abs, f_rel = number("float_tolerance"), number("float_relative_tolerance")
+    if f_abs is not None and f_rel is not None:
+        raise c.fail(
+            f"{rkey}.float_relative_tolerance",
+            "set float_tolerance (absolute) or float_relative_tolerance, not both",
+        )
+    if f_rel is not None and f_rel >= 1:
+        raise c.fail(f"{rkey}.float_relative_tolerance", f"must be below 1, not {f_rel!r}")
+    return Rules(
+        float_abs=f_abs,
+        float_rel=f_rel,
+        timestamp_precision=c.string(table, "timestamp_precision", rkey, choices=("s", "ms")),
+        trailing_blanks=flag("trailing_blanks"),
+        empty_is_null=flag("empty_is_null"),
+        case_insensitive=flag("case_insensitive"),
+        ignore_columns=c.strings(table, "ignore_columns", rkey),
+    )
 
 
 def _start(c: _Checker, raw: dict, key: str) -> str | int | None:

@@ -363,3 +363,86 @@ def print_status(console: Console, run: Any, rows: list[dict[str, Any]]) -> None
             _lag_text(c["lag_seconds"]),
         )
     console.print(table)
+
+
+# -- checksum validation --------------------------------------------------------------------
+_CHECK_STYLE = {"equal": "green", "differences": "red", "failed": "red"}
+
+
+def _key_show(key: list[Any]) -> str:
+    return ", ".join("NULL" if v is None else str(v) for v in key)
+
+
+def _value_show(v: Any) -> str:
+    return "NULL" if v is None else repr(v) if isinstance(v, str) else str(v)
+
+
+def print_checks(console: Console, tables: list[dict[str, Any]], rows_shown: int = 20) -> None:
+    """The checksum validation of each table (``check_to_json`` dicts): a summary table,
+    then per differing table its first differing rows, the rules used and notes."""
+    summary = Table(title="checksum validation", title_justify="left", show_edge=False)
+    for col in ("step", "table", "rows (source/target)", "chunks", "method", "status", "time"):
+        summary.add_column(col, justify="right" if col in ("chunks", "time") else "left")
+    for t in tables:
+        status = t["status"]
+        if status == "differences" and (t["missing"] or t["extra"] or t["changed"]):
+            status += f": {t['missing']} missing, {t['extra']} extra, {t['changed']} changed"
+        elif status == "differences" and not t["locatable"]:
+            status += " (cannot be located: no key)"
+        style = _CHECK_STYLE.get(t["status"], "")
+        summary.add_row(
+            escape(t["step"]),
+            escape(
+                t["table"]
+                if t["table"] == t["target_table"]
+                else f"{t['table']} -> {t['target_table']}"
+            ),
+            f"{_n(t['source_rows'])} / {_n(t['target_rows'])}",
+            f"{t['chunks_differing']}/{t['chunks']}" if t["chunks_differing"] else str(t["chunks"]),
+            escape(t["method"] or ""),
+            f"[{style}]{escape(status)}[/]" if style else escape(status),
+            f"{t['seconds']:.2f}s",
+        )
+    console.print(summary)
+    for t in tables:
+        lines = []
+        if t["error"]:
+            lines.append(f"  error: {escape(t['error'])}")
+        for d in t["diffs"][:rows_shown]:
+            key = escape(_key_show(d["key"]))
+            if d["kind"] != "changed":
+                where = "target" if d["kind"] == "missing" else "source"
+                lines.append(f"  {d['kind']:8} key {key}  (not on the {where})")
+                continue
+            for c in d["columns"]:
+                lines.append(
+                    f"  changed  key {key}  {escape(c['column'])}:"
+                    f" {escape(_value_show(c['source']))} -> {escape(_value_show(c['target']))}"
+                )
+        more = t["missing"] + t["extra"] + t["changed"] - min(len(t["diffs"]), rows_shown)
+        if more > 0:
+            lines.append(f"  … {more:,} more differing row(s) in the JSON and HTML reports")
+        if t["rules"]:
+            used = ", ".join(f"{k} ({v:,} rows)" for k, v in t["rules_used"].items())
+            lines.append(
+                "  rules: "
+                + escape("; ".join(t["rules"]))
+                + (f"; used: {escape(used)}" if used else "; not needed")
+            )
+        lines.extend(f"  note: {escape(n)}" for n in t["notes"])
+        if lines:
+            console.print(f"[bold]{escape(t['step'])} / {escape(t['table'])}[/]")
+            for line in lines:
+                console.print(line, highlight=False)
+
+
+def print_validation(console: Console, data: dict[str, Any]) -> None:
+    """The result of ``migrate validate`` (``result_to_json``)."""
+    print_checks(console, data["tables"])
+    style = _CHECK_STYLE.get(data["status"], "yellow")
+    console.print(
+        f"[{style}]{escape(data['status'])}[/]: {escape(data['message'] or '')}"
+        f" ({data['seconds']:.1f}s)"
+    )
+    if data.get("html"):
+        console.print(f"report: {escape(data['html'])}", highlight=False)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from migrate.copier import NO_KEY_NOTE, Progress, TableJob, chunk_counts, copy_table
-from migrate.endpoints import TableEndpoint
+from migrate.endpoints import TableEndpoint, key_order_agrees
 from migrate.errors import (
     EXIT_DIFFERENCES,
     EXIT_ERROR,
@@ -149,18 +149,6 @@ TEXT_KEY_NOTE = (
     "the key has text columns the two engines may sort differently: each chunk's target"
     " count is the rows its load wrote; the table count is counted on both sides"
 )
-_TEXT_KINDS = frozenset({"char", "varchar", "text", "enum", "json", "uuid"})
-
-
-def key_order_agrees(schema: TableSchema, key: tuple[str, ...], source: Any, target: Any) -> bool:
-    """Whether a key range means the same rows on both sides.
-
-    True for keys without text columns, and between two endpoints of one engine family
-    (column collations are carried there); text may sort differently across engines.
-    """
-    if source.engine == target.engine:
-        return True
-    return not any(schema.column(k).type.kind in _TEXT_KINDS for k in key)
 
 
 def build_job(

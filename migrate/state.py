@@ -36,7 +36,7 @@ from typing import Any
 
 from migrate.errors import LockHeldError, StateError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -72,6 +72,18 @@ MIGRATIONS: dict[int, list[str]] = {
             step TEXT PRIMARY KEY, kind TEXT NOT NULL, position TEXT, as_of TEXT,
             event_time TEXT, passes INTEGER NOT NULL DEFAULT 0, last_events INTEGER,
             last_seconds REAL, last_pass_at TEXT)""",
+    ],
+    3: [
+        # checksum validations, one row per table per check (``check_id`` groups one
+        # ``migrate validate`` or one run's validation); ``diffs`` holds the first
+        # differing rows as shown (values masked when asked), never connection secrets
+        """CREATE TABLE validations (
+            id INTEGER PRIMARY KEY, check_id INTEGER NOT NULL, run_id INTEGER,
+            step TEXT NOT NULL, tbl TEXT NOT NULL, target_tbl TEXT, method TEXT,
+            status TEXT NOT NULL, source_rows INTEGER, target_rows INTEGER, chunks INTEGER,
+            chunks_differing INTEGER, missing INTEGER, extra INTEGER, changed INTEGER,
+            seconds REAL, rules TEXT, rules_used TEXT, notes TEXT, diffs TEXT, error TEXT,
+            checked_at TEXT NOT NULL)""",
     ],
 }
 
@@ -293,6 +305,50 @@ class State:
 
     def last_run(self) -> sqlite3.Row | None:
         return self.execute("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+
+    # -- validations ---------------------------------------------------------------------
+    def next_check_id(self) -> int:
+        row = self.execute("SELECT COALESCE(MAX(check_id), 0) + 1 FROM validations").fetchone()
+        return int(row[0])
+
+    def record_validation(self, check_id: int, run_id: int | None, result: dict[str, Any]) -> None:
+        """Store one table's validation (``result`` as :func:`migrate.validate.check_to_json`
+        gives it)."""
+        self.execute(
+            """INSERT INTO validations (check_id, run_id, step, tbl, target_tbl, method,
+            status, source_rows, target_rows, chunks, chunks_differing, missing, extra,
+            changed, seconds, rules, rules_used, notes, diffs, error, checked_at)
+            VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+            (
+                check_id,
+                run_id,
+                result["step"],
+                result["table"],
+                result.get("target_table"),
+                result.get("method"),
+                result["status"],
+                result.get("source_rows"),
+                result.get("target_rows"),
+                result.get("chunks"),
+                result.get("chunks_differing"),
+                result.get("missing"),
+                result.get("extra"),
+                result.get("changed"),
+                result.get("seconds"),
+                json.dumps(result.get("rules") or []),
+                json.dumps(result.get("rules_used") or {}),
+                json.dumps(result.get("notes") or [], ensure_ascii=False),
+                json.dumps(result.get("diffs") or [], ensure_ascii=False, default=str),
+                result.get("error"),
+                now(),
+            ),
+        )
+
+    def last_validation(self, step: str, table: str) -> sqlite3.Row | None:
+        return self.execute(
+            "SELECT * FROM validations WHERE step=? AND tbl=? ORDER BY id DESC LIMIT 1",
+            (step, table),
+        ).fetchone()
 
     # -- tables --------------------------------------------------------------------------
     def table(self, step: str, name: str) -> sqlite3.Row | None:

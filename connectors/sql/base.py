@@ -30,6 +30,7 @@ from migrate.endpoints import Capabilities, Key, Row
 from migrate.errors import ConnectorError, MissingDriverError, TransientError
 from migrate.plan import redact
 from migrate.schema import Column, Default, ForeignKey, Index, PType, TableSchema
+from validators.canonical import ColumnSpec, Render
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _CURRENT_TS = re.compile(
@@ -596,6 +597,118 @@ class SQLEndpoint:
 
     def row_converter(self, schema: TableSchema) -> Callable[[Row], Row] | None:
         return None
+
+    # -- validation reads (validators/checksum.py) ---------------------------------------
+    #: how this engine writes the canonical row text (validators/canonical.py)
+    render_class: ClassVar[type[Render] | None] = None
+
+    def render(self) -> Render:
+        if self.render_class is None:
+            raise ConnectorError(f"{self.name}: {self.engine_label} cannot compute checksums")
+        return self.render_class(self.q, self.capabilities.engine)
+
+    def checksum_sql(self, specs: list[ColumnSpec]) -> str:
+        """The select list of a chunk checksum: rows, then the sum of the row hashes."""
+        return self.render().select(specs)
+
+    def fast_hash(self) -> str | None:
+        """A hash cheaper than the canonical MD5 for comparing with this same engine."""
+        return None
+
+    def fast_checksum_sql(self, schema: TableSchema, specs: list[ColumnSpec], kind: str) -> str:
+        raise NotImplementedError
+
+    def checksum(
+        self, table: str, key: tuple[str, ...], lo: Key | None, hi: Key | None, select: str
+    ) -> tuple[int, ...]:
+        """The checksum row of ``lo < key <= hi`` (every row when ``key`` is empty): the
+        row count, then the hash sums of ``select``; an empty range gives zeros."""
+        t = self.sa_table(table, key)
+        stmt = sa.select(sa.literal_column(select)).select_from(t)
+        stmt = stmt.where(*self._range(t, key, lo, hi))
+        row = self._one_row(stmt, f"computing a checksum of {table}")
+        return tuple(int(v) if v is not None else 0 for v in row)
+
+    def _bucket(self, key_specs: list[ColumnSpec], parts: int) -> sa.ColumnElement[Any]:
+        return sa.literal_column(self.render().bucket(key_specs, parts))
+
+    def checksum_buckets(
+        self, table: str, key_specs: list[ColumnSpec], parts: int, select: str
+    ) -> dict[int, tuple[int, ...]]:
+        """Checksum rows grouped by a hash of the key into ``parts`` groups, in one scan."""
+        t = self.sa_table(table, [s.name for s in key_specs])
+        b = self._bucket(key_specs, parts).label("migrate_bucket")
+        stmt = sa.select(b, sa.literal_column(select)).select_from(t).group_by(sa.text("1"))
+        sql, params = self.compile(stmt)
+        with self.errors(f"computing checksums of {table}"), self.raw() as conn:
+            cur = conn.cursor()
+            cur.execute(sql, params)
+            out = {
+                int(r[0]): tuple(int(v) if v is not None else 0 for v in r[1:])
+                for r in cur.fetchall()
+            }
+            cur.close()
+            conn.rollback()
+        return out
+
+    def read_bucket(
+        self, schema: TableSchema, key_specs: list[ColumnSpec], parts: int, bucket: int
+    ) -> list[Row]:
+        """The rows (portable values) whose key hashes into group ``bucket``."""
+        t = self.sa_table(schema.name, schema.column_names)
+        stmt = sa.select(*[t.c[c] for c in schema.column_names]).where(
+            self._bucket(key_specs, parts) == bucket
+        )
+        return self._portable(schema, stmt, f"reading rows of {schema.name}")
+
+    def read_between(
+        self,
+        schema: TableSchema,
+        key: tuple[str, ...],
+        lo: Key | None,
+        hi: Key | None,
+        batch_rows: int,
+    ) -> list[Row]:
+        """The rows (portable values) with ``lo < key <= hi``."""
+        t = self.sa_table(schema.name, schema.column_names)
+        stmt = sa.select(*[t.c[c] for c in schema.column_names]).where(*self._range(t, key, lo, hi))
+        return self._portable(schema, stmt, f"reading rows of {schema.name}", batch_rows)
+
+    def _portable(
+        self, schema: TableSchema, stmt: sa.Select, doing: str, batch_rows: int = 5000
+    ) -> list[Row]:
+        conv = self.row_converter(schema)
+        out: list[Row] = []
+        for batch in self._stream(stmt, batch_rows, doing):
+            out.extend(conv(tuple(r)) if conv is not None else tuple(r) for r in batch)
+        return out
+
+    def key_span_in(
+        self, table: str, column: str, lo: Key | None, hi: Key | None
+    ) -> tuple[int | None, int | None]:
+        """``MIN`` and ``MAX`` of an integer key inside ``(lo, hi]``."""
+        t = self.sa_table(table, [column])
+        stmt = sa.select(sa.func.min(t.c[column]), sa.func.max(t.c[column])).where(
+            *self._range(t, (column,), lo, hi)
+        )
+        a, b = self._one_row(stmt, f"reading the key span of {table}")
+        return (None if a is None else int(a)), (None if b is None else int(b))
+
+    def row_texts(self, table: str, key: tuple[str, ...], specs: list[ColumnSpec]) -> list[Row]:
+        """``(key..., canonical row text)`` of every row, in key order (for tests and
+        for looking at how a row is written)."""
+        t = self.sa_table(table, key)
+        stmt = sa.select(
+            *[t.c[k] for k in key], sa.literal_column(self.render().row(specs))
+        ).order_by(*[t.c[k] for k in key])
+        sql, params = self.compile(stmt)
+        with self.errors(f"reading row texts of {table}"), self.raw() as conn:
+            cur = conn.cursor()
+            cur.execute(sql, params)
+            rows = [tuple(r) for r in cur.fetchall()]
+            cur.close()
+            conn.rollback()
+        return rows
 
     # -- the text fast path --------------------------------------------------------------
     # A source that ``reads_text`` can return rows in its own text form (numbers as

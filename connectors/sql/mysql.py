@@ -35,6 +35,7 @@ from connectors.sql.base import (
 from migrate.endpoints import Capabilities, Key, Row
 from migrate.errors import ConnectorError
 from migrate.schema import Column, PType, TableSchema
+from validators.canonical import ColumnSpec, MySQLRender
 
 BIT_NOTE = "BIT copied as its integer value"
 _INT_FIELDS = ("TINY", "SHORT", "LONG", "INT24", "LONGLONG", "YEAR")
@@ -146,7 +147,41 @@ class MySQLEndpoint(SQLEndpoint):
     def on_connect(self, dbapi_conn: Any) -> None:
         cur = dbapi_conn.cursor()
         cur.execute(f"SET time_zone = '+00:00', sql_mode = '{SQL_MODE}', foreign_key_checks = 0")
+        if self.dry_run:  # dry runs and validation only read: the server holds us to it
+            cur.execute("SET SESSION TRANSACTION READ ONLY")
         cur.close()
+
+    render_class = MySQLRender
+
+    def fast_hash(self) -> str | None:
+        """Between two MySQL-family servers the raw values are hashed as the server writes
+        them: CRC32 and CRC32C of the row (64 bits, MariaDB 10.8 and later), else the
+        last 64 bits of its MD5. Both are computed per row like the canonical hash."""
+        version = tuple(self.engine.dialect.server_version_info or ())
+        if getattr(self.engine.dialect, "is_mariadb", False) and version >= (10, 8):
+            return "crc32+crc32c"
+        return "md5-64"
+
+    def fast_checksum_sql(self, schema: TableSchema, specs: list[ColumnSpec], kind: str) -> str:
+        """``COUNT(*)`` and the hash sums of ``CONCAT_WS('|', …)`` over the raw columns:
+        text and binary values are preceded by their length in bytes and NULLs are
+        flagged, so that no two different rows give the same string."""
+        items: list[str] = []
+        flags: list[str] = []
+        for spec in specs:
+            c = self.q(spec.name)
+            if spec.kind in _TEXT_KINDS or spec.kind in ("binary", "varbinary", "blob"):
+                items.append(f"LENGTH({c})")
+            items.append(c)
+            if schema.column(spec.name).nullable:
+                flags.append(f"ISNULL({c})")
+        if flags:
+            items.append(f"CONCAT({', '.join(flags)})")
+        row = f"CONCAT_WS('|', {', '.join(items)})"
+        if kind == "crc32+crc32c":
+            # the row string is built once: MariaDB evaluates the sums left to right
+            return f"COUNT(*), SUM(CRC32(@migrate_row := {row})), SUM(CRC32C(@migrate_row))"
+        return f"COUNT(*), SUM(CAST(CONV(SUBSTRING(MD5({row}), 17), 16, 10) AS UNSIGNED))"
 
     def describe(self) -> str:
         text = super().describe()

@@ -28,6 +28,7 @@ from connectors.sql.base import (
 from migrate.endpoints import Capabilities, Row
 from migrate.errors import ConnectorError
 from migrate.schema import Column, PType, TableSchema
+from validators.canonical import PostgresRender
 
 NATIVE_KINDS: dict[str, str] = {
     "REAL": "float32",
@@ -125,8 +126,14 @@ class PostgreSQLEndpoint(SQLEndpoint):
         cdc=None,  # logical decoding is not used yet
     )
 
+    render_class = PostgresRender
+
     def connect_args(self) -> dict[str, Any]:
-        return {"options": "-c TimeZone=UTC"}
+        # extra_float_digits = 1: floats as their shortest round-trip text (checksums)
+        options = "-c TimeZone=UTC -c extra_float_digits=1"
+        if self.dry_run:  # dry runs and validation only read: the server holds us to it
+            options += " -c default_transaction_read_only=on"
+        return {"options": options}
 
     def on_connect(self, dbapi_conn: Any) -> None:
         from psycopg.types.string import TextLoader

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,6 +28,7 @@ from sqlalchemy.dialects import sqlite
 from connectors.sql.base import SQLEndpoint, column_fixer, format_decimal
 from migrate.endpoints import Capabilities, Row
 from migrate.schema import Column, PType, TableSchema
+from validators.canonical import ColumnSpec, PyHasher, SQLiteRender
 
 
 class DecimalText(sa.types.UserDefinedType):  # type: ignore[type-arg]
@@ -95,6 +96,9 @@ def _to_db(value: Any) -> Any:
     return value
 
 
+_WIDE = Context(prec=200)
+
+
 def _decimal(scale: int | None) -> Callable[[Any], Any]:
     quantum = Decimal(1).scaleb(-scale) if scale is not None else None
 
@@ -103,7 +107,9 @@ def _decimal(scale: int | None) -> Callable[[Any], Any]:
             d = Decimal(repr(v)) if isinstance(v, float) else Decimal(v)
         except (InvalidOperation, TypeError, ValueError):
             return v
-        return d.quantize(quantum) if quantum is not None and d.is_finite() else d
+        if quantum is None or not d.is_finite():
+            return d
+        return d.quantize(quantum, context=_WIDE)  # not rounded to 28 digits
 
     return conv
 
@@ -137,6 +143,7 @@ def _time(v: Any) -> Any:
 
 class SQLiteEndpoint(SQLEndpoint):
     engine_label = "SQLite"
+    render_class = SQLiteRender
     capabilities: ClassVar[Capabilities] = Capabilities(
         engine="sqlite",
         bulk_load="executemany",
@@ -183,6 +190,16 @@ class SQLiteEndpoint(SQLEndpoint):
         if not self.dry_run:
             dbapi_conn.execute("PRAGMA synchronous=NORMAL")
         dbapi_conn.execute("PRAGMA foreign_keys=OFF")
+        # checksums: SQLite has no MD5, so the canonical row hash is computed in Python
+        hasher = PyHasher(self._spec_converter)
+        dbapi_conn.create_function("migrate_row_text", -1, hasher.row_text, deterministic=True)
+        dbapi_conn.create_function("migrate_key_bucket", -1, hasher.key_bucket, deterministic=True)
+        dbapi_conn.create_aggregate("migrate_hash_sum", -1, hasher.aggregate())
+
+    def _spec_converter(self, specs: list[ColumnSpec]) -> Callable[[Row], Row] | None:
+        """The row converter for the compared columns as SQLite stores them."""
+        columns = [Column(s.name, PType(s.kind, scale=s.scale)) for s in specs]
+        return self.row_converter(TableSchema("compared", columns))
 
     def describe(self) -> str:
         import sqlite3

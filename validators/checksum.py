@@ -1,0 +1,559 @@
+"""Checksum validation of one table: chunk checksums, bisection, row comparison.
+
+Contract:
+
+- Only reads. Every statement is a SELECT; nothing is written to either database.
+- Chunks are key ranges ``(lo, hi]``; each side returns ``(rows, hash sum)`` computed in
+  the database (:mod:`validators.canonical`). Equal chunks are done. A differing chunk is
+  split into :data:`SPLIT` parts and compared again, down to at most :data:`FETCH_ROWS`
+  rows, whose rows are then fetched from both sides and compared value by value; the
+  rows that differ are read once more at the end and kept only if they still differ (a
+  source being caught up while it is validated changes under the comparison).
+- Where a key range does not mean the same rows on both sides (text keys across engines
+  that sort differently), rows are grouped by a hash of their key instead of by range:
+  one grouped scan per side, then the differing groups are compared row by row.
+- A table without a usable key is compared as a whole (count and hash sum); the report
+  says the differing rows cannot be located.
+- The verdict on a row is :func:`validators.canonical.values_equal`: a chunk whose hashes
+  differ while all its rows compare equal is equal (and counted in ``hash_only``).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from migrate.endpoints import Key, Row, TableEndpoint, key_order_agrees
+from migrate.errors import InterruptedRun
+from migrate.schema import PType, TableSchema
+from validators.canonical import (
+    FLOAT_KINDS,
+    INT_KINDS,
+    TEXT_KINDS,
+    ColumnSpec,
+    Rules,
+    canonical_value,
+    column_spec,
+    values_equal,
+)
+
+#: a differing range with at most this many rows (on the larger side) is fetched
+FETCH_ROWS = 2000
+#: a larger differing range is split into this many parts
+SPLIT = 8
+#: at most this many differing rows are kept per table (all are counted)
+KEEP_DIFFS = 1000
+#: rows per statement when fetching a range
+BATCH = 5000
+
+NO_KEY_NOTE = (
+    "no primary or NOT NULL unique key: compared as a whole (count and checksum); the"
+    " differing rows cannot be located without a key"
+)
+BUCKET_NOTE = (
+    "the key has text columns the two engines sort differently: rows are grouped by a"
+    " hash of their key instead of by key range"
+)
+
+
+@dataclass
+class RowDiff:
+    """One differing row: ``kind`` is ``missing`` (on the target), ``extra`` (on the
+    target) or ``changed``; ``columns`` holds ``(name, source value, target value)``."""
+
+    kind: str
+    key: tuple[Any, ...]
+    columns: list[tuple[str, Any, Any]] = field(default_factory=list)
+
+
+@dataclass
+class TableCheck:
+    """The checksum validation of one table."""
+
+    step: str
+    table: str
+    target_table: str
+    key: tuple[str, ...]
+    method: str = ""
+    status: str = "equal"  # equal | differences | failed
+    source_rows: int = 0
+    target_rows: int = 0
+    chunks: int = 0
+    chunks_differing: int = 0
+    missing: int = 0
+    extra: int = 0
+    changed: int = 0
+    hash_only: int = 0
+    rechecked: int = 0
+    seconds: float = 0.0
+    diffs: list[RowDiff] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)
+    rules_used: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+    locatable: bool = True
+
+    @property
+    def differing_rows(self) -> int:
+        return self.missing + self.extra + self.changed
+
+
+# -- specs --------------------------------------------------------------------------------
+def _family(kind: str) -> str:
+    if kind in TEXT_KINDS:
+        return "text"
+    if kind in INT_KINDS or kind == "boolean":
+        return "int"
+    if kind in ("datetime", "timestamptz"):
+        return "datetime"
+    if kind in FLOAT_KINDS:
+        return "float"
+    if kind in ("binary", "varbinary", "blob"):
+        return "binary"
+    return kind
+
+
+def compare_specs(
+    source: TableSchema, target: TableSchema, rules: Rules
+) -> tuple[list[ColumnSpec], list[ColumnSpec], list[str]]:
+    """The compared columns as each side renders them, and notes on columns left out.
+
+    Both lists have one spec per compared column, in the source's column order. A spec's
+    ``kind`` is the side's own type where that changes only the SQL (boolean or integer,
+    datetime or timestamptz) and the agreed one where it changes the text (floats: the
+    narrower; text: uuid's lower case); decimals use the source's scale.
+    """
+    notes: list[str] = []
+    t_cols = {c.name: c for c in target.columns}
+    s_specs: list[ColumnSpec] = []
+    t_specs: list[ColumnSpec] = []
+    ignored = set(rules.ignore_columns)
+    for col in source.columns:
+        if col.name in ignored:
+            continue
+        tcol = t_cols.get(col.name)
+        if tcol is None:
+            notes.append(f"column {col.name} is not on the target: not compared")
+            continue
+        sk, tk = col.type.kind, tcol.type.kind
+        if _family(sk) != _family(tk):
+            notes.append(
+                f"column {col.name} is {col.type} on the source and {tcol.type} on the"
+                " target: compared as text"
+            )
+            sk = tk = "text"
+        agreed = sk
+        if _family(sk) == "float":
+            agreed = "float32" if "float32" in (sk, tk) else "float64"
+            sk = tk = agreed
+        elif _family(sk) == "text":
+            agreed = "uuid" if "uuid" in (sk, tk) else "json" if "json" in (sk, tk) else sk
+            sk = tk = agreed
+        scale = col.type.scale if col.type.kind == "decimal" else None
+        if col.type.kind == "decimal" and scale is None:
+            scale = tcol.type.scale
+        s_specs.append(
+            column_spec(col.name, PType(sk) if sk != col.type.kind else col.type, rules, scale)
+        )
+        t_specs.append(
+            column_spec(col.name, PType(tk) if tk != tcol.type.kind else tcol.type, rules, scale)
+        )
+    for name in t_cols:
+        if name not in {c.name for c in source.columns} and name not in ignored:
+            notes.append(f"column {name} is only on the target: not compared")
+    return s_specs, t_specs, notes
+
+
+def _schema_of(
+    schema: TableSchema, specs: Sequence[ColumnSpec], key: tuple[str, ...]
+) -> TableSchema:
+    """``schema`` narrowed to the key columns followed by the compared columns."""
+    names = list(key) + [s.name for s in specs if s.name not in key]
+    return replace(schema, columns=[schema.column(n) for n in names])
+
+
+# -- the check ----------------------------------------------------------------------------
+class _Side:
+    def __init__(self, ep: TableEndpoint, table: str, schema: TableSchema, specs: list[ColumnSpec]):
+        self.ep, self.table, self.schema, self.specs = ep, table, schema, specs
+
+
+def check_table(
+    *,
+    step: str,
+    source: TableEndpoint,
+    source_schema: TableSchema,
+    target: TableEndpoint,
+    target_schema: TableSchema,
+    key: tuple[str, ...],
+    rules: Rules,
+    chunk_rows: int,
+    workers: int,
+    stop: threading.Event | None = None,
+    hash_mode: str = "auto",
+    on_chunk: Callable[[int], None] | None = None,
+) -> TableCheck:
+    """Compare one table's rows on both sides; see the module docstring."""
+    started = time.monotonic()
+    res = TableCheck(step, source_schema.name, target_schema.name, key, rules=rules.names())
+    s_specs, t_specs, notes = compare_specs(source_schema, target_schema, rules)
+    res.notes.extend(notes)
+    missing_key = [k for k in key if k not in {c.name for c in target_schema.columns}]
+    if missing_key:
+        raise ValueError(f"key column {missing_key[0]} is not on the target")
+    check = _Check(
+        res,
+        _Side(source, source_schema.name, _schema_of(source_schema, s_specs, key), s_specs),
+        _Side(target, target_schema.name, _schema_of(target_schema, t_specs, key), t_specs),
+        key,
+        chunk_rows,
+        workers,
+        stop or threading.Event(),
+        hash_mode,
+        on_chunk,
+    )
+    try:
+        check.run()
+    finally:
+        res.seconds = time.monotonic() - started
+    unlocated = not res.locatable and res.chunks_differing
+    res.status = "differences" if res.differing_rows or unlocated else "equal"
+    return res
+
+
+class _Check:
+    def __init__(
+        self,
+        res: TableCheck,
+        src: _Side,
+        tgt: _Side,
+        key: tuple[str, ...],
+        chunk_rows: int,
+        workers: int,
+        stop: threading.Event,
+        hash_mode: str,
+        on_chunk: Callable[[int], None] | None,
+    ) -> None:
+        self.res, self.src, self.tgt, self.key = res, src, tgt, key
+        self.chunk_rows, self.workers, self.stop = chunk_rows, max(1, workers), stop
+        self.on_chunk = on_chunk
+        self.lock = threading.Lock()
+        self.specs = src.specs  # the comparison uses the source's view of each column
+        self.fast = None if hash_mode == "canonical" else self._negotiate()
+        res.method = f"{self.fast} (same engine)" if self.fast else "md5 of the canonical text"
+        self.s_sel = self._select(src)
+        self.t_sel = self._select(tgt)
+        self.pool = ThreadPoolExecutor(self.workers * 2, thread_name_prefix="validate")
+        self.found: dict[tuple[str, ...], RowDiff] = {}
+
+    # -- negotiation ----------------------------------------------------------------------
+    def _negotiate(self) -> str | None:
+        """A cheaper hash both sides have, when both render every value alike (the same
+        engine and the same column types, no rule changing a value)."""
+        s, t = self.src.ep, self.tgt.ep
+        if s.capabilities.engine != t.capabilities.engine:
+            return None
+        if any(spec.ruled for spec in self.specs):
+            return None
+        for spec in self.src.specs:
+            a, b = self.src.schema.column(spec.name), self.tgt.schema.column(spec.name)
+            if a.type != b.type:
+                return None
+        kind = s.fast_hash()
+        return kind if kind is not None and kind == t.fast_hash() else None
+
+    def _select(self, side: _Side) -> str:
+        if self.fast:
+            return side.ep.fast_checksum_sql(side.schema, side.specs, self.fast)
+        return side.ep.checksum_sql(side.specs)
+
+    # -- driving --------------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            if not self.key:
+                self._whole()
+            elif key_order_agrees(
+                self.src.schema, self.key, self.src.ep.capabilities, self.tgt.ep.capabilities
+            ):
+                self._ranges()
+            else:
+                self.res.notes.append(BUCKET_NOTE)
+                self._buckets()
+            self._recheck()
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        diffs = sorted(self.found.values(), key=lambda d: _sort_key(d.key))
+        self.res.missing = sum(1 for d in diffs if d.kind == "missing")
+        self.res.extra = sum(1 for d in diffs if d.kind == "extra")
+        self.res.changed = sum(1 for d in diffs if d.kind == "changed")
+        self.res.diffs = diffs[:KEEP_DIFFS]
+
+    def _both(self, fn: Callable[[_Side], Any]) -> tuple[Any, Any]:
+        """Run ``fn`` on both sides at once."""
+        fut: Future[Any] = self.pool.submit(fn, self.tgt)
+        a = fn(self.src)
+        return a, fut.result()
+
+    def _check_stop(self) -> None:
+        if self.stop.is_set():
+            raise InterruptedRun("validation interrupted")
+
+    def _whole(self) -> None:
+        self.res.locatable = False
+        self.res.notes.append(NO_KEY_NOTE)
+        a, b = self._both(lambda s: s.ep.checksum(s.table, (), None, None, self._sel(s)))
+        self.res.chunks = 1
+        self.res.source_rows, self.res.target_rows = int(a[0]), int(b[0])
+        if tuple(a) != tuple(b):
+            self.res.chunks_differing = 1
+
+    def _sel(self, side: _Side) -> str:
+        return self.s_sel if side is self.src else self.t_sel
+
+    # key ranges
+    def _ranges(self) -> None:
+        ranges = self._initial_ranges()
+        self.res.chunks = len(ranges)
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="validate-chunk") as chunks:
+            futs = [chunks.submit(self._chunk, lo, hi, True) for lo, hi in ranges]
+            try:
+                for f in futs:
+                    f.result()
+            except BaseException:
+                self.stop.set()
+                raise
+
+    def _int_key(self) -> bool:
+        return len(self.key) == 1 and self.src.schema.column(self.key[0]).type.kind in INT_KINDS
+
+    def _initial_ranges(self) -> list[tuple[Key | None, Key | None]]:
+        k = self.key
+        (n_s, span_s), (n_t, span_t) = self._both(
+            lambda s: (
+                s.ep.count(s.table),
+                s.ep.key_span(s.table, k[0]) if self._int_key() else (None, None),
+            )
+        )
+        n = max(n_s, n_t)
+        parts = max(1, math.ceil(n / self.chunk_rows))
+        if parts == 1:
+            return [(None, None)]
+        if self._int_key():
+            lows = [v for v in (span_s[0], span_t[0]) if v is not None]
+            highs = [v for v in (span_s[1], span_t[1]) if v is not None]
+            lo, hi = min(lows) - 1, max(highs)
+            bounds = _int_bounds(lo, hi, parts)
+            return _open_ends([((a,), (b,)) for a, b in bounds])
+        out: list[tuple[Key | None, Key | None]] = []
+        prev: Key | None = None
+        while True:  # walk the source's key order, a chunk at a time
+            self._check_stop()
+            nxt = self.src.ep.key_at(self.src.table, k, prev, None, self.chunk_rows - 1)
+            if nxt is None:
+                out.append((prev, None))
+                break
+            out.append((prev, tuple(nxt)))
+            prev = tuple(nxt)
+        return out
+
+    def _chunk(self, lo: Key | None, hi: Key | None, top: bool) -> None:
+        self._check_stop()
+        a, b = self._both(lambda s: s.ep.checksum(s.table, self.key, lo, hi, self._sel(s)))
+        if top:
+            with self.lock:
+                self.res.source_rows += int(a[0])
+                self.res.target_rows += int(b[0])
+                if tuple(a) != tuple(b):
+                    self.res.chunks_differing += 1
+            if self.on_chunk is not None:
+                self.on_chunk(int(a[0]))
+        if tuple(a) == tuple(b):
+            return
+        rows = max(int(a[0]), int(b[0]))
+        if rows <= FETCH_ROWS:
+            self._compare_range(lo, hi)
+            return
+        for sub_lo, sub_hi in self._split(lo, hi, int(a[0]), int(b[0])):
+            self._chunk(sub_lo, sub_hi, False)
+
+    def _split(
+        self, lo: Key | None, hi: Key | None, n_s: int, n_t: int
+    ) -> list[tuple[Key | None, Key | None]]:
+        if self._int_key():
+            if lo is None or hi is None:
+                (span_s, span_t) = self._both(
+                    lambda s: s.ep.key_span_in(s.table, self.key[0], lo, hi)
+                )
+                lows = [v for v in (span_s[0], span_t[0]) if v is not None]
+                highs = [v for v in (span_s[1], span_t[1]) if v is not None]
+                a = (min(lows) - 1) if lo is None else lo[0]
+                b = max(highs) if hi is None else hi[0]
+            else:
+                a, b = lo[0], hi[0]
+            if b - a > 1:
+                return [((x,), (y,)) for x, y in _int_bounds(a, b, SPLIT)]
+            return [(lo, hi)]
+        side = self.src if n_s >= n_t else self.tgt
+        n = max(n_s, n_t)
+        cuts: list[Key] = []
+        for i in range(1, SPLIT):
+            cut = side.ep.key_at(side.table, self.key, lo, hi, i * n // SPLIT - 1)
+            if cut is not None and (not cuts or tuple(cut) != cuts[-1]):
+                cuts.append(tuple(cut))
+        edges: list[Key | None] = [lo, *cuts, hi]
+        return [(edges[i], edges[i + 1]) for i in range(len(edges) - 1)]
+
+    # hash buckets
+    def _buckets(self) -> None:
+        n = max(self._both(lambda s: s.ep.count(s.table)))
+        parts = max(1, math.ceil(n / self.chunk_rows))
+        key_specs = [s for s in self._key_specs()]
+        a, b = self._both(lambda s: s.ep.checksum_buckets(s.table, key_specs, parts, self._sel(s)))
+        self.res.chunks = parts
+        self.res.source_rows = sum(int(v[0]) for v in a.values())
+        self.res.target_rows = sum(int(v[0]) for v in b.values())
+        differing = [i for i in range(parts) if tuple(a.get(i, (0,))) != tuple(b.get(i, (0,)))]
+        differing = [i for i in differing if not _both_empty(a.get(i), b.get(i))]
+        self.res.chunks_differing = len(differing)
+        for i in differing:
+            self._check_stop()
+            s_rows, t_rows = self._both(
+                lambda s, i=i: s.ep.read_bucket(s.schema, key_specs, parts, i)
+            )
+            self._compare_rows(s_rows, t_rows)
+
+    def _key_specs(self) -> list[ColumnSpec]:
+        out = []
+        for k in self.key:
+            col = self.src.schema.column(k)
+            out.append(column_spec(k, col.type, Rules(), col.type.scale))
+        return out
+
+    # rows
+    def _compare_range(self, lo: Key | None, hi: Key | None) -> None:
+        s_rows, t_rows = self._both(lambda s: s.ep.read_between(s.schema, self.key, lo, hi, BATCH))
+        self._compare_rows(s_rows, t_rows)
+
+    def _row_key(self, row: Row) -> tuple[str, ...]:
+        return tuple(canonical_value(self._kspec(i), row[i]) for i in range(len(self.key)))
+
+    def _kspec(self, i: int) -> ColumnSpec:
+        if not hasattr(self, "_kspecs"):
+            self._kspecs = self._key_specs()
+        return self._kspecs[i]
+
+    def _compare_rows(self, s_rows: list[Row], t_rows: list[Row]) -> None:
+        found, used, hash_only = self._diff_rows(s_rows, t_rows)
+        with self.lock:
+            self.found.update(found)
+            for r, n in used.items():
+                self.res.rules_used[r] = self.res.rules_used.get(r, 0) + n
+            if hash_only:
+                self.res.hash_only += 1
+
+    def _diff_rows(
+        self, s_rows: list[Row], t_rows: list[Row]
+    ) -> tuple[dict[tuple[str, ...], RowDiff], dict[str, int], bool]:
+        """The differing rows by canonical key, the rules used, and whether nothing
+        differed at all (the hashes differed only in how a value was written)."""
+        nk = len(self.key)
+        s_map = {self._row_key(r): r for r in s_rows}
+        t_map = {self._row_key(r): r for r in t_rows}
+        found: dict[tuple[str, ...], RowDiff] = {}
+        used: dict[str, int] = {}
+        for k, row in s_map.items():
+            other = t_map.get(k)
+            if other is None:
+                found[k] = RowDiff("missing", tuple(row[:nk]))
+                continue
+            diff, rules = self._row_diff(row, other)
+            for r in rules:
+                used[r] = used.get(r, 0) + 1
+            if diff:
+                found[k] = RowDiff("changed", tuple(row[:nk]), diff)
+        for k, row in t_map.items():
+            if k not in s_map:
+                found[k] = RowDiff("extra", tuple(row[:nk]))
+        return found, used, not found and not used
+
+    def _row_diff(self, s_row: Row, t_row: Row) -> tuple[list[tuple[str, Any, Any]], set[str]]:
+        """The columns that differ as ``(name, source value, target value)``, and the
+        rules that made other columns equal."""
+        out: list[tuple[str, Any, Any]] = []
+        used: set[str] = set()
+        for spec, i in self._positions():
+            a, b = s_row[i], t_row[i]
+            equal, ruled = values_equal(spec, a, b)
+            if not equal:
+                out.append((spec.name, a, b))
+            elif ruled:
+                used.add(_rule_name(spec, a, b))
+        return out, used
+
+    def _positions(self) -> list[tuple[ColumnSpec, int]]:
+        if not hasattr(self, "_pos"):
+            names = [c.name for c in self.src.schema.columns]
+            self._pos = [(spec, names.index(spec.name)) for spec in self.specs]
+        return self._pos
+
+    def _recheck(self) -> None:
+        """Read the differing rows once more; keep the ones that still differ."""
+        if not self.found or not self.key:
+            return
+        items = list(self.found.items())
+        head, tail = items[: KEEP_DIFFS * 5], items[KEEP_DIFFS * 5 :]
+        keys = [d.key for _, d in head]
+        s_rows, t_rows = self._both(lambda s: s.ep.read_rows(s.schema, self.key, keys))
+        again, _, _ = self._diff_rows(s_rows, t_rows)
+        self.res.rechecked = len(head) - len(again)
+        self.found = {**again, **dict(tail)}
+        if self.res.rechecked:
+            self.res.notes.append(
+                f"{self.res.rechecked} row(s) differed when first read and agreed when read"
+                " again (changed during validation)"
+            )
+
+
+def _rule_name(spec: ColumnSpec, a: Any, b: Any) -> str:
+    if spec.kind in FLOAT_KINDS:
+        return "float tolerance"
+    if spec.time_unit:
+        return f"timestamp precision {spec.time_unit}"
+    if spec.empty_null and (a in ("", None) or b in ("", None)):
+        return "empty string = NULL"
+    if spec.rtrim and isinstance(a, str) and isinstance(b, str) and a.rstrip(" ") == b.rstrip(" "):
+        return "trailing blanks ignored"
+    return "case-insensitive text"
+
+
+def _both_empty(a: Any, b: Any) -> bool:
+    return (a is None or int(a[0]) == 0) and (b is None or int(b[0]) == 0)
+
+
+def _int_bounds(lo: int, hi: int, parts: int) -> list[tuple[int, int]]:
+    """``(lo, hi]`` cut into ``parts`` ranges of (nearly) equal width."""
+    width = max(1, -(-(hi - lo) // parts))
+    out = []
+    a = lo
+    while a < hi:
+        b = min(hi, a + width)
+        out.append((a, b))
+        a = b
+    return out
+
+
+def _open_ends(ranges: list[tuple[Key, Key]]) -> list[tuple[Key | None, Key | None]]:
+    """The first range open below and the last open above (rows outside any bound)."""
+    out: list[tuple[Key | None, Key | None]] = list(ranges)
+    out[0] = (None, out[0][1])
+    out[-1] = (out[-1][0], None)
+    return out
+
+
+def _sort_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple((0, v) if isinstance(v, (int, float)) else (1, str(v)) for v in key)
