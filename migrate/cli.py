@@ -143,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument(
+        "--redact",
+        action="store_true",
+        help="mask row values in the checksum validation's output and in the state",
+    )
     _log_options(
         run,
         "append the run's log to PATH (created with its folders)",
@@ -412,6 +417,7 @@ def _run(
                 restart=args.restart,
                 only_steps=tuple(args.step),
                 cutover=args.cutover,
+                redact=args.redact,
             )
             with progress.live():
                 result = runner.run(command)
@@ -501,7 +507,7 @@ def _validate(args: argparse.Namespace, plan: Plan, stdout: Console, stderr: Con
     elif stderr.is_terminal:
         display = RichProgressDisplay(stderr)
     else:
-        display = LogProgress()
+        display = LogProgress(verbs=("validating", "validated"))
     with TeeProgress(display).live() as progress:
         result = validate_plan(
             plan,

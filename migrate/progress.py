@@ -188,7 +188,15 @@ class LogProgress(Progress):
     ``stream`` is a text stream (text lines, as before) or a :class:`RunLog` (its format).
     """
 
-    def __init__(self, stream: TextIO | RunLog | None = None, interval: float = 15.0) -> None:
+    def __init__(
+        self,
+        stream: TextIO | RunLog | None = None,
+        interval: float = 15.0,
+        verbs: tuple[str, str] = ("copying", "copied"),
+    ) -> None:
+        """``verbs``: what a table's start and end lines say (``migrate validate`` says
+        validating, validated)."""
+        self.verbs = verbs
         if isinstance(stream, RunLog):
             self.log = stream
         else:
@@ -209,7 +217,7 @@ class LogProgress(Progress):
         self.log.write(
             "info",
             "table_started",
-            f"step={step} table={table} copying{resumed}",
+            f"step={step} table={table} {self.verbs[0]}{resumed}",
             step=step,
             table=table,
             total=total,
@@ -242,7 +250,8 @@ class LogProgress(Progress):
         self.log.write(
             "info",
             "table_finished",
-            f"step={step} table={table} copied rows={rows} in {seconds:.1f}s ({rate:.0f} rows/s)",
+            f"step={step} table={table} {self.verbs[1]} rows={rows} in {seconds:.1f}s"
+            f" ({rate:.0f} rows/s)",
             step=step,
             table=table,
             rows=rows,

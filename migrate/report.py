@@ -153,19 +153,26 @@ def print_run(console: Console, result: RunResult) -> None:
             console.print(f"  [yellow]{escape(note)}[/]")
         if step.error:
             console.print(f"  [red]{escape(step.error)}[/]")
+        checks = [t.checksum for t in step.tables if t.checksum]
+        if checks:
+            print_checks(console, checks)
     if result.cutover:
         _print_acceptance(console, result)
     live = any(t.live for t in tables)
     style = {"done": "green", "differences": "red", "failed": "red"}.get(result.status, "yellow")
     text = {
         "done": "done: every count matches",
-        "differences": "row counts differ (exit 3)",
+        "differences": "row counts differ (exit 3)"
+        if (result.message or "").startswith("row counts")
+        else "checksums differ (exit 3)",
         "failed": "failed (exit 1)",
         "interrupted": "interrupted: run again to finish (exit 5)",
         "plan error": "stopped by a plan error (exit 2)",
     }.get(result.status, result.status)
     if result.status == "done" and live:
         text = "done: chunk counts match (the source is live: --cutover compares tables)"
+    elif result.status == "done" and any(t.checksum for t in tables):
+        text = "done: every count and checksum matches"
     console.print(f"[bold {style}]run {result.run_id}: {text}[/]")
     if result.message and result.status != "done":
         console.print(f"  {escape(result.message)}")

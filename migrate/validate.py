@@ -20,6 +20,7 @@ import datetime as dt
 import fnmatch
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -73,6 +74,7 @@ def check_job(
     *,
     hash_mode: str = "auto",
     stop: threading.Event | None = None,
+    on_chunk: Callable[[int], None] | None = None,
 ) -> TableCheck:
     """Validate one table as ``job`` (a :class:`migrate.copier.TableJob`) copies it."""
     name, tname = job.source_schema.name, job.target_schema.name
@@ -94,6 +96,7 @@ def check_job(
         workers=step.workers,
         stop=stop,
         hash_mode=hash_mode,
+        on_chunk=on_chunk,
     )
 
 
@@ -129,7 +132,15 @@ def validate_plan(
                 job = build_job(plan, step, source.read_schema(name), source, target, 0)
                 progress.table_started(step.name, name, None, 0)
                 try:
-                    check = check_job(step, job, source, target, hash_mode=hash_mode, stop=stop)
+                    check = check_job(
+                        step,
+                        job,
+                        source,
+                        target,
+                        hash_mode=hash_mode,
+                        stop=stop,
+                        on_chunk=lambda n, s=step.name, t=name: progress.advance(s, t, n),
+                    )
                 except (KeyboardInterrupt, InterruptedRun):
                     raise
                 except PlanError:
@@ -236,6 +247,7 @@ def check_to_json(check: TableCheck, masked: bool = False) -> dict[str, Any]:
         "missing": check.missing,
         "extra": check.extra,
         "changed": check.changed,
+        "hash_only": check.hash_only,
         "locatable": check.locatable,
         "seconds": round(check.seconds, 3),
         "rules": check.rules,

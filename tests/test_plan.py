@@ -55,7 +55,7 @@ target = "dst"
 
 STEP_KEYS = (
     "after, batch, chunk_rows, cursor, deletes, exclude_tables, if_exists, layer, mode,"
-    " name, overlap, overrides, source, start, tables, target, validate, workers"
+    " name, overlap, overrides, rules, source, start, tables, target, validate, workers"
 )
 
 BAD_PLANS = {
@@ -165,7 +165,7 @@ BAD_PLANS = {
     "unknown key in an override": (
         HEAD + STEP_A + "[steps.overrides.orders]\nchunk = 5\n",
         "plan.toml:20: steps.a.overrides.orders.chunk: unknown key 'chunk'"
-        " (allowed: chunk_rows, cursor, key, overlap, rename, start)",
+        " (allowed: chunk_rows, cursor, key, overlap, rename, rules, start)",
     ),
     "source and target the same": (
         HEAD + STEP_A.replace('target = "dst"', 'target = "src"'),
@@ -180,6 +180,33 @@ BAD_PLANS = {
         HEAD + STEP_A + 'after = ["b"]\n' + STEP_B.replace('batch = "first"', 'batch = "second"'),
         "plan.toml:19: steps.a.after: step 'b' runs later (second/platform) than this step"
         " (first/platform); batches run in file order and layers application, platform, data",
+    ),
+    "unknown rule": (
+        HEAD + STEP_A + "[steps.rules]\nfloat_tolrance = 0.1\n",
+        "plan.toml:20: steps.a.rules.float_tolrance: unknown key 'float_tolrance' (allowed:"
+        " case_insensitive, empty_is_null, float_relative_tolerance, float_tolerance,"
+        " ignore_columns, timestamp_precision, trailing_blanks)",
+    ),
+    "negative tolerance": (
+        HEAD + STEP_A + "[steps.rules]\nfloat_tolerance = -1\n",
+        "plan.toml:20: steps.a.rules.float_tolerance: must be a number above 0, not -1",
+    ),
+    "two float tolerances": (
+        HEAD + STEP_A + "rules = { float_tolerance = 0.1, float_relative_tolerance = 0.01 }\n",
+        "plan.toml:19: steps.a.rules.float_relative_tolerance: set float_tolerance"
+        " (absolute) or float_relative_tolerance, not both",
+    ),
+    "timestamp precision": (
+        HEAD + STEP_A + 'rules = { timestamp_precision = "us" }\n',
+        "plan.toml:19: steps.a.rules.timestamp_precision: 'us' is not one of: s, ms",
+    ),
+    "rule flag type": (
+        HEAD + STEP_A + 'rules = { trailing_blanks = "yes" }\n',
+        "plan.toml:19: steps.a.rules.trailing_blanks: must be true or false, not a string",
+    ),
+    "table rule": (
+        HEAD + STEP_A + "[steps.overrides.t.rules]\nignore_columns = 3\n",
+        "plan.toml:20: steps.a.overrides.t.rules.ignore_columns: must be a list of strings",
     ),
 }
 
@@ -418,3 +445,27 @@ def test_defaults_apply_and_steps_override_them(tmp_path: Path) -> None:
     a, b = load_plan(tmp_path / "plan.toml").steps
     assert (a.chunk_rows, a.workers, a.if_exists) == (7, 3, "truncate")
     assert (b.chunk_rows, b.workers, b.if_exists) == (9, 1, "truncate")
+
+
+def test_rules_are_off_by_default_and_a_table_adds_to_its_step(tmp_path: Path) -> None:
+    """[steps.rules] apply to every table; [steps.overrides.NAME.rules] add to them."""
+    text = (
+        HEAD
+        + STEP_A
+        + 'validate = ["count", "checksum"]\n'
+        + '[steps.rules]\nfloat_tolerance = 0.001\nignore_columns = ["synced"]\n'
+        + '[steps.overrides.orders.rules]\ntimestamp_precision = "ms"\n'
+        + 'ignore_columns = ["audit"]\ncase_insensitive = true\n'
+    )
+    (tmp_path / "plan.toml").write_text(text, encoding="utf-8")
+    step = load_plan(tmp_path / "plan.toml").step("a")
+    assert step.validate == ("count", "checksum")
+    other = step.table_rules("customers")
+    assert other.float_abs == 0.001 and other.ignore_columns == ("synced",)
+    assert other.timestamp_precision is None and not other.case_insensitive
+    orders = step.table_rules("orders")
+    assert orders.float_abs == 0.001 and orders.timestamp_precision == "ms"
+    assert orders.case_insensitive and orders.ignore_columns == ("synced", "audit")
+    assert not orders.trailing_blanks and not orders.empty_is_null
+    (tmp_path / "plan.toml").write_text(HEAD + STEP_A, encoding="utf-8")
+    assert load_plan(tmp_path / "plan.toml").step("a").table_rules("x").names() == []

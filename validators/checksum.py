@@ -221,6 +221,12 @@ def check_table(
         check.run()
     finally:
         res.seconds = time.monotonic() - started
+    if res.hash_only:
+        res.notes.append(
+            f"{res.hash_only} range(s) hashed differently while every row compared equal"
+            " (the engines write some value differently, such as JSON key order): settled"
+            " row by row"
+        )
     unlocated = not res.locatable and res.chunks_differing
     res.status = "differences" if res.differing_rows or unlocated else "equal"
     return res
