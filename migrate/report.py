@@ -292,9 +292,35 @@ def status_rows(state: State, chunk_rows: dict[str, int]) -> list[dict[str, Any]
                 "last_key": _json_key(decode_key(last["hi"])) if last else None,
                 "last_error": row["error"],
                 "catch_up": catch_up,
+                "checksum": _last_check(state, row["step"], row["name"]),
             }
         )
     return out
+
+
+def _last_check(state: State, step: str, table: str) -> dict[str, Any] | None:
+    """The table's latest checksum validation, in short."""
+    v = state.last_validation(step, table)
+    if v is None:
+        return None
+    return {
+        "status": v["status"],
+        "checked_at": v["checked_at"],
+        "missing": v["missing"],
+        "extra": v["extra"],
+        "changed": v["changed"],
+        "method": v["method"],
+    }
+
+
+def _check_cell(c: dict[str, Any] | None) -> str:
+    if c is None:
+        return ""
+    when = (c["checked_at"] or "")[:16].replace("T", " ")
+    if c["status"] == "differences" and (c["missing"] or c["extra"] or c["changed"]):
+        what = f"{c['missing']} missing, {c['extra']} extra, {c['changed']} changed"
+        return f"differences: {what} ({when})"
+    return f"{c['status']} ({when})"
 
 
 def _lag(as_of: str | None) -> float | None:
@@ -332,6 +358,7 @@ def print_status(console: Console, run: Any, rows: list[dict[str, Any]]) -> None
         "rows copied",
         "chunks done",
         "chunks left",
+        "last checksum",
         "last error",
     ):
         table.add_column(col)
@@ -343,6 +370,7 @@ def print_status(console: Console, run: Any, rows: list[dict[str, Any]]) -> None
             f"{r['rows_copied']:,}",
             str(r["chunks_done"]),
             str(r["chunks_left"]),
+            escape(_check_cell(r["checksum"])),
             escape(r["last_error"] or ""),
         )
     console.print(table)

@@ -149,6 +149,11 @@ def validate_plan(
                     check = TableCheck(step.name, name, job.target_schema.name, job.key)
                     check.status = "failed"
                     check.error = redact(str(exc), plan.secrets)
+                if step.incremental and check.status == "differences":
+                    check.notes.append(
+                        "the source is live (a catch-up step): rows changed after the last"
+                        " pass differ until the next pass applies them"
+                    )
                 result.tables.append(check)
                 progress.table_finished(step.name, name, check.source_rows, check.seconds)
         unmatched = [t for t in tables if t not in matched]

@@ -62,7 +62,7 @@ def test_chinese_text_is_stored_readably() -> None:
     assert "客户" in encode_key(("客户",))  # type: ignore[operator]
 
 
-def test_new_state_has_schema_version_2_and_its_plan(tmp_path: Path) -> None:
+def test_new_state_has_schema_version_3_and_its_plan(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "state.db"
     state = State(path, "erp")
     state.close()
@@ -70,9 +70,18 @@ def test_new_state_has_schema_version_2_and_its_plan(tmp_path: Path) -> None:
     meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     db.close()
-    assert SCHEMA_VERSION == 2
-    assert meta == {"schema_version": "2", "plan": "erp"}
-    assert {"meta", "runs", "tables", "chunks", "undo", "watermarks", "streams"} <= tables
+    assert SCHEMA_VERSION == 3
+    assert meta == {"schema_version": "3", "plan": "erp"}
+    assert {
+        "meta",
+        "runs",
+        "tables",
+        "chunks",
+        "undo",
+        "watermarks",
+        "streams",
+        "validations",
+    } <= tables
     State(path, "erp").close()  # opening it again changes nothing
     db = sqlite3.connect(path)
     assert dict(db.execute("SELECT key, value FROM meta").fetchall()) == meta
@@ -103,9 +112,12 @@ def test_version_1_state_is_upgraded_keeping_its_progress(tmp_path: Path) -> Non
         (42,),
         1,
     )
+    check = {"step": "db", "table": "orders", "status": "equal", "diffs": [], "rules": []}
+    state.record_validation(state.next_check_id(), None, check)
+    assert state.last_validation("db", "orders")["status"] == "equal"
     state.close()
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("2",)
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("3",)
     db.close()
 
 
@@ -123,7 +135,7 @@ def test_state_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StateError) as info:
         State(path, "erp")
     assert str(info.value) == (
-        f"{path} was written by a newer migrate (state schema 99, this one reads up to 2)"
+        f"{path} was written by a newer migrate (state schema 99, this one reads up to 3)"
     )
     assert info.value.exit_code == 1
     db = sqlite3.connect(path)  # and it is left as it was

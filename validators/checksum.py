@@ -141,7 +141,10 @@ def compare_specs(
             notes.append(f"column {col.name} is not on the target: not compared")
             continue
         sk, tk = col.type.kind, tcol.type.kind
-        if _family(sk) != _family(tk):
+        whole = {_family(sk), _family(tk)} == {"int", "decimal"} and not (
+            col.type.scale or tcol.type.scale
+        )  # BIGINT UNSIGNED kept as DECIMAL(20, 0): the same digits
+        if _family(sk) != _family(tk) and not whole:
             notes.append(
                 f"column {col.name} is {col.type} on the source and {tcol.type} on the"
                 " target: compared as text"
@@ -157,6 +160,8 @@ def compare_specs(
         scale = col.type.scale if col.type.kind == "decimal" else None
         if col.type.kind == "decimal" and scale is None:
             scale = tcol.type.scale
+        if whole:
+            scale = 0
         s_specs.append(
             column_spec(col.name, PType(sk) if sk != col.type.kind else col.type, rules, scale)
         )
@@ -401,9 +406,17 @@ class _Check:
                 b = max(highs) if hi is None else hi[0]
             else:
                 a, b = lo[0], hi[0]
-            if b - a > 1:
-                return [((x,), (y,)) for x, y in _int_bounds(a, b, SPLIT)]
-            return [(lo, hi)]
+            if b - a <= 1:
+                return [(lo, hi)]
+            parts: list[tuple[Key | None, Key | None]] = [
+                ((x,), (y,)) for x, y in _int_bounds(a, b, SPLIT)
+            ]
+            # an open end stays open: no bound beyond the keys is ever sent to a server
+            if lo is None:
+                parts[0] = (None, parts[0][1])
+            if hi is None:
+                parts[-1] = (parts[-1][0], None)
+            return parts
         side = self.src if n_s >= n_t else self.tgt
         n = max(n_s, n_t)
         cuts: list[Key] = []
