@@ -112,6 +112,24 @@ FROM (SELECT CAST(seq AS SIGNED) AS seq FROM seq_{lo}_to_{hi}) AS s
 """
 
 
+def code_at(rev: str, work: Path) -> dict[str, str]:
+    """The environment that makes ``migrate`` run the code of git revision ``rev``
+    (exported under ``work``): PYTHONPATH comes before the editable install's finder."""
+    code = work / "code"
+    code.mkdir()
+    export = subprocess.run(
+        f"git archive {shlex.quote(rev)} migrate connectors validators | tar -x -C"
+        f" {shlex.quote(str(code))}",
+        shell=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    if export.returncode:
+        die(f"git archive {rev}: {export.stderr.strip()}")
+    return {**os.environ, "PYTHONPATH": str(code)}
+
+
 def die(msg: str) -> None:
     print(f"copy_1m: FAILED: {msg}", file=sys.stderr)
     sys.exit(1)
@@ -537,22 +555,7 @@ def main() -> None:
     created_a: list[str] = []
     created_b: list[str] = []
     work = Path(tempfile.mkdtemp(prefix="migrate-bench-"))
-    args.migrate_env = None
-    if args.at:
-        code = work / "code"
-        code.mkdir()
-        export = subprocess.run(
-            f"git archive {shlex.quote(args.at)} migrate connectors validators | tar -x -C"
-            f" {shlex.quote(str(code))}",
-            shell=True,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-        )
-        if export.returncode:
-            die(f"git archive {args.at}: {export.stderr.strip()}")
-        # PYTHONPATH comes before the editable install's finder: migrate imports this copy
-        args.migrate_env = {**os.environ, "PYTHONPATH": str(code)}
+    args.migrate_env = code_at(args.at, work) if args.at else None
     samples: list[Sample] = []
     checks: dict[str, Any] = {}
     try:

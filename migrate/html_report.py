@@ -12,6 +12,8 @@ import datetime as dt
 from html import escape
 from typing import Any
 
+from migrate.report import check_status, rules_used
+
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em;color:#222}
 h1{font-size:1.4em}h2{font-size:1.15em;margin-top:2em}
@@ -31,12 +33,7 @@ def _v(value: Any) -> str:
 
 
 def _status(t: dict[str, Any]) -> str:
-    text = t["status"]
-    if t["status"] == "differences" and (t["missing"] or t["extra"] or t["changed"]):
-        text += f": {t['missing']} missing, {t['extra']} extra, {t['changed']} changed"
-    elif t["status"] == "differences" and not t["locatable"]:
-        text += " (cannot be located: no key)"
-    return f'<span class="{escape(t["status"])}">{escape(text)}</span>'
+    return f'<span class="{escape(t["status"])}">{escape(check_status(t))}</span>'
 
 
 def validation_html(data: dict[str, Any], title: str | None = None) -> str:
@@ -87,11 +84,7 @@ def _table_section(t: dict[str, Any]) -> list[str]:
     if t["error"]:
         out.append(f'<p class="failed">{escape(t["error"])}</p>')
     if t["rules"]:
-        used = ", ".join(f"{k}: {v:,} row(s)" for k, v in t["rules_used"].items())
-        out.append(
-            f"<p>Rules: {escape('; '.join(t['rules']))}."
-            f" {'Used: ' + escape(used) if used else 'Not needed.'}</p>"
-        )
+        out.append(f"<p>Rules: {escape('; '.join(t['rules']))}; {escape(rules_used(t))}.</p>")
     for note in t["notes"]:
         out.append(f'<p class="muted">{escape(note)}</p>')
     if t["diffs"]:

@@ -419,11 +419,7 @@ def print_checks(console: Console, tables: list[dict[str, Any]], rows_shown: int
     for col in ("step", "table", "rows (source/target)", "chunks", "method", "status", "time"):
         summary.add_column(col, justify="right" if col in ("chunks", "time") else "left")
     for t in tables:
-        status = t["status"]
-        if status == "differences" and (t["missing"] or t["extra"] or t["changed"]):
-            status += f": {t['missing']} missing, {t['extra']} extra, {t['changed']} changed"
-        elif status == "differences" and not t["locatable"]:
-            status += " (cannot be located: no key)"
+        status = check_status(t)
         style = _CHECK_STYLE.get(t["status"], "")
         summary.add_row(
             escape(t["step"]),
@@ -458,17 +454,38 @@ def print_checks(console: Console, tables: list[dict[str, Any]], rows_shown: int
         if more > 0:
             lines.append(f"  … {more:,} more differing row(s) in the JSON and HTML reports")
         if t["rules"]:
-            used = ", ".join(f"{k} ({v:,} rows)" for k, v in t["rules_used"].items())
-            lines.append(
-                "  rules: "
-                + escape("; ".join(t["rules"]))
-                + (f"; used: {escape(used)}" if used else "; not needed")
-            )
+            lines.append(f"  rules: {escape('; '.join(t['rules']))}; {escape(rules_used(t))}")
         lines.extend(f"  note: {escape(n)}" for n in t["notes"])
         if lines:
             console.print(f"[bold]{escape(t['step'])} / {escape(t['table'])}[/]")
             for line in lines:
                 console.print(line, highlight=False)
+
+
+def check_status(t: dict[str, Any]) -> str:
+    """A table's validation status in words."""
+    status = t["status"]
+    if status != "differences":
+        return status
+    if not t["locatable"]:
+        if t["missing"] or t["extra"]:
+            return (
+                f"differences: {t['missing']:,} row(s) only on the source, {t['extra']:,}"
+                " only on the target (cannot be located: no key)"
+            )
+        return "differences (cannot be located: no key)"
+    if t["missing"] or t["extra"] or t["changed"]:
+        return f"differences: {t['missing']} missing, {t['extra']} extra, {t['changed']} changed"
+    return status
+
+
+def rules_used(t: dict[str, Any]) -> str:
+    """Whether the table's rules were needed: rows compared equal only under a rule, and
+    ranges whose checksums agreed only under the rules."""
+    used = [f"{k} ({v:,} rows)" for k, v in t["rules_used"].items()]
+    if t.get("ruled_ranges"):
+        used.append(f"{t['ruled_ranges']:,} range(s) equal only under the rules")
+    return "used: " + ", ".join(used) if used else "not needed"
 
 
 def print_validation(console: Console, data: dict[str, Any]) -> None:

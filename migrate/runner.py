@@ -259,6 +259,7 @@ class Runner:
         self.cutover = cutover
         self.only_steps = only_steps
         self.stop = threading.Event()
+        self._stream_lock = threading.Lock()
         workers = max((s.workers for s in plan.steps), default=4)
         self.endpoints = Endpoints(plan, workers, dry_run=False)
 
@@ -492,7 +493,7 @@ class Runner:
             if res.status == "skipped":
                 row = self.state.last_validation(step.name, name)
                 if row is not None:
-                    res.checksum = _stored_check(row)
+                    res.checksum = _stored_check(row, self.redact)
                     if row["status"] != "equal":
                         res.status = "differences"
                     continue
@@ -660,13 +661,14 @@ class Runner:
             row = self.state.watermark(step.name, name)
             if row is None or not row["value"]:  # a resumed copy keeps the earlier one
                 self.state.set_watermark(step.name, name, "binlog", value=position)
-            stream = self.state.stream(step.name)
-            if (
-                stream is None
-                or not stream["position"]
-                or earlier_position(position, stream["position"])
-            ):
-                self.state.set_stream(step.name, "binlog", position=position, as_of=now())
+            with self._stream_lock:  # tables start their copies at once: keep the earliest
+                stream = self.state.stream(step.name)
+                if (
+                    stream is None
+                    or not stream["position"]
+                    or earlier_position(position, stream["position"])
+                ):
+                    self.state.set_stream(step.name, "binlog", position=position, as_of=now())
 
         return record
 
@@ -835,9 +837,12 @@ class Runner:
         )
 
 
-def _stored_check(row: Any) -> dict[str, Any]:
-    """A validation as the state stores it, in the shape ``check_to_json`` gives."""
+def _stored_check(row: Any, masked: bool) -> dict[str, Any]:
+    """A validation as the state stores it, in the shape ``check_to_json`` gives;
+    ``masked`` hides the values it holds (they may have been stored unmasked)."""
     import json
+
+    from migrate.validate import MASK
 
     out = dict(zip(row.keys(), tuple(row), strict=True))
     out["table"], out["target_table"] = row["tbl"], row["target_tbl"]
@@ -846,7 +851,14 @@ def _stored_check(row: Any) -> dict[str, Any]:
     out["rules_used"] = json.loads(row["rules_used"] or "{}")
     out["key"] = []
     out["locatable"] = True
-    out["values_masked"] = False
+    out["values_masked"] = masked
+    out["ruled_ranges"] = out["hash_only"] = 0
+    if masked:
+        for d in out["diffs"]:
+            for c in d["columns"]:
+                for side in ("source", "target"):
+                    if c[side] is not None:
+                        c[side] = MASK
     return out
 
 

@@ -253,6 +253,7 @@ def check_to_json(check: TableCheck, masked: bool = False) -> dict[str, Any]:
         "extra": check.extra,
         "changed": check.changed,
         "hash_only": check.hash_only,
+        "ruled_ranges": check.ruled_ranges,
         "locatable": check.locatable,
         "seconds": round(check.seconds, 3),
         "rules": check.rules,

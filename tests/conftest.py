@@ -129,6 +129,11 @@ def mysql2_db(mysql2_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def pg_db(pg_url: str) -> Iterator[str]:
+    yield from fresh_pg_db(pg_url)
+
+
+def fresh_pg_db(pg_url: str) -> Iterator[str]:
+    """A new PostgreSQL database's URL, dropped afterwards (for fixtures of any scope)."""
     name = f"mt_{secrets.token_hex(6)}"
     admin = sa.create_engine(pg_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

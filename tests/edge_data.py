@@ -248,7 +248,7 @@ def _sqlite_value(kind: str, v: Any) -> Any:
     if kind == "decimal":
         return format(v, "f")
     if kind == "datetime":
-        return v.strftime("%Y-%m-%d %H:%M:%S.%f")
+        return v.isoformat(sep=" ", timespec="microseconds")
     if kind == "date":
         return v.isoformat()
     return v
@@ -577,10 +577,23 @@ def state_file(plan: Path) -> Path:
     return plan.with_name(f"{plan.stem}-state.db")
 
 
-def run_json(plan: Path, capsys: Any, *args: str) -> tuple[int, dict]:
-    """``migrate run PLAN --json --quiet ARGS`` in this process."""
+def execute(url: str, *statements: str, rows: Sequence[tuple[str, list[dict]]] = ()) -> None:
+    """Run statements, then ``(sql, rows)`` parameterised statements, in one transaction."""
+    eng = sa.create_engine(url, poolclass=NullPool)
+    try:
+        with eng.begin() as conn:
+            for sql in statements:
+                conn.exec_driver_sql(sql)
+            for sql, params in rows:
+                conn.execute(sa.text(sql), params)
+    finally:
+        eng.dispose()
+
+
+def run_json(plan: Path, capsys: Any, *args: str, command: str = "run") -> tuple[int, dict]:
+    """``migrate COMMAND PLAN --json --quiet ARGS`` in this process (``run`` by default)."""
     capsys.readouterr()
-    code = main(["run", str(plan), "--json", "--quiet", *args])
+    code = main([command, str(plan), "--json", "--quiet", *args])
     out = capsys.readouterr()
     try:
         return code, json.loads(out.out)

@@ -24,7 +24,15 @@ from typing import Any
 import pymysql
 import pytest
 import sqlalchemy as sa
-from edge_data import assert_same_rows, normalise_rows, read_rows, run_json, run_text, table_results
+from edge_data import (
+    assert_same_rows,
+    execute,
+    normalise_rows,
+    read_rows,
+    run_json,
+    run_text,
+    table_results,
+)
 from edge_data import run_cli as run_proc
 from edge_data import state_file as state_path
 from sqlalchemy.pool import NullPool
@@ -44,19 +52,6 @@ def target_url(side: str, request: pytest.FixtureRequest, tmp_path: Path) -> str
     if side == "sqlite":
         return f"sqlite:///{tmp_path / 'target.db'}"
     return str(request.getfixturevalue(FIXTURE[side]))
-
-
-def execute(url: str, *statements: str, rows: Sequence[tuple[str, list[dict]]] = ()) -> None:
-    """Run statements, then ``(sql, rows)`` inserts, in one transaction."""
-    eng = sa.create_engine(url, poolclass=NullPool)
-    try:
-        with eng.begin() as conn:
-            for sql in statements:
-                conn.exec_driver_sql(sql)
-            for sql, params in rows:
-                conn.execute(sa.text(sql), params)
-    finally:
-        eng.dispose()
 
 
 def scalar(url: str, sql: str) -> Any:

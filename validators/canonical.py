@@ -45,7 +45,7 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from decimal import Context, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any
 
 from migrate.schema import PType
@@ -136,6 +136,8 @@ class ColumnSpec:
     empty_null: bool = False
     lower: bool = False
     target_name: str | None = None
+    #: a decimal's declared scale on this side (``scale`` is the one compared at)
+    own_scale: int | None = None
 
     @property
     def ruled(self) -> bool:
@@ -153,13 +155,16 @@ class ColumnSpec:
 
 
 def column_spec(name: str, ptype: PType, rules: Rules, scale: int | None = None) -> ColumnSpec:
-    """The spec of a column of ``ptype`` under ``rules`` (only the rules for its kind)."""
+    """The spec of a column of ``ptype`` under ``rules`` (only the rules for its kind);
+    ``scale`` is the decimal scale both sides are compared at."""
     kind = ptype.kind
     text = kind in TEXT_KINDS and kind != "uuid"
+    own = ptype.scale if kind == "decimal" else None
     return ColumnSpec(
         name=name,
         kind=kind,
         scale=scale if kind == "decimal" else None,
+        own_scale=own,
         float_abs=rules.float_abs if kind in FLOAT_KINDS else None,
         float_rel=rules.float_rel if kind in FLOAT_KINDS and rules.float_abs is None else None,
         time_unit=rules.timestamp_precision if kind in TIME_KINDS | {"time"} else None,
@@ -196,10 +201,15 @@ def float_text(value: float, kind: str) -> str:
     return positional(repr(v) if kind == "float64" else f"{v:.6g}")
 
 
+#: a float rule leaves values this large (relative to its step) as they are: dividing
+#: them by the step would overflow a double
+FLOAT_RULE_LIMIT = 1e300
+
+
 def _round_half(value: float, step: float) -> float:
-    """``value / step`` rounded half away from zero, as SQL's ROUND on a double does."""
-    q = value / step
-    return math.floor(q + 0.5) if q >= 0 else -math.floor(-q + 0.5)
+    """``value / step`` rounded half to even, as MariaDB's and PostgreSQL's ROUND of a
+    double do (``rint``)."""
+    return float(round(value / step))
 
 
 def _time_text(value: Any) -> str:
@@ -240,8 +250,8 @@ def canonical_value(spec: ColumnSpec, value: Any) -> str:
         text = value.decode() if isinstance(value, (bytes, bytearray)) else str(value)
         if kind == "uuid":
             text = text.lower()
-        elif kind == "json":
-            text = text
+        elif kind == "char":  # CHAR(n) pads with blanks that no engine compares
+            text = text.rstrip(" ")
         if spec.rtrim:
             text = text.rstrip(" ")
         if spec.empty_null and text == "":
@@ -252,20 +262,22 @@ def canonical_value(spec: ColumnSpec, value: Any) -> str:
     if kind == "boolean":
         return "1" if value else "0"
     if kind in INT_KINDS:
+        if isinstance(value, (bytes, bytearray)):  # a MySQL BIT read raw
+            return str(int.from_bytes(value, "big"))
         return str(int(value))
     if kind == "decimal":
         d = value if isinstance(value, Decimal) else Decimal(str(value))
         if spec.scale is not None:
             if spec.scale >= 0:
-                d = d.quantize(Decimal(1).scaleb(-spec.scale), context=_WIDE)
+                d = d.quantize(Decimal(1).scaleb(-spec.scale), ROUND_HALF_UP, _WIDE)
             text = format(d, "f")
             return "0" + text[2:] if text.startswith("-0") and d == 0 else text
         return positional(str(d))
     if kind in FLOAT_KINDS:
         v = float(value)
-        if spec.float_abs is not None and math.isfinite(v):
+        if spec.float_abs is not None and abs(v) < FLOAT_RULE_LIMIT * spec.float_abs:
             return float_text(_round_half(v, spec.float_abs / 2), "float64")
-        if spec.float_rel is not None and math.isfinite(v) and v != 0:
+        if spec.float_rel is not None and 0 < abs(v) < FLOAT_RULE_LIMIT:
             e = math.floor(math.log2(abs(v)))
             return f"{e}:" + float_text(_round_half(v / 2.0**e, spec.float_rel / 2), "float64")
         return float_text(v, kind)
@@ -282,6 +294,17 @@ def canonical_value(spec: ColumnSpec, value: Any) -> str:
     if kind == "time":
         return _cut(_time_text(value), spec.time_unit)
     return str(value)
+
+
+def comparable(spec: ColumnSpec, value: Any) -> str:
+    """A value as two rows that :func:`values_equal` calls equal mostly share it (JSON
+    with sorted keys; the rules' rendering otherwise)."""
+    if spec.kind == "json" and value is not None:
+        try:
+            return _json_form(value)
+        except ValueError:
+            pass
+    return canonical_value(spec, value)
 
 
 def row_text(specs: Sequence[ColumnSpec], row: Sequence[Any]) -> str:
@@ -313,14 +336,19 @@ def _time_micros(value: Any) -> int | None:
 _UNIT_MICROS = {"s": 1000000, "ms": 1000}
 
 
+def _json_form(value: Any) -> str:
+    """A JSON document written with sorted keys and no spaces (types kept apart)."""
+    return json.dumps(json.loads(str(value)), sort_keys=True, separators=(",", ":"))
+
+
 def values_equal(spec: ColumnSpec, a: Any, b: Any) -> tuple[bool, bool]:
     """Whether two portable values are equal, and whether a rule was needed to say so."""
     plain = plain_spec(spec) if spec.ruled else spec
     if canonical_value(plain, a) == canonical_value(plain, b):
         return True, False
     if spec.kind == "json" and a is not None and b is not None:
-        try:
-            if json.loads(str(a)) == json.loads(str(b)):
+        try:  # the same document: key order and spacing aside (true is not 1)
+            if _json_form(a) == _json_form(b):
                 return True, False
         except ValueError:
             pass
@@ -336,7 +364,8 @@ def values_equal(spec: ColumnSpec, a: Any, b: Any) -> tuple[bool, bool]:
     if spec.time_unit and a is not None and b is not None:
         ma, mb = _time_micros(a), _time_micros(b)
         if ma is not None and mb is not None:
-            return abs(ma - mb) < _UNIT_MICROS[spec.time_unit], True
+            within = abs(ma - mb) < _UNIT_MICROS[spec.time_unit]
+            return within, within
         return False, False
     if canonical_value(spec, a) == canonical_value(spec, b):
         return True, True
@@ -392,9 +421,11 @@ class Render:
         """The group (0 to ``parts`` - 1) of a row: its key's canonical text hashed."""
         raise NotImplementedError
 
-    def select(self, specs: Sequence[ColumnSpec]) -> str:
-        """The select list of a chunk checksum: ``rows, sum of the 60-bit row hashes``."""
-        return f"{self.count()}, {self.hash_sum(self.row(specs))}"
+    def select(self, specs: Sequence[ColumnSpec], plain: Sequence[ColumnSpec] | None = None) -> str:
+        """The select list of a chunk checksum: ``rows, sum of the 60-bit row hashes``
+        and, with ``plain``, the sum of the hashes of those specs (every column, no rules)."""
+        out = f"{self.count()}, {self.hash_sum(self.row(specs))}"
+        return out + (f", {self.hash_sum(self.row(plain))}" if plain else "")
 
     # values
     def value(self, spec: ColumnSpec) -> str:
@@ -407,7 +438,12 @@ class Render:
         if kind in INT_KINDS:
             return self.integer(c)
         if kind == "decimal":
-            return self.decimal(c, spec.scale)
+            own, scale = spec.own_scale, spec.scale
+            if own is not None and scale is not None and own < scale:
+                return self.pad_decimal(c, own, scale)
+            if own is not None and own == scale:
+                return self.decimal_declared(c, scale)
+            return self.decimal(c, scale)
         if kind in FLOAT_KINDS:
             if spec.float_abs is not None:
                 return self.float_abs(c, spec.float_abs / 2)
@@ -432,8 +468,8 @@ class Render:
             v = f"LOWER({v})"
         if spec.rtrim:
             v = self.rtrim(v)
-        if spec.empty_null:
-            v = f"NULLIF({v}, '')"
+        if spec.empty_null:  # not NULLIF: a PAD SPACE collation finds '  ' = ''
+            v = f"CASE WHEN {self.is_empty(v)} THEN NULL ELSE {v} END"
         if spec.lower:
             v = f"LOWER({v})"
         return self.concat([self.char_length(v), self.lit(":"), v])
@@ -455,6 +491,22 @@ class Render:
 
     def decimal(self, c: str, scale: int | None) -> str:
         raise NotImplementedError
+
+    def decimal_declared(self, c: str, scale: int) -> str:
+        """A decimal compared at the scale it is declared with (no cast needed where the
+        engine writes it at that scale anyway)."""
+        return self.decimal(c, scale)
+
+    def pad_decimal(self, c: str, own: int, scale: int) -> str:
+        """A decimal stored at scale ``own`` written at the larger ``scale``: its own text
+        and zeros (exact, and within every engine's limit on a cast's scale)."""
+        point = "." if own == 0 else ""
+        text = self.concat([self.decimal(c, own), self.lit(point + "0" * (scale - own))])
+        return f"CASE WHEN {c} IS NULL THEN NULL ELSE {text} END"  # Oracle: NULL || 'x' is 'x'
+
+    def is_empty(self, v: str) -> str:
+        """SQL true when the text ``v`` is the empty string (not merely blank)."""
+        return f"CHAR_LENGTH({v}) = 0"
 
     def float(self, c: str, kind: str) -> str:
         raise NotImplementedError
@@ -518,12 +570,15 @@ class MySQLRender(Render):
         return f"TRIM(TRAILING ' ' FROM {v})"
 
     def integer(self, c: str) -> str:
-        return f"CAST({c} AS CHAR)"
+        return f"CAST({c} + 0 AS CHAR)"  # + 0: a BIT column as its number, not its bytes
 
     def decimal(self, c: str, scale: int | None) -> str:
         if scale is None:
             return f"CAST({c} AS CHAR)"
         return f"CAST(CAST({c} AS DECIMAL(65, {scale})) AS CHAR)"
+
+    def decimal_declared(self, c: str, scale: int) -> str:
+        return f"CAST({c} AS CHAR)"
 
     def float(self, c: str, kind: str) -> str:
         # MariaDB/MySQL write a DOUBLE as its shortest round-trip digits and a FLOAT
@@ -531,12 +586,17 @@ class MySQLRender(Render):
         return f"CASE WHEN {c} = 0 THEN '0' ELSE {self.positional(f'CAST({c} AS CHAR)')} END"
 
     def float_abs(self, c: str, step: float) -> str:
-        return self.float(f"ROUND({c} / {_num(step)})", "float64")
+        return (
+            f"CASE WHEN ABS({c}) < {_num(FLOAT_RULE_LIMIT * step * 2)} THEN"
+            f" {self.float(f'ROUND({c} / {_num(step)})', 'float64')}"
+            f" ELSE {self.float(c, 'float64')} END"
+        )
 
     def float_rel(self, c: str, step: float) -> str:
         e = f"FLOOR(LOG2(ABS({c})))"
         return (
-            f"CASE WHEN {c} = 0 THEN '0' ELSE CONCAT({e}, ':',"
+            f"CASE WHEN {c} = 0 THEN '0' WHEN ABS({c}) >= {_num(FLOAT_RULE_LIMIT)} THEN"
+            f" {self.float(c, 'float64')} ELSE CONCAT({e}, ':',"
             f" {self.float(f'ROUND({c} / POW(2, {e}) / {_num(step)})', 'float64')}) END"
         )
 
@@ -579,6 +639,9 @@ class PostgresRender(Render):
     def char_length(self, v: str) -> str:
         return f"length({v})::text"
 
+    def is_empty(self, v: str) -> str:
+        return f"length({v}) = 0"
+
     def hash_sum(self, row_sql: str) -> str:
         return f"sum(('x' || substr(md5({row_sql}), 18))::bit(60)::bigint)"
 
@@ -603,6 +666,9 @@ class PostgresRender(Render):
             return f"trim_scale({c})::text"
         return f"round({c}, {scale})::text"
 
+    def decimal_declared(self, c: str, scale: int) -> str:
+        return f"{c}::text"
+
     def float(self, c: str, kind: str) -> str:
         if kind == "float32":  # real -> numeric is %.6g: six significant digits
             return (
@@ -618,14 +684,19 @@ class PostgresRender(Render):
         )
 
     def float_abs(self, c: str, step: float) -> str:
-        return self.float(f"round({c}::float8 / {_num(step)})", "float64")
+        return (
+            f"CASE WHEN abs({c}) < {_num(FLOAT_RULE_LIMIT * step * 2)} THEN"
+            f" {self.float(f'round({c}::float8 / {_num(step)})', 'float64')}"
+            f" ELSE {self.float(c, 'float64')} END"
+        )
 
     def float_rel(self, c: str, step: float) -> str:
         e = f"floor(log(2.0, abs({c})::numeric))::int"
+        scaled = f"round({c}::float8 / power(2::float8, {e}) / {_num(step)})"
         return (
-            f"CASE WHEN {c} = 0 THEN '0' ELSE {e}::text || ':' ||"
-            f" {self.float(f'round({c}::float8 / power(2::float8, {e}) / {_num(step)})', 'float64')}"  # noqa: E501
-            " END"
+            f"CASE WHEN {c} = 0 THEN '0' WHEN abs({c}) >= {_num(FLOAT_RULE_LIMIT)} THEN"
+            f" {self.float(c, 'float64')} ELSE {e}::text || ':' ||"
+            f" {self.float(scaled, 'float64')} END"
         )
 
     def positional(self, s: str) -> str:
@@ -657,7 +728,8 @@ class PostgresRender(Render):
         return f"to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
 
     def time(self, c: str) -> str:
-        return f"to_char({c}, 'HH24:MI:SS.US')"
+        # to_char has no time with time zone: a time is written as the time of a day
+        return f"to_char(DATE '2000-01-01' + {c}::time, 'HH24:MI:SS.US')"
 
     def cut(self, v: str, unit: str | None) -> str:
         if unit == "s":
@@ -684,11 +756,24 @@ class MSSQLRender(Render):
         )
         return (
             f"SUM(CAST(CONVERT(BIGINT, SUBSTRING(HASHBYTES('MD5', {utf8}), 9, 8))"
-            " & 1152921504606846975 AS DECIMAL(38, 0)))"
+            " & CAST(1152921504606846975 AS BIGINT) AS DECIMAL(38, 0)))"
         )
 
     def to_text(self, c: str) -> str:
         return f"CAST({c} AS NVARCHAR(MAX))"
+
+    def text(self, spec: ColumnSpec, c: str) -> str:
+        # CONCAT turns NULL into '': keep a NULL (or an '' the rule made NULL) a NULL
+        v = self.to_text(c)
+        if spec.kind == "uuid":
+            v = f"LOWER({v})"
+        if spec.rtrim or spec.kind == "char":
+            v = self.rtrim(v)
+        if spec.empty_null:
+            v = f"CASE WHEN DATALENGTH({v}) = 0 THEN NULL ELSE {v} END"
+        if spec.lower:
+            v = f"LOWER({v})"
+        return f"CASE WHEN {v} IS NULL THEN NULL ELSE CONCAT({self.char_length(v)}, ':', {v}) END"
 
     def char_length(self, v: str) -> str:
         return f"LEN({v} + N'.') - 1"  # LEN ignores trailing blanks; the dot keeps them
@@ -768,7 +853,7 @@ class OracleRender(Render):
         v = c
         if spec.kind == "uuid":
             v = f"LOWER({v})"
-        if spec.rtrim:
+        if spec.rtrim or spec.kind == "char":
             v = f"RTRIM({v})"
         if spec.lower:
             v = f"LOWER({v})"
@@ -832,8 +917,9 @@ class SQLiteRender(Render):
     def row(self, specs: Sequence[ColumnSpec]) -> str:
         return f"migrate_row_text({self._args(specs)})"
 
-    def select(self, specs: Sequence[ColumnSpec]) -> str:
-        return f"COUNT(*), migrate_hash_sum({self._args(specs)})"
+    def select(self, specs: Sequence[ColumnSpec], plain: Sequence[ColumnSpec] | None = None) -> str:
+        out = f"COUNT(*), migrate_hash_sum({self._args(specs)})"
+        return out + (f", migrate_hash_sum({self._args(plain)})" if plain else "")
 
     def bucket(self, key_specs: Sequence[ColumnSpec], parts: int) -> str:
         return f"migrate_key_bucket({int(parts)}, {self._args(key_specs)})"

@@ -20,16 +20,18 @@ Contract:
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from migrate.endpoints import Key, Row, TableEndpoint, key_order_agrees
-from migrate.errors import InterruptedRun
+from migrate.errors import InterruptedRun, MigrateError
 from migrate.schema import PType, TableSchema
 from validators.canonical import (
     FLOAT_KINDS,
@@ -39,17 +41,29 @@ from validators.canonical import (
     Rules,
     canonical_value,
     column_spec,
+    comparable,
+    plain_spec,
+    row_text,
     values_equal,
 )
 
 #: a differing range with at most this many rows (on the larger side) is fetched
 FETCH_ROWS = 2000
-#: a larger differing range is split into this many parts
+#: a larger differing range is split into this many parts (keys that are not integers)
 SPLIT = 8
+#: a larger differing integer-keyed range is grouped into parts of about this many rows,
+#: at most MAX_GROUPS of them, in one scan
+GROUP_ROWS = 250
+MAX_GROUPS = 1024
 #: at most this many differing rows are kept per table (all are counted)
 KEEP_DIFFS = 1000
 #: rows per statement when fetching a range
 BATCH = 5000
+#: a keyless table whose checksums differ has its rows compared (without locating them)
+#: up to this many rows
+KEYLESS_ROWS = 200_000
+#: rows of differing key-hash groups read per scan
+BUCKET_ROWS = 200_000
 
 NO_KEY_NOTE = (
     "no primary or NOT NULL unique key: compared as a whole (count and checksum); the"
@@ -59,6 +73,14 @@ BUCKET_NOTE = (
     "the key has text columns the two engines sort differently: rows are grouped by a"
     " hash of their key instead of by key range"
 )
+
+
+class ValidationError(MigrateError):
+    """A table that cannot be compared as asked (a key column missing or holding NULLs)."""
+
+
+class _Aborted(Exception):
+    """Another chunk of the same table failed: this one stops quietly."""
 
 
 @dataclass
@@ -89,6 +111,8 @@ class TableCheck:
     extra: int = 0
     changed: int = 0
     hash_only: int = 0
+    #: ranges whose checksums agree only under the rules (so the rules were needed)
+    ruled_ranges: int = 0
     rechecked: int = 0
     seconds: float = 0.0
     diffs: list[RowDiff] = field(default_factory=list)
@@ -97,6 +121,8 @@ class TableCheck:
     notes: list[str] = field(default_factory=list)
     error: str | None = None
     locatable: bool = True
+    #: a keyless table's checksums differ (rows cannot be located)
+    unlocated: bool = False
 
     @property
     def differing_rows(self) -> int:
@@ -157,9 +183,10 @@ def compare_specs(
         elif _family(sk) == "text":
             agreed = "uuid" if "uuid" in (sk, tk) else "json" if "json" in (sk, tk) else sk
             sk = tk = agreed
-        scale = col.type.scale if col.type.kind == "decimal" else None
-        if col.type.kind == "decimal" and scale is None:
-            scale = tcol.type.scale
+        scales = [t.scale for t in (col.type, tcol.type) if t.kind == "decimal"]
+        known = [x for x in scales if x is not None]
+        # the larger scale: a value the narrower side rounded is a difference
+        scale = max(known) if known else None
         if whole:
             scale = 0
         s_specs.append(
@@ -184,8 +211,21 @@ def _schema_of(
 
 # -- the check ----------------------------------------------------------------------------
 class _Side:
-    def __init__(self, ep: TableEndpoint, table: str, schema: TableSchema, specs: list[ColumnSpec]):
+    """One side of a check: its endpoint and table, the table narrowed to the key and the
+    compared columns, the specs as this side writes them, and (when rules are on) the
+    specs of every column without rules, hashed too to tell whether the rules were
+    needed."""
+
+    def __init__(
+        self,
+        ep: TableEndpoint,
+        table: str,
+        schema: TableSchema,
+        specs: list[ColumnSpec],
+        plain: list[ColumnSpec] | None = None,
+    ) -> None:
         self.ep, self.table, self.schema, self.specs = ep, table, schema, specs
+        self.plain = plain
 
 
 def check_table(
@@ -210,11 +250,28 @@ def check_table(
     res.notes.extend(notes)
     missing_key = [k for k in key if k not in {c.name for c in target_schema.columns}]
     if missing_key:
-        raise ValueError(f"key column {missing_key[0]} is not on the target")
+        raise ValidationError(
+            f"{source_schema.name}: key column {missing_key[0]} is not on the target"
+            f" table {target_schema.name}"
+        )
+    ruled = bool(rules.names())
+    s_plain, t_plain, _ = compare_specs(source_schema, target_schema, Rules())
     check = _Check(
         res,
-        _Side(source, source_schema.name, _schema_of(source_schema, s_specs, key), s_specs),
-        _Side(target, target_schema.name, _schema_of(target_schema, t_specs, key), t_specs),
+        _Side(
+            source,
+            source_schema.name,
+            _schema_of(source_schema, s_specs, key),
+            s_specs,
+            s_plain if ruled else None,
+        ),
+        _Side(
+            target,
+            target_schema.name,
+            _schema_of(target_schema, t_specs, key),
+            t_specs,
+            t_plain if ruled else None,
+        ),
         key,
         chunk_rows,
         workers,
@@ -232,8 +289,7 @@ def check_table(
             " (the engines write some value differently, such as JSON key order): settled"
             " row by row"
         )
-    unlocated = not res.locatable and res.chunks_differing
-    res.status = "differences" if res.differing_rows or unlocated else "equal"
+    res.status = "differences" if res.differing_rows or res.unlocated else "equal"
     return res
 
 
@@ -252,9 +308,13 @@ class _Check:
     ) -> None:
         self.res, self.src, self.tgt, self.key = res, src, tgt, key
         self.chunk_rows, self.workers, self.stop = chunk_rows, max(1, workers), stop
+        #: set when one chunk failed: the others stop (``stop`` is the user's interrupt,
+        #: shared with the rest of the run, and is set only by an interrupt)
+        self.abort = threading.Event()
         self.on_chunk = on_chunk
         self.lock = threading.Lock()
         self.specs = src.specs  # the comparison uses the source's view of each column
+        self.plain_specs = src.plain or src.specs
         self.fast = None if hash_mode == "canonical" else self._negotiate()
         res.method = f"{self.fast} (same engine)" if self.fast else "md5 of the canonical text"
         self.s_sel = self._select(src)
@@ -281,7 +341,20 @@ class _Check:
     def _select(self, side: _Side) -> str:
         if self.fast:
             return side.ep.fast_checksum_sql(side.schema, side.specs, self.fast)
-        return side.ep.checksum_sql(side.specs)
+        return side.ep.checksum_sql(side.specs, side.plain)
+
+    def _equal(self, a: Any, b: Any) -> bool:
+        """Whether two checksum rows agree; with rules on, the third number (the hash
+        without rules) tells whether they agree only thanks to the rules."""
+        a, b = tuple(a or (0, 0)), tuple(b or (0, 0))
+        if self.src.plain is None or len(a) < 3 or len(b) < 3:
+            return a == b
+        if a[:2] != b[:2]:
+            return False
+        if a[2] != b[2]:
+            with self.lock:
+                self.res.ruled_ranges += 1
+        return True
 
     # -- driving --------------------------------------------------------------------------
     def run(self) -> None:
@@ -298,6 +371,8 @@ class _Check:
             self._recheck()
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
+        if not self.key:
+            return  # the keyless comparison counted its rows itself
         diffs = sorted(self.found.values(), key=lambda d: _sort_key(d.key))
         self.res.missing = sum(1 for d in diffs if d.kind == "missing")
         self.res.extra = sum(1 for d in diffs if d.kind == "extra")
@@ -313,15 +388,41 @@ class _Check:
     def _check_stop(self) -> None:
         if self.stop.is_set():
             raise InterruptedRun("validation interrupted")
+        if self.abort.is_set():
+            raise _Aborted
 
     def _whole(self) -> None:
+        """A keyless table: one checksum per side; when they differ and the table is
+        small enough, its rows are compared as multisets (to tell a real difference from
+        a value the two engines write differently), without locating them."""
         self.res.locatable = False
         self.res.notes.append(NO_KEY_NOTE)
         a, b = self._both(lambda s: s.ep.checksum(s.table, (), None, None, self._sel(s)))
         self.res.chunks = 1
         self.res.source_rows, self.res.target_rows = int(a[0]), int(b[0])
-        if tuple(a) != tuple(b):
-            self.res.chunks_differing = 1
+        if self._equal(a, b):
+            return
+        self.res.chunks_differing = 1
+        if max(int(a[0]), int(b[0])) > KEYLESS_ROWS:
+            self.res.notes.append(
+                f"the table has more than {KEYLESS_ROWS:,} rows: its rows were not compared"
+                " one by one (a value the two engines write differently would also differ)"
+            )
+            self.res.unlocated = True
+            return
+        s_rows, t_rows = self._both(lambda s: s.ep.read_between(s.schema, (), None, None, BATCH))
+        s_bag = Counter(self._comparable(r) for r in s_rows)
+        t_bag = Counter(self._comparable(r) for r in t_rows)
+        self.res.missing = sum((s_bag - t_bag).values())
+        self.res.extra = sum((t_bag - s_bag).values())
+        self.res.unlocated = bool(self.res.missing or self.res.extra)
+        if not self.res.unlocated:
+            self.res.chunks_differing = 0
+            self.res.hash_only += 1
+
+    def _comparable(self, row: Row) -> tuple[str, ...]:
+        """A keyless row as a tuple that equal rows share (rules applied)."""
+        return tuple(comparable(spec, row[i]) for spec, i in self._positions())
 
     def _sel(self, side: _Side) -> str:
         return self.s_sel if side is self.src else self.t_sel
@@ -330,14 +431,20 @@ class _Check:
     def _ranges(self) -> None:
         ranges = self._initial_ranges()
         self.res.chunks = len(ranges)
+        first: BaseException | None = None
         with ThreadPoolExecutor(self.workers, thread_name_prefix="validate-chunk") as chunks:
             futs = [chunks.submit(self._chunk, lo, hi, True) for lo, hi in ranges]
             try:
-                for f in futs:
-                    f.result()
-            except BaseException:
+                for f in as_completed(futs):
+                    exc = f.exception()
+                    if exc is not None and not isinstance(exc, _Aborted) and first is None:
+                        first = exc
+                        self.abort.set()  # the other chunks stop at their next statement
+            except BaseException:  # Ctrl-C while waiting
                 self.stop.set()
                 raise
+        if first is not None:
+            raise first
 
     def _int_key(self) -> bool:
         return len(self.key) == 1 and self.src.schema.column(self.key[0]).type.kind in INT_KINDS
@@ -350,6 +457,17 @@ class _Check:
                 s.ep.key_span(s.table, k[0]) if self._int_key() else (None, None),
             )
         )
+        nullable = [
+            c for c in k if self.src.schema.column(c).nullable or self.tgt.schema.column(c).nullable
+        ]
+        if nullable:  # a key given in [steps.overrides]: rows with a NULL are in no range
+            nulls = self._both(lambda s: s.ep.count_null(s.table, tuple(nullable)))
+            if any(nulls):
+                raise ValidationError(
+                    f"{self.res.table}: {nulls[0]:,} source and {nulls[1]:,} target row(s)"
+                    f" have a NULL in the key ({', '.join(k)}), so no key range holds them:"
+                    " set a key of NOT NULL columns in [steps.overrides]"
+                )
         n = max(n_s, n_t)
         parts = max(1, math.ceil(n / self.chunk_rows))
         if parts == 1:
@@ -372,51 +490,76 @@ class _Check:
             prev = tuple(nxt)
         return out
 
-    def _chunk(self, lo: Key | None, hi: Key | None, top: bool) -> None:
+    def _chunk(self, lo: Key | None, hi: Key | None, top: bool) -> int:
+        """Compare ``(lo, hi]``, splitting it while it differs; returns the differing rows
+        found in it (a chunk whose hashes differ but whose rows are all equal is equal)."""
         self._check_stop()
         a, b = self._both(lambda s: s.ep.checksum(s.table, self.key, lo, hi, self._sel(s)))
+        found = 0 if self._equal(a, b) else self._resolve(lo, hi, int(a[0]), int(b[0]))
         if top:
             with self.lock:
                 self.res.source_rows += int(a[0])
                 self.res.target_rows += int(b[0])
-                if tuple(a) != tuple(b):
-                    self.res.chunks_differing += 1
+                self.res.chunks_differing += 1 if found else 0
             if self.on_chunk is not None:
                 self.on_chunk(int(a[0]))
-        if tuple(a) == tuple(b):
-            return
-        rows = max(int(a[0]), int(b[0]))
-        if rows <= FETCH_ROWS:
-            self._compare_range(lo, hi)
-            return
-        for sub_lo, sub_hi in self._split(lo, hi, int(a[0]), int(b[0])):
-            self._chunk(sub_lo, sub_hi, False)
+        return found
+
+    def _resolve(self, lo: Key | None, hi: Key | None, n_s: int, n_t: int) -> int:
+        if max(n_s, n_t) <= FETCH_ROWS:
+            return self._compare_range(lo, hi)
+        if self._int_key():
+            return self._groups(lo, hi, max(n_s, n_t))
+        parts = self._split(lo, hi, n_s, n_t)
+        if parts == [(lo, hi)]:  # cannot be cut further (many rows share a key value)
+            return self._compare_range(lo, hi)
+        return sum(self._chunk(sub_lo, sub_hi, False) for sub_lo, sub_hi in parts)
+
+    def _groups(self, lo: Key | None, hi: Key | None, rows: int) -> int:
+        """An integer-keyed range that differs: one grouped scan per side gives the
+        checksums of its parts of about :data:`GROUP_ROWS` rows; only the differing parts
+        are fetched (or, when still large, grouped again)."""
+        a, b = self._span(lo, hi)
+        parts = min(MAX_GROUPS, max(2, math.ceil(rows / GROUP_ROWS)))
+        width = max(1, -(-(b - a) // parts))
+        if width == 1 and b - a <= 1:
+            return self._compare_range(lo, hi)
+        col = self.key[0]
+        s_g, t_g = self._both(
+            lambda s: s.ep.checksum_groups(s.table, col, lo, hi, a + 1, width, self._sel(s))
+        )
+        found = 0
+        last = (b - a - 1) // width
+        for g in sorted(set(s_g) | set(t_g)):
+            self._check_stop()
+            x, y = s_g.get(g, (0, 0)), t_g.get(g, (0, 0))
+            if self._equal(x, y):
+                continue
+            sub_lo: Key | None = None if lo is None and g <= 0 else (a + g * width,)
+            sub_hi: Key | None = None if hi is None and g >= last else (a + (g + 1) * width,)
+            if max(int(x[0]), int(y[0])) <= FETCH_ROWS or width == 1:
+                found += self._compare_range(sub_lo, sub_hi)
+            else:
+                found += self._groups(sub_lo, sub_hi, max(int(x[0]), int(y[0])))
+        return found
+
+    def _span(self, lo: Key | None, hi: Key | None) -> tuple[int, int]:
+        """``(a, b)`` with every key of ``(lo, hi]`` in ``(a, b]``: the bounds, or the keys
+        both sides hold where a bound is open."""
+        if lo is not None and hi is not None:
+            return int(lo[0]), int(hi[0])
+        span_s, span_t = self._both(lambda s: s.ep.key_span_in(s.table, self.key[0], lo, hi))
+        lows = [v for v in (span_s[0], span_t[0]) if v is not None]
+        highs = [v for v in (span_s[1], span_t[1]) if v is not None]
+        a = (min(lows) - 1) if lo is None else int(lo[0])
+        b = max(highs) if hi is None else int(hi[0])
+        return a, b
 
     def _split(
         self, lo: Key | None, hi: Key | None, n_s: int, n_t: int
     ) -> list[tuple[Key | None, Key | None]]:
-        if self._int_key():
-            if lo is None or hi is None:
-                (span_s, span_t) = self._both(
-                    lambda s: s.ep.key_span_in(s.table, self.key[0], lo, hi)
-                )
-                lows = [v for v in (span_s[0], span_t[0]) if v is not None]
-                highs = [v for v in (span_s[1], span_t[1]) if v is not None]
-                a = (min(lows) - 1) if lo is None else lo[0]
-                b = max(highs) if hi is None else hi[0]
-            else:
-                a, b = lo[0], hi[0]
-            if b - a <= 1:
-                return [(lo, hi)]
-            parts: list[tuple[Key | None, Key | None]] = [
-                ((x,), (y,)) for x, y in _int_bounds(a, b, SPLIT)
-            ]
-            # an open end stays open: no bound beyond the keys is ever sent to a server
-            if lo is None:
-                parts[0] = (None, parts[0][1])
-            if hi is None:
-                parts[-1] = (parts[-1][0], None)
-            return parts
+        """A differing range of other keys cut into :data:`SPLIT` parts of about equal
+        rows, at keys read from the side with more rows."""
         side = self.src if n_s >= n_t else self.tgt
         n = max(n_s, n_t)
         cuts: list[Key] = []
@@ -436,27 +579,42 @@ class _Check:
         self.res.chunks = parts
         self.res.source_rows = sum(int(v[0]) for v in a.values())
         self.res.target_rows = sum(int(v[0]) for v in b.values())
-        differing = [i for i in range(parts) if tuple(a.get(i, (0,))) != tuple(b.get(i, (0,)))]
-        differing = [i for i in differing if not _both_empty(a.get(i), b.get(i))]
-        self.res.chunks_differing = len(differing)
-        for i in differing:
+        differing = [
+            i
+            for i in range(parts)
+            if not _both_empty(a.get(i), b.get(i)) and not self._equal(a.get(i), b.get(i))
+        ]
+        # one scan per side reads up to BUCKET_ROWS rows of differing groups
+        per = max(1, BUCKET_ROWS // max(1, self.chunk_rows))
+        for at in range(0, len(differing), per):
             self._check_stop()
+            group = differing[at : at + per]
             s_rows, t_rows = self._both(
-                lambda s, i=i: s.ep.read_bucket(s.schema, key_specs, parts, i)
+                lambda s, g=group: s.ep.read_buckets(s.schema, key_specs, parts, g)
             )
             self._compare_rows(s_rows, t_rows)
+        # the groups that hold differing rows (the key hash, as every engine computes it)
+        self.res.chunks_differing = len(
+            {
+                int(hashlib.md5(row_text(key_specs, d.key).encode()).hexdigest()[:8], 16) % parts
+                for d in self.found.values()
+            }
+        )
 
     def _key_specs(self) -> list[ColumnSpec]:
+        """The key columns as both sides agree to write them (no rules)."""
+        agreed = {s.name: s for s in self.plain_specs}
         out = []
         for k in self.key:
             col = self.src.schema.column(k)
-            out.append(column_spec(k, col.type, Rules(), col.type.scale))
+            spec = agreed.get(k) or column_spec(k, col.type, Rules(), col.type.scale)
+            out.append(plain_spec(spec) if spec.ruled else spec)
         return out
 
     # rows
-    def _compare_range(self, lo: Key | None, hi: Key | None) -> None:
+    def _compare_range(self, lo: Key | None, hi: Key | None) -> int:
         s_rows, t_rows = self._both(lambda s: s.ep.read_between(s.schema, self.key, lo, hi, BATCH))
-        self._compare_rows(s_rows, t_rows)
+        return self._compare_rows(s_rows, t_rows)
 
     def _row_key(self, row: Row) -> tuple[str, ...]:
         return tuple(canonical_value(self._kspec(i), row[i]) for i in range(len(self.key)))
@@ -466,7 +624,8 @@ class _Check:
             self._kspecs = self._key_specs()
         return self._kspecs[i]
 
-    def _compare_rows(self, s_rows: list[Row], t_rows: list[Row]) -> None:
+    def _compare_rows(self, s_rows: list[Row], t_rows: list[Row]) -> int:
+        """Compare fetched rows and keep the differing ones; returns how many differ."""
         found, used, hash_only = self._diff_rows(s_rows, t_rows)
         with self.lock:
             self.found.update(found)
@@ -474,6 +633,7 @@ class _Check:
                 self.res.rules_used[r] = self.res.rules_used.get(r, 0) + n
             if hash_only:
                 self.res.hash_only += 1
+        return len(found)
 
     def _diff_rows(
         self, s_rows: list[Row], t_rows: list[Row]
@@ -527,7 +687,12 @@ class _Check:
         items = list(self.found.items())
         head, tail = items[: KEEP_DIFFS * 5], items[KEEP_DIFFS * 5 :]
         keys = [d.key for _, d in head]
+        wanted = {k for k, _ in head}
         s_rows, t_rows = self._both(lambda s: s.ep.read_rows(s.schema, self.key, keys))
+        # a lookup by key may also return rows whose key only collates equal ('APPLE'
+        # for 'apple'): only the rows of the keys found differing are compared again
+        s_rows = [r for r in s_rows if self._row_key(r) in wanted]
+        t_rows = [r for r in t_rows if self._row_key(r) in wanted]
         again, _, _ = self._diff_rows(s_rows, t_rows)
         self.res.rechecked = len(head) - len(again)
         self.found = {**again, **dict(tail)}

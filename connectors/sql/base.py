@@ -314,7 +314,14 @@ class SQLEndpoint:
 
     # -- SQL helpers ---------------------------------------------------------------------
     def q(self, name: str) -> str:
-        return self.engine.dialect.identifier_preparer.quote(name)
+        """An identifier quoted for SQL text (run as is, or through ``sa.text`` or
+        ``literal_column``, which escape percent signs themselves): a ``%`` in a name is
+        not doubled here."""
+        preparer = self.engine.dialect.identifier_preparer
+        quoted = preparer.quote(name)
+        if getattr(preparer, "_double_percents", False):
+            quoted = quoted.replace("%%", "%")
+        return quoted
 
     def sa_table(self, name: str, columns: Iterable[str]) -> sa.TableClause:
         return sa.table(name, *[sa.column(c) for c in columns])
@@ -607,9 +614,10 @@ class SQLEndpoint:
             raise ConnectorError(f"{self.name}: {self.engine_label} cannot compute checksums")
         return self.render_class(self.q, self.capabilities.engine)
 
-    def checksum_sql(self, specs: list[ColumnSpec]) -> str:
-        """The select list of a chunk checksum: rows, then the sum of the row hashes."""
-        return self.render().select(specs)
+    def checksum_sql(self, specs: list[ColumnSpec], plain: list[ColumnSpec] | None = None) -> str:
+        """The select list of a chunk checksum: rows, then the sum of the row hashes (and
+        of the hashes of ``plain``'s columns)."""
+        return self.render().select(specs, plain)
 
     def fast_hash(self) -> str | None:
         """A hash cheaper than the canonical MD5 for comparing with this same engine."""
@@ -629,18 +637,32 @@ class SQLEndpoint:
         row = self._one_row(stmt, f"computing a checksum of {table}")
         return tuple(int(v) if v is not None else 0 for v in row)
 
-    def _bucket(self, key_specs: list[ColumnSpec], parts: int) -> sa.ColumnElement[Any]:
-        return sa.literal_column(self.render().bucket(key_specs, parts))
-
-    def checksum_buckets(
-        self, table: str, key_specs: list[ColumnSpec], parts: int, select: str
+    def checksum_groups(
+        self,
+        table: str,
+        column: str,
+        lo: Key | None,
+        hi: Key | None,
+        origin: int,
+        width: int,
+        select: str,
     ) -> dict[int, tuple[int, ...]]:
-        """Checksum rows grouped by a hash of the key into ``parts`` groups, in one scan."""
-        t = self.sa_table(table, [s.name for s in key_specs])
-        b = self._bucket(key_specs, parts).label("migrate_bucket")
-        stmt = sa.select(b, sa.literal_column(select)).select_from(t).group_by(sa.text("1"))
+        """Checksum rows of ``lo < column <= hi`` (an integer key) per group ``(column -
+        origin) // width``, in one scan: a differing range's parts at once."""
+        t = sa.table(table, sa.column(column, sa.BigInteger))
+        c = t.c[column]
+        group = (c - sa.literal(origin, sa.BigInteger)) // sa.literal(width, sa.BigInteger)
+        stmt = (
+            sa.select(group.label("g"), sa.literal_column(select))
+            .where(*self._range(t, (column,), lo, hi))
+            .group_by(group)
+        )
+        return self._grouped_checksums(stmt, f"computing checksums of {table}")
+
+    def _grouped_checksums(self, stmt: sa.Select, doing: str) -> dict[int, tuple[int, ...]]:
+        """``{group: (rows, sums...)}`` from a grouped checksum statement (group first)."""
         sql, params = self.compile(stmt)
-        with self.errors(f"computing checksums of {table}"), self.raw() as conn:
+        with self.errors(doing), self.raw() as conn:
             cur = conn.cursor()
             cur.execute(sql, params)
             out = {
@@ -651,13 +673,25 @@ class SQLEndpoint:
             conn.rollback()
         return out
 
-    def read_bucket(
-        self, schema: TableSchema, key_specs: list[ColumnSpec], parts: int, bucket: int
+    def _bucket(self, key_specs: list[ColumnSpec], parts: int) -> sa.ColumnElement[Any]:
+        return sa.literal_column(self.render().bucket(key_specs, parts))
+
+    def checksum_buckets(
+        self, table: str, key_specs: list[ColumnSpec], parts: int, select: str
+    ) -> dict[int, tuple[int, ...]]:
+        """Checksum rows grouped by a hash of the key into ``parts`` groups, in one scan."""
+        t = self.sa_table(table, [s.name for s in key_specs])
+        b = self._bucket(key_specs, parts).label("migrate_bucket")
+        stmt = sa.select(b, sa.literal_column(select)).select_from(t).group_by(sa.text("1"))
+        return self._grouped_checksums(stmt, f"computing checksums of {table}")
+
+    def read_buckets(
+        self, schema: TableSchema, key_specs: list[ColumnSpec], parts: int, buckets: list[int]
     ) -> list[Row]:
-        """The rows (portable values) whose key hashes into group ``bucket``."""
+        """The rows (portable values) whose key hashes into one of the groups ``buckets``."""
         t = self.sa_table(schema.name, schema.column_names)
         stmt = sa.select(*[t.c[c] for c in schema.column_names]).where(
-            self._bucket(key_specs, parts) == bucket
+            self._bucket(key_specs, parts).in_(buckets)
         )
         return self._portable(schema, stmt, f"reading rows of {schema.name}")
 
@@ -682,6 +716,14 @@ class SQLEndpoint:
         for batch in self._stream(stmt, batch_rows, doing):
             out.extend(conv(tuple(r)) if conv is not None else tuple(r) for r in batch)
         return out
+
+    def count_null(self, table: str, columns: tuple[str, ...]) -> int:
+        """Rows with a NULL in any of ``columns``."""
+        t = self.sa_table(table, columns)
+        stmt = sa.select(sa.func.count()).select_from(t)
+        stmt = stmt.where(sa.or_(*[t.c[c].is_(None) for c in columns]))
+        (n,) = self._one_row(stmt, f"counting NULL keys of {table}")
+        return int(n)
 
     def key_span_in(
         self, table: str, column: str, lo: Key | None, hi: Key | None

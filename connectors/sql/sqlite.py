@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable
-from decimal import Context, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -74,7 +74,7 @@ def format_datetime(v: dt.datetime) -> str:
     """Fixed-width UTC-naive text: ``YYYY-MM-DD HH:MM:SS.ffffff``."""
     if v.tzinfo is not None:
         v = v.astimezone(dt.UTC).replace(tzinfo=None)
-    return v.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return v.isoformat(sep=" ", timespec="microseconds")  # years below 1000 zero-padded
 
 
 def _to_db(value: Any) -> Any:
@@ -109,7 +109,7 @@ def _decimal(scale: int | None) -> Callable[[Any], Any]:
             return v
         if quantum is None or not d.is_finite():
             return d
-        return d.quantize(quantum, context=_WIDE)  # not rounded to 28 digits
+        return d.quantize(quantum, ROUND_HALF_UP, _WIDE)  # as the other engines round
 
     return conv
 
