@@ -52,7 +52,7 @@ def test_readme_quickstart_runs_the_demo_in_a_fresh_venv(tmp_path: Path) -> None
         timeout=900,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "every count matches" in proc.stdout
+    assert "every count and checksum matches" in proc.stdout
     for table in ("customers", "products", "orders", "order_items", "audit_log"):
         assert re.search(rf"^\s*{table}\s.*\bmatch\b", proc.stdout, re.M), table
     # the chunk listing shows per-chunk counts on both sides
