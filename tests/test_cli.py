@@ -73,7 +73,7 @@ def test_run_demo_then_run_again_has_nothing_to_do(
 ) -> None:
     code, out, err = _run(["run", str(demo)], capsys)
     assert code == 0, out + err
-    assert "every count matches" in out
+    assert "every count and checksum matches" in out
     assert "Traceback" not in err
     for table in DEMO_TABLES:
         assert re.search(rf"^\s*{table}\s.*\bmatch\b", out, re.M), table
@@ -83,7 +83,7 @@ def test_run_demo_then_run_again_has_nothing_to_do(
     code, out, err = _run(["run", str(demo)], capsys)
     assert code == 0, out + err
     assert "nothing to do" in out
-    assert "every count matches" in out
+    assert "every count and checksum matches" in out
 
 
 def _source_counts(demo: Path) -> dict[str, int]:

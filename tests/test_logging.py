@@ -90,7 +90,7 @@ def test_text_log_with_quiet_leaves_the_console_silent(
     for table, rows in counts.items():
         assert f"step=erp-db table={table} copying" in text
         assert any(t.startswith(f"step=erp-db table={table} copied rows={rows} in ") for t in text)
-    assert text[-1] == "run 1: done: every count matches"
+    assert text[-1] == "run 1: done: every count and checksum matches"
     assert any(re.match(r"\s*orders\s.*\bmatch\b", t) for t in text)  # the summary table
 
 
@@ -144,7 +144,7 @@ def test_log_format_without_a_file_replaces_the_display_on_stderr(
     assert records[0]["event"] == "run_started"
     assert {r["event"] for r in records} >= {"table_started", "table_finished"}
     assert records[-1]["event"] == "run_finished" and records[-1]["exit_code"] == 0
-    assert "every count matches" in out  # stdout unchanged
+    assert "every count and checksum matches" in out  # stdout unchanged
 
     (demo.parent / "broken.toml").write_text("version = [", encoding="utf-8")
     code, out, err = _run(["run", str(demo.parent / "broken.toml"), "--log-format", "text"], capsys)

@@ -386,7 +386,12 @@ def test_demo_plan_parses() -> None:
         "legacy",
         "cloud",
     )
-    assert (step.mode, step.chunk_rows, step.workers, step.validate) == ("full", 500, 2, ("count",))
+    assert (step.mode, step.chunk_rows, step.workers, step.validate) == (
+        "full",
+        500,
+        2,
+        ("count", "checksum"),
+    )
     assert step.tables == ("*",) and step.after == ()
     assert plan.secrets == frozenset()
 

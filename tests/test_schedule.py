@@ -206,7 +206,7 @@ def test_the_console_script_prints_a_line_that_cron_can_run(demo: Path, tmp_path
     lines = log.read_text(encoding="utf-8").splitlines()
     assert all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z ", line) for line in lines)
     assert sum(" run started: plan demo " in line for line in lines) == 2  # appended
-    assert lines[-1].endswith("run 2: done: every count matches")
+    assert lines[-1].endswith("run 2: done: every count and checksum matches")
     assert any("nothing to do" in line for line in lines)
     counts = _source_counts(demo.parent)
     assert _target_counts(demo.parent) == counts
