@@ -29,6 +29,8 @@ code{font-family:ui-monospace,monospace;white-space:pre-wrap;word-break:break-al
 def _v(value: Any) -> str:
     if value is None:
         return '<span class="muted">NULL</span>'
+    if value == "":
+        return '<span class="muted">(empty string)</span>'
     return f"<code>{escape(str(value))}</code>"
 
 

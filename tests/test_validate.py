@@ -252,6 +252,10 @@ def test_planted_differences_mariadb_to_mariadb_fast_and_canonical(
     t = assert_big(data, expected)
     assert code == 3
     assert "same engine" not in t["method"] and "canonical" in t["method"], t["method"]
+    # the HTML report tells a NULL from an empty string
+    html = (tmp_path / "plan-state.validation.html").read_text(encoding="utf-8")
+    assert html.count('<span class="muted">(empty string)</span>') == 3
+    assert html.count('<span class="muted">NULL</span>') == 3
 
 
 @pytest.mark.slow
