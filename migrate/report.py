@@ -451,7 +451,7 @@ def print_checks(console: Console, tables: list[dict[str, Any]], rows_shown: int
                     f" {escape(_value_show(c['source']))} -> {escape(_value_show(c['target']))}"
                 )
         more = t["missing"] + t["extra"] + t["changed"] - min(len(t["diffs"]), rows_shown)
-        if more > 0:
+        if more > 0 and t["locatable"]:
             lines.append(f"  … {more:,} more differing row(s) in the JSON and HTML reports")
         if t["rules"]:
             lines.append(f"  rules: {escape('; '.join(t['rules']))}; {escape(rules_used(t))}")

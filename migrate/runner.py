@@ -477,7 +477,7 @@ class Runner:
         change between the two reads; a table an earlier run copied and validated shows
         that validation.
         """
-        from migrate.validate import check_job, check_to_json
+        from migrate.validate import check_job, check_to_json, failed_check
 
         for job in jobs:
             name = job.source_schema.name
@@ -498,7 +498,12 @@ class Runner:
                         res.status = "differences"
                     continue
             self.progress.message(f"{step.name}: validating {name} (checksums)")
-            check = check_job(step, job, source, target, stop=self.stop)
+            try:
+                check = check_job(step, job, source, target, stop=self.stop)
+            except (KeyboardInterrupt, InterruptedRun):
+                raise
+            except Exception as exc:  # one table's failure: the others are still compared
+                check = failed_check(step, job, exc, self.plan.secrets)
             res.checksum = check_to_json(check, self.redact)
             if self.check_id is None:
                 self.check_id = self.state.next_check_id()

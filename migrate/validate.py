@@ -100,6 +100,16 @@ def check_job(
     )
 
 
+def failed_check(step: Step, job: Any, exc: BaseException, secrets: frozenset[str]) -> TableCheck:
+    """A table that could not be compared: its error (a connector's own message, or the
+    exception's type and text for anything unexpected), without secrets."""
+    check = TableCheck(step.name, job.source_schema.name, job.target_schema.name, job.key)
+    check.status = "failed"
+    text = str(exc) if isinstance(exc, MigrateError) else f"{type(exc).__name__}: {exc}"
+    check.error = redact(text, secrets)
+    return check
+
+
 def validate_plan(
     plan: Plan,
     *,
@@ -141,14 +151,10 @@ def validate_plan(
                         stop=stop,
                         on_chunk=lambda n, s=step.name, t=name: progress.advance(s, t, n),
                     )
-                except (KeyboardInterrupt, InterruptedRun):
+                except (KeyboardInterrupt, InterruptedRun, PlanError):
                     raise
-                except PlanError:
-                    raise
-                except MigrateError as exc:
-                    check = TableCheck(step.name, name, job.target_schema.name, job.key)
-                    check.status = "failed"
-                    check.error = redact(str(exc), plan.secrets)
+                except Exception as exc:  # one table's failure: the others are still compared
+                    check = failed_check(step, job, exc, plan.secrets)
                 if step.incremental and check.status == "differences":
                     check.notes.append(
                         "the source is live (a catch-up step): rows changed after the last"

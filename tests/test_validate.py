@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 import time
 from collections.abc import Sequence
 from decimal import Decimal
@@ -1169,3 +1170,136 @@ def test_odd_columns_percent_bit_and_a_wider_decimal_scale(
             (9,): ("changed", {"flags": (9, "7")}),
         },
     )
+
+
+def test_percent_names_bulk_insert_and_wide_integer_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mysql_db: str, mysql2_db: str, pg_db: str
+) -> None:
+    """A table and a column named with ``%`` copy through ``bulk = "insert"`` and validate
+    equal; integer keys below and above 2**31 in one re-read list bind on PostgreSQL
+    (a list starting with a small key once bound the others as INTEGER)."""
+    execute(
+        mysql_db,
+        # the driver formats these statements: % is written twice
+        "CREATE TABLE `t%%s` (id BIGINT NOT NULL PRIMARY KEY, `a%%b` VARCHAR(10))",
+        "INSERT INTO `t%%s` VALUES (1, 'x'), (5, 'y'), (3000000000, 'z'), (3000000001, 'w')",
+    )
+    plan = plan_with(tmp_path, mysql_db, mysql2_db, name="ins")
+    plan.write_text(
+        plan.read_text(encoding="utf-8").replace(
+            f'dst = {{ url = "{mysql2_db}" }}',
+            f'dst = {{ url = "{mysql2_db}", options = {{ bulk = "insert" }} }}',
+        ),
+        encoding="utf-8",
+    )
+    code, result = run_json(plan, capsys)
+    assert code == 0, json.dumps(result)
+    code, data = validate(plan, capsys)
+    assert code == 0 and table_of(data, "t%s")["status"] == "equal", data
+
+    pg_plan = plan_with(tmp_path, mysql_db, pg_db, name="pg")
+    code, result = run_json(pg_plan, capsys)
+    assert code == 0, json.dumps(result)
+    execute(pg_db, 'UPDATE "t%%s" SET "a%%b" = \'X\' WHERE id IN (1, 3000000001)')
+    code, data = validate(pg_plan, capsys)
+    assert code == 3, data
+    assert_diffs(
+        table_of(data, "t%s"),
+        {
+            (1,): ("changed", {"a%b": ("x", "X")}),
+            (3000000001,): ("changed", {"a%b": ("w", "X")}),
+        },
+    )
+
+
+def test_keys_spanning_the_whole_bigint_range(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Keys from below -2**62 to above 2**62 in one differing range (SQLite, where
+    ``key - origin`` would silently turn into a REAL): the changed last row is found."""
+    keys = [-(2**62) - 10, *range(1, 2500), 2**62 + 10]
+    for name in ("a", "b"):
+        db = sqlite3.connect(tmp_path / f"{name}.db")
+        db.execute("CREATE TABLE w (id INTEGER NOT NULL PRIMARY KEY, v TEXT)")
+        db.executemany("INSERT INTO w VALUES (?, ?)", [(k, f"v{k}") for k in keys])
+        db.commit()
+        db.close()
+    db = sqlite3.connect(tmp_path / "b.db")
+    db.execute("UPDATE w SET v = 'changed' WHERE id = ?", (2**62 + 10,))
+    db.commit()
+    db.close()
+    plan = plan_with(  # one chunk of 2,501 rows: narrowed down, not fetched whole
+        tmp_path,
+        f"sqlite:///{tmp_path / 'a.db'}",
+        f"sqlite:///{tmp_path / 'b.db'}",
+        chunk_rows=10_000,
+    )
+    code, data = validate(plan, capsys)
+    assert code == 3, data
+    assert_diffs(
+        table_of(data, "w"),
+        {(2**62 + 10,): ("changed", {"v": (f"v{2**62 + 10}", "changed")})},
+    )
+
+
+def test_a_key_that_is_not_unique_fails_that_table_clearly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mysql_db: str, mysql2_db: str
+) -> None:
+    """An override key many rows share: the table fails with a one-line reason (no endless
+    splitting), exit 1."""
+    for url in (mysql_db, mysql2_db):
+        execute(
+            url,
+            "CREATE TABLE d (id INT NOT NULL PRIMARY KEY, day DATE NOT NULL, v INT)",
+            "INSERT INTO d SELECT seq, '2026-01-01', seq FROM seq_1_to_3000",
+        )
+    execute(mysql2_db, "UPDATE d SET v = 0 WHERE id = 7")
+    plan = plan_with(tmp_path, mysql_db, mysql2_db, '[steps.overrides.d]\nkey = ["day"]\n')
+    code, data = validate(plan, capsys)
+    assert code == 1, data
+    t = table_of(data, "d")
+    assert t["status"] == "failed" and "is not unique" in t["error"], t
+
+
+def test_keyless_rows_within_a_rule_pair_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], pg_db: str
+) -> None:
+    """A keyless table whose timestamps one side keeps to the second: with
+    ``timestamp_precision = "s"`` the rows pair up (equal); a real difference is still one
+    row only on each side. A huge absolute float tolerance is accepted too."""
+    src = pg_db
+    execute(
+        src,
+        "CREATE TABLE k (t timestamp(6), f double precision)",
+        "CREATE TABLE k2 (t timestamp(0), f double precision)",
+        "INSERT INTO k VALUES ('2026-01-01 10:00:00.7', 1.5), ('2026-01-01 11:00:00.2', 2.5)",
+        "INSERT INTO k2 VALUES ('2026-01-01 10:00:00.7', 1.5), ('2026-01-01 11:00:00.2', 2.5)",
+    )
+    plan = tmp_path / "k.toml"
+    plan.write_text(
+        f"""version = 1
+name = "k"
+state = "k-state.db"
+[connections]
+a = {{ url = "{src}" }}
+b = {{ url = "{src}" }}
+[[steps]]
+name = "k"
+source = "a"
+target = "b"
+tables = ["k"]
+[steps.overrides.k]
+rename = "k2"
+[steps.rules]
+timestamp_precision = "s"
+float_tolerance = 1e9
+""",
+        encoding="utf-8",
+    )
+    code, data = validate(plan, capsys)
+    t = table_of(data, "k")
+    assert code == 0 and t["status"] == "equal" and t["locatable"] is False, t
+    execute(src, "UPDATE k2 SET t = '2026-01-01 12:00:00' WHERE t > '2026-01-01 10:30'")
+    code, data = validate(plan, capsys)
+    t = table_of(data, "k")
+    assert code == 3 and (t["missing"], t["extra"]) == (1, 1), t

@@ -43,6 +43,7 @@ import functools
 import hashlib
 import json
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
@@ -550,7 +551,11 @@ class Render:
 
 
 def _num(x: float) -> str:
-    return repr(float(x))
+    """A double as a SQL literal (an overflowing bound becomes the largest double)."""
+    x = float(x)
+    if math.isinf(x):
+        x = math.copysign(sys.float_info.max, x)
+    return repr(x)
 
 
 class MySQLRender(Render):
@@ -578,7 +583,7 @@ class MySQLRender(Render):
         return f"CAST(CAST({c} AS DECIMAL(65, {scale})) AS CHAR)"
 
     def decimal_declared(self, c: str, scale: int) -> str:
-        return f"CAST({c} AS CHAR)"
+        return f"CAST({c} + 0 AS CHAR)"  # + 0: no ZEROFILL padding
 
     def float(self, c: str, kind: str) -> str:
         # MariaDB/MySQL write a DOUBLE as its shortest round-trip digits and a FLOAT

@@ -417,8 +417,19 @@ class _Check:
         s_rows, t_rows = self._both(lambda s: s.ep.read_between(s.schema, (), None, None, BATCH))
         s_bag = Counter(self._comparable(r) for r in s_rows)
         t_bag = Counter(self._comparable(r) for r in t_rows)
-        self.res.missing = sum((s_bag - t_bag).values())
-        self.res.extra = sum((t_bag - s_bag).values())
+        only_s, only_t = s_bag - t_bag, t_bag - s_bag
+        if only_s and only_t and self.src.plain is not None:  # rules: pair what they allow
+            s_left = [r for r in s_rows if only_s[self._comparable(r)] > 0]
+            t_left = [r for r in t_rows if only_t[self._comparable(r)] > 0]
+            for r in s_left:
+                match = next((o for o in t_left if not self._row_diff(r, o)[0]), None)
+                if match is not None:
+                    t_left.remove(match)
+                    only_s[self._comparable(r)] -= 1
+                    only_t[self._comparable(match)] -= 1
+            only_s, only_t = +only_s, +only_t
+        self.res.missing = sum(only_s.values())
+        self.res.extra = sum(only_t.values())
         self.res.unlocated = bool(self.res.missing or self.res.extra)
         if not self.res.unlocated:
             self.res.chunks_differing = 0
@@ -513,17 +524,21 @@ class _Check:
         if max(n_s, n_t) <= FETCH_ROWS:
             return self._compare_range(lo, hi)
         if self._int_key():
-            return self._groups(lo, hi, max(n_s, n_t))
+            span = self._span(lo, hi)
+            if span is None:  # the rows went while we looked (a live source)
+                return self._compare_range(lo, hi)
+            if span[1] - span[0] <= 2**62:  # beyond, key - origin would overflow BIGINT
+                return self._groups(lo, hi, span, max(n_s, n_t))
         parts = self._split(lo, hi, n_s, n_t)
         if parts == [(lo, hi)]:  # cannot be cut further (many rows share a key value)
             return self._compare_range(lo, hi)
         return sum(self._chunk(sub_lo, sub_hi, False) for sub_lo, sub_hi in parts)
 
-    def _groups(self, lo: Key | None, hi: Key | None, rows: int) -> int:
+    def _groups(self, lo: Key | None, hi: Key | None, span: tuple[int, int], rows: int) -> int:
         """An integer-keyed range that differs: one grouped scan per side gives the
         checksums of its parts of about :data:`GROUP_ROWS` rows; only the differing parts
         are fetched (or, when still large, grouped again)."""
-        a, b = self._span(lo, hi)
+        a, b = span
         parts = min(MAX_GROUPS, max(2, math.ceil(rows / GROUP_ROWS)))
         width = max(1, -(-(b - a) // parts))
         if width == 1 and b - a <= 1:
@@ -540,24 +555,26 @@ class _Check:
             if self._equal(x, y):
                 continue
             sub_lo: Key | None = None if lo is None and g <= 0 else (a + g * width,)
-            sub_hi: Key | None = None if hi is None and g >= last else (a + (g + 1) * width,)
-            if max(int(x[0]), int(y[0])) <= FETCH_ROWS or width == 1:
+            sub_hi: Key | None = (
+                None if hi is None and g >= last else (min(a + (g + 1) * width, b),)
+            )
+            n = max(int(x[0]), int(y[0]))
+            if n <= FETCH_ROWS or width == 1:
                 found += self._compare_range(sub_lo, sub_hi)
             else:
-                found += self._groups(sub_lo, sub_hi, max(int(x[0]), int(y[0])))
+                sub = self._span(sub_lo, sub_hi)
+                found += self._groups(sub_lo, sub_hi, sub, n) if sub else 0
         return found
 
-    def _span(self, lo: Key | None, hi: Key | None) -> tuple[int, int]:
-        """``(a, b)`` with every key of ``(lo, hi]`` in ``(a, b]``: the bounds, or the keys
-        both sides hold where a bound is open."""
-        if lo is not None and hi is not None:
-            return int(lo[0]), int(hi[0])
+    def _span(self, lo: Key | None, hi: Key | None) -> tuple[int, int] | None:
+        """``(a, b)`` with every key either side holds in ``(lo, hi]`` inside ``(a, b]``
+        (the smallest key minus one, the largest key), or None when neither holds any."""
         span_s, span_t = self._both(lambda s: s.ep.key_span_in(s.table, self.key[0], lo, hi))
         lows = [v for v in (span_s[0], span_t[0]) if v is not None]
         highs = [v for v in (span_s[1], span_t[1]) if v is not None]
-        a = (min(lows) - 1) if lo is None else int(lo[0])
-        b = max(highs) if hi is None else int(hi[0])
-        return a, b
+        if not lows or not highs:
+            return None
+        return min(lows) - 1, max(highs)
 
     def _split(
         self, lo: Key | None, hi: Key | None, n_s: int, n_t: int
@@ -569,8 +586,11 @@ class _Check:
         cuts: list[Key] = []
         for i in range(1, SPLIT):
             cut = side.ep.key_at(side.table, self.key, lo, hi, i * n // SPLIT - 1)
-            if cut is not None and (not cuts or tuple(cut) != cuts[-1]):
-                cuts.append(tuple(cut))
+            if cut is None or tuple(cut) in (lo, hi) or (cuts and tuple(cut) == cuts[-1]):
+                continue  # a cut at a bound narrows nothing (many rows share a key)
+            cuts.append(tuple(cut))
+        if not cuts:
+            return [(lo, hi)]
         edges: list[Key | None] = [lo, *cuts, hi]
         return [(edges[i], edges[i + 1]) for i in range(len(edges) - 1)]
 
@@ -647,6 +667,12 @@ class _Check:
         nk = len(self.key)
         s_map = {self._row_key(r): r for r in s_rows}
         t_map = {self._row_key(r): r for r in t_rows}
+        for side, rows, by_key in (("source", s_rows, s_map), ("target", t_rows, t_map)):
+            if len(by_key) < len(rows):
+                raise ValidationError(
+                    f"{self.res.table}: the key ({', '.join(self.key)}) is not unique on the"
+                    f" {side}: rows cannot be matched; set a unique key in [steps.overrides]"
+                )
         found: dict[tuple[str, ...], RowDiff] = {}
         used: dict[str, int] = {}
         for k, row in s_map.items():
@@ -700,6 +726,8 @@ class _Check:
         again, _, _ = self._diff_rows(s_rows, t_rows)
         self.res.rechecked = len(head) - len(again)
         self.found = {**again, **dict(tail)}
+        if not self.found:  # every difference went away when read again
+            self.res.chunks_differing = 0
         if self.res.rechecked:
             self.res.notes.append(
                 f"{self.res.rechecked} row(s) differed when first read and agreed when read"

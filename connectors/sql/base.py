@@ -141,6 +141,16 @@ TEXT_FORMATTERS: dict[str, Callable[[Any], str]] = {
 }
 
 
+def _typed(col: sa.ColumnClause, values: list[Any]) -> sa.ColumnClause:
+    """``col`` typed for binding ``values``: an untyped column takes its bind type from the
+    first value, so an IN list of integers starting below 2**31 would bind a larger one as
+    INTEGER (PostgreSQL: out of range)."""
+    if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        wide = any(not -(2**63) <= v < 2**63 for v in values)
+        return sa.column(col.name, sa.Numeric(precision=20, scale=0) if wide else sa.BigInteger)
+    return col
+
+
 def column_fixer(fixes: list[tuple[int, Callable[[Any], Any]]]) -> Callable[[Row], Row] | None:
     """A row converter applying ``fix`` to the non-NULL value of each listed column."""
     if not fixes:
@@ -581,7 +591,8 @@ class SQLEndpoint:
             for i in range(0, len(keys), step):
                 part = keys[i : i + step]
                 if len(key) == 1:
-                    where = t.c[key[0]].in_([self.adapt_param(k[0]) for k in part])
+                    values = [self.adapt_param(k[0]) for k in part]
+                    where = _typed(t.c[key[0]], values).in_(values)
                 else:
                     where = sa.or_(
                         *[
@@ -651,13 +662,17 @@ class SQLEndpoint:
         origin) // width``, in one scan: a differing range's parts at once."""
         t = sa.table(table, sa.column(column, sa.BigInteger))
         c = t.c[column]
-        group = (c - sa.literal(origin, sa.BigInteger)) // sa.literal(width, sa.BigInteger)
+        group = self.int_div(c - sa.literal(origin, sa.BigInteger), width)
         stmt = (
             sa.select(group.label("g"), sa.literal_column(select))
             .where(*self._range(t, (column,), lo, hi))
             .group_by(group)
         )
         return self._grouped_checksums(stmt, f"computing checksums of {table}")
+
+    def int_div(self, expr: sa.ColumnElement[Any], width: int) -> sa.ColumnElement[Any]:
+        """``expr // width`` as a whole number (``expr`` is never negative)."""
+        return expr // sa.literal(width, sa.BigInteger)
 
     def _grouped_checksums(self, stmt: sa.Select, doing: str) -> dict[int, tuple[int, ...]]:
         """``{group: (rows, sums...)}`` from a grouped checksum statement (group first)."""
@@ -1144,7 +1159,8 @@ class SQLEndpoint:
                 if k is not None:
                     batch.append(self.adapt_param(k[0]))
                 if batch and (len(batch) >= 500 or k is None):
-                    sql, params = self.compile(sa.delete(t).where(t.c[column].in_(batch)))
+                    where = _typed(t.c[column], batch).in_(batch)
+                    sql, params = self.compile(sa.delete(t).where(where))
                     cur.execute(sql, params)
                     deleted += max(cur.rowcount, 0)
                     batch = []

@@ -550,9 +550,12 @@ class MySQLEndpoint(SQLEndpoint):
         return int(written)
 
     def _insert_spool(self, conn: Any, schema: TableSchema, spool: Any, table: str) -> int:
-        cols = ", ".join(self.q(c) for c in schema.column_names)
+        def name(n: str) -> str:  # the driver formats this statement: % written twice
+            return self.q(n).replace("%", "%%")
+
+        cols = ", ".join(name(c) for c in schema.column_names)
         marks = ", ".join(["%s"] * len(schema.columns))
-        sql = f"INSERT INTO {self.q(table)} ({cols}) VALUES ({marks})"
+        sql = f"INSERT INTO {name(table)} ({cols}) VALUES ({marks})"
         written = 0
         cur = conn.cursor()
         for batch in spool.batches():

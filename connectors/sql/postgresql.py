@@ -128,6 +128,11 @@ class PostgreSQLEndpoint(SQLEndpoint):
 
     render_class = PostgresRender
 
+    def int_div(self, expr: Any, width: int) -> Any:
+        """A NUMERIC key (BIGINT UNSIGNED copied as NUMERIC(20, 0)) divides to a fraction:
+        its floor is the group."""
+        return sa.func.floor(expr / sa.literal(width, sa.BigInteger))
+
     def connect_args(self) -> dict[str, Any]:
         # extra_float_digits = 1: floats as their shortest round-trip text (checksums)
         options = "-c TimeZone=UTC -c extra_float_digits=1"
