@@ -1,23 +1,27 @@
-"""Checksum validation of one table: chunk checksums, bisection, row comparison.
+"""Checksum validation of one table: chunk checksums, narrowing down, row comparison.
 
 Contract:
 
 - Only reads. Every statement is a SELECT; nothing is written to either database.
-- Chunks are key ranges ``(lo, hi]``; each side returns ``(rows, hash sum)`` computed in
-  the database (:mod:`validators.canonical`). Equal chunks are done. A differing chunk is
-  split into :data:`SPLIT` parts and compared again, down to at most :data:`FETCH_ROWS`
-  rows, whose rows are then fetched from both sides and compared value by value; the
-  rows that differ are read once more at the end and kept only if they still differ (a
-  source being caught up while it is validated changes under the comparison).
+- Chunks are key ranges ``(lo, hi]`` of at most :data:`CHUNK_ROWS` rows; each side
+  returns ``(rows, hash sum)`` computed in the database (:mod:`validators.canonical`).
+  Equal chunks are done. A differing chunk is narrowed down: with an integer key, one
+  grouped scan per side gives the checksums of its parts of about :data:`GROUP_ROWS`
+  rows; with other keys (or keys spanning more than 2**62) it is split into :data:`SPLIT`
+  parts at keys read from the larger side and compared again. Parts of at most
+  :data:`FETCH_ROWS` rows have their rows fetched from both sides and compared value by
+  value; the rows that differ are read once more at the end and kept only if they still
+  differ (a source being caught up while it is validated changes under the comparison).
 - Where a key range does not mean the same rows on both sides (text keys across engines
   that sort differently), rows are grouped by a hash of their key instead of by range:
   one grouped scan per side, then the differing groups are compared row by row.
-- A table without a usable key is compared as a whole (count and hash sum); the report
-  says the differing rows cannot be located.
+- A table without a usable key is compared as a whole (count and hash sum); when the sums
+  differ and it has at most :data:`KEYLESS_ROWS` rows, its rows are compared as multisets.
+  The report says the differing rows cannot be located.
 - The verdict on a row is :func:`validators.canonical.values_equal`: a chunk whose hashes
-  differ while all its rows compare equal is equal (and counted in ``hash_only``).
+  differ while all its rows compare equal is equal (and counted in ``hash_only``). A key
+  that turns out not to be unique fails the table (:class:`ValidationError`).
 """
-
 from __future__ import annotations
 
 import hashlib
