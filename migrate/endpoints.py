@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from migrate.schema import TableSchema
+from migrate.schema import TEXT_KINDS, TableSchema
 
 Row = tuple[Any, ...]
 Key = tuple[Any, ...]
@@ -147,9 +147,6 @@ class TableEndpoint(Protocol):
     def close(self) -> None: ...
 
 
-_TEXT_KINDS = frozenset({"char", "varchar", "text", "enum", "json", "uuid"})
-
-
 def key_order_agrees(schema: TableSchema, key: tuple[str, ...], source: Any, target: Any) -> bool:
     """Whether a key range means the same rows on both sides.
 
@@ -158,4 +155,4 @@ def key_order_agrees(schema: TableSchema, key: tuple[str, ...], source: Any, tar
     """
     if source.engine == target.engine:
         return True
-    return not any(schema.column(k).type.kind in _TEXT_KINDS for k in key)
+    return not any(schema.column(k).type.kind in TEXT_KINDS for k in key)

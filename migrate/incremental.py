@@ -40,11 +40,10 @@ from migrate.copier import _failpoint
 from migrate.endpoints import Key, Row, TableEndpoint
 from migrate.errors import ConnectorError, InterruptedRun, PlanError
 from migrate.plan import DEFAULT_TIME_OVERLAP, Plan, Step
-from migrate.schema import TableSchema
+from migrate.schema import INT_KINDS, TableSchema
 from migrate.state import State, decode_key, encode_key, now
 
 TIME_KINDS = frozenset({"date", "datetime", "timestamptz"})
-INT_KINDS = frozenset({"int8", "int16", "int32", "int64"})
 NUMBER_KINDS = INT_KINDS | {"decimal"}
 DEFAULT_OVERLAP_SECONDS = 300.0
 #: an always-growing key is handed out at insert but seen at commit, and transactions

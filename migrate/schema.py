@@ -37,6 +37,11 @@ KINDS = frozenset(
     }
 )
 
+#: kinds whose values are text, binary or whole numbers (the groups several modules test)
+TEXT_KINDS = frozenset({"char", "varchar", "text", "enum", "json", "uuid"})
+BINARY_KINDS = frozenset({"binary", "varbinary", "blob"})
+INT_KINDS = frozenset({"int8", "int16", "int32", "int64"})
+
 
 @dataclass(frozen=True)
 class PType:

@@ -49,11 +49,8 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any
 
-from migrate.schema import PType
+from migrate.schema import BINARY_KINDS, INT_KINDS, TEXT_KINDS, PType
 
-TEXT_KINDS = frozenset({"char", "varchar", "text", "enum", "json", "uuid"})
-BINARY_KINDS = frozenset({"binary", "varbinary", "blob"})
-INT_KINDS = frozenset({"int8", "int16", "int32", "int64"})
 FLOAT_KINDS = frozenset({"float32", "float64"})
 TIME_KINDS = frozenset({"datetime", "timestamptz"})
 

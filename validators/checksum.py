@@ -22,6 +22,7 @@ Contract:
   differ while all its rows compare equal is equal (and counted in ``hash_only``). A key
   that turns out not to be unique fails the table (:class:`ValidationError`).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -323,6 +324,10 @@ class _Check:
         self.lock = threading.Lock()
         self.specs = src.specs  # the comparison uses the source's view of each column
         self.plain_specs = src.plain or src.specs
+        self.key_specs = self._key_specs()
+        names = [c.name for c in src.schema.columns]
+        #: each compared column's spec and its place in a fetched row
+        self.positions = [(spec, names.index(spec.name)) for spec in self.specs]
         self.fast = None if hash_mode == "canonical" else self._negotiate()
         res.method = f"{self.fast} (same engine)" if self.fast else "md5 of the canonical text"
         self.s_sel = self._select(src)
@@ -441,7 +446,7 @@ class _Check:
 
     def _comparable(self, row: Row) -> tuple[str, ...]:
         """A keyless row as a tuple that equal rows share (rules applied)."""
-        return tuple(comparable(spec, row[i]) for spec, i in self._positions())
+        return tuple(comparable(spec, row[i]) for spec, i in self.positions)
 
     def _sel(self, side: _Side) -> str:
         return self.s_sel if side is self.src else self.t_sel
@@ -470,12 +475,7 @@ class _Check:
 
     def _initial_ranges(self) -> list[tuple[Key | None, Key | None]]:
         k = self.key
-        (n_s, span_s), (n_t, span_t) = self._both(
-            lambda s: (
-                s.ep.count(s.table),
-                s.ep.key_span(s.table, k[0]) if self._int_key() else (None, None),
-            )
-        )
+        n_s, n_t = self._both(lambda s: s.ep.count(s.table))
         nullable = [
             c for c in k if self.src.schema.column(c).nullable or self.tgt.schema.column(c).nullable
         ]
@@ -492,11 +492,10 @@ class _Check:
         if parts == 1:
             return [(None, None)]
         if self._int_key():
-            lows = [v for v in (span_s[0], span_t[0]) if v is not None]
-            highs = [v for v in (span_s[1], span_t[1]) if v is not None]
-            lo, hi = min(lows) - 1, max(highs)
-            bounds = _int_bounds(lo, hi, parts)
-            return _open_ends([((a,), (b,)) for a, b in bounds])
+            span = self._span(None, None)
+            if span is None:  # the rows went while we looked (a live source)
+                return [(None, None)]
+            return _open_ends([((a,), (b,)) for a, b in _int_bounds(*span, parts)])
         out: list[tuple[Key | None, Key | None]] = []
         prev: Key | None = None
         while True:  # walk the source's key order, a chunk at a time
@@ -602,7 +601,7 @@ class _Check:
     def _buckets(self) -> None:
         n = max(self._both(lambda s: s.ep.count(s.table)))
         parts = max(1, math.ceil(n / self.chunk_rows))
-        key_specs = [s for s in self._key_specs()]
+        key_specs = self.key_specs
         a, b = self._both(lambda s: s.ep.checksum_buckets(s.table, key_specs, parts, self._sel(s)))
         self.res.chunks = parts
         self.res.source_rows = sum(int(v[0]) for v in a.values())
@@ -645,12 +644,7 @@ class _Check:
         return self._compare_rows(s_rows, t_rows)
 
     def _row_key(self, row: Row) -> tuple[str, ...]:
-        return tuple(canonical_value(self._kspec(i), row[i]) for i in range(len(self.key)))
-
-    def _kspec(self, i: int) -> ColumnSpec:
-        if not hasattr(self, "_kspecs"):
-            self._kspecs = self._key_specs()
-        return self._kspecs[i]
+        return tuple(canonical_value(spec, row[i]) for i, spec in enumerate(self.key_specs))
 
     def _compare_rows(self, s_rows: list[Row], t_rows: list[Row]) -> int:
         """Compare fetched rows and keep the differing ones; returns how many differ."""
@@ -699,7 +693,7 @@ class _Check:
         rules that made other columns equal."""
         out: list[tuple[str, Any, Any]] = []
         used: set[str] = set()
-        for spec, i in self._positions():
+        for spec, i in self.positions:
             a, b = s_row[i], t_row[i]
             equal, ruled = values_equal(spec, a, b)
             if not equal:
@@ -707,12 +701,6 @@ class _Check:
             elif ruled:
                 used.add(_rule_name(spec, a, b))
         return out, used
-
-    def _positions(self) -> list[tuple[ColumnSpec, int]]:
-        if not hasattr(self, "_pos"):
-            names = [c.name for c in self.src.schema.columns]
-            self._pos = [(spec, names.index(spec.name)) for spec in self.specs]
-        return self._pos
 
     def _recheck(self) -> None:
         """Read the differing rows once more; keep the ones that still differ."""

@@ -34,7 +34,7 @@ from connectors.sql.base import (
 )
 from migrate.endpoints import Capabilities, Key, Row
 from migrate.errors import ConnectorError
-from migrate.schema import Column, PType, TableSchema
+from migrate.schema import BINARY_KINDS, TEXT_KINDS, Column, PType, TableSchema
 from validators.canonical import ColumnSpec, MySQLRender
 
 BIT_NOTE = "BIT copied as its integer value"
@@ -74,7 +74,6 @@ _ERRORS = {
 }
 _TRANSIENT = {1205, 1213, 2006, 2013, 2055}
 _ER_DUP_ENTRY = 1062
-_TEXT_KINDS = frozenset({"char", "varchar", "text", "enum", "json", "uuid"})
 
 
 def _fmt_time(v: Any) -> str:
@@ -170,7 +169,7 @@ class MySQLEndpoint(SQLEndpoint):
         flags: list[str] = []
         for spec in specs:
             c = self.q(spec.name)
-            if spec.kind in _TEXT_KINDS or spec.kind in ("binary", "varbinary", "blob"):
+            if spec.kind in TEXT_KINDS or spec.kind in BINARY_KINDS:
                 items.append(f"LENGTH({c})")
             items.append(c)
             if schema.column(spec.name).nullable:
@@ -637,7 +636,7 @@ class MySQLEndpoint(SQLEndpoint):
 
     def same_value(self, a: str, b: str, col: Column) -> str:
         """``<=>``; text compared as bytes, so a change of case counts as a change."""
-        if col.type.kind in _TEXT_KINDS:
+        if col.type.kind in TEXT_KINDS:
             return f"CAST({a} AS BINARY) <=> CAST({b} AS BINARY)"
         return f"{a} <=> {b}"
 
