@@ -1,14 +1,23 @@
-"""Database-server fixtures for the test suite.
+"""Test-server fixtures for the test suite.
 
 Contract:
 
 * ``mysql_url``, ``mysql2_url``, ``pg_url`` (session): SQLAlchemy URLs of the
   two MariaDB servers (no database) and of PostgreSQL (``postgres`` database),
   from ``MIGRATE_TEST_MYSQL_URL``, ``MIGRATE_TEST_MYSQL2_URL`` and
-  ``MIGRATE_TEST_PG_URL``. If one is unset, ``scripts/test-servers start`` runs
-  once per session and the URLs come from ``scripts/test-servers env``; the
-  servers it had to start are stopped at session end (not under xdist, where
-  another worker may still use them).
+  ``MIGRATE_TEST_PG_URL``. If one is unset, ``scripts/test-servers start mysql
+  mysql2 pg`` runs once per session and the URLs come from
+  ``scripts/test-servers env``; the servers it had to start are stopped at
+  session end (not under xdist, where another worker may still use them).
+* ``s3_server``, ``sftp_server``, ``nfs_server`` (session): the same for the
+  S3, SFTP and NFS servers, each started on its own when one of its variables
+  is unset (see ``SERVER_VARS``). ``s3_server`` is a dict with ``endpoint``,
+  ``access_key``, ``secret_key``; ``sftp_server`` with ``url``
+  (``sftp://migrate-sftp@127.0.0.1:32222/<dir>``), ``key`` (private key file),
+  ``password``, ``known_hosts`` (file with the server's host key) and ``dir``
+  (the local path of the URL's directory, writable by root, owned by the SFTP
+  user); ``nfs_server`` with ``url`` (NFSv3 libnfs URL), ``url_v4`` and
+  ``dir`` (the local path of the export).
 * If the servers cannot be had, the test fails when ``CI`` or
   ``MIGRATE_TEST_REQUIRE_SERVERS`` is set, and is skipped otherwise.
 * ``mysql_db``, ``mysql2_db``, ``pg_db`` (function): a new empty database
@@ -31,7 +40,27 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 SERVERS_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "test-servers"
-URL_VARS = ("MIGRATE_TEST_MYSQL_URL", "MIGRATE_TEST_MYSQL2_URL", "MIGRATE_TEST_PG_URL")
+# Per server of scripts/test-servers: the variables its `env` prints for it.
+SERVER_VARS: dict[str, tuple[str, ...]] = {
+    "mysql": ("MIGRATE_TEST_MYSQL_URL",),
+    "mysql2": ("MIGRATE_TEST_MYSQL2_URL",),
+    "pg": ("MIGRATE_TEST_PG_URL",),
+    "s3": (
+        "MIGRATE_TEST_S3_ENDPOINT",
+        "MIGRATE_TEST_S3_ACCESS_KEY",
+        "MIGRATE_TEST_S3_SECRET_KEY",
+    ),
+    "sftp": (
+        "MIGRATE_TEST_SFTP_URL",
+        "MIGRATE_TEST_SFTP_KEY",
+        "MIGRATE_TEST_SFTP_PASSWORD",
+        "MIGRATE_TEST_SFTP_KNOWN_HOSTS",
+        "MIGRATE_TEST_SFTP_DIR",
+    ),
+    "nfs": ("MIGRATE_TEST_NFS_URL", "MIGRATE_TEST_NFS4_URL", "MIGRATE_TEST_NFS_DIR"),
+}
+DB_SERVERS = ("mysql", "mysql2", "pg")
+URL_VARS = tuple(var for server in DB_SERVERS for var in SERVER_VARS[server])
 
 
 def _flag(name: str) -> bool:
@@ -49,18 +78,22 @@ def _servers(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 
-@pytest.fixture(scope="session")
-def _server_urls(request: pytest.FixtureRequest) -> dict[str, str]:
-    if all(os.environ.get(var) for var in URL_VARS):
-        return {var: os.environ[var] for var in URL_VARS}
+def _server_env(request: pytest.FixtureRequest, servers: tuple[str, ...]) -> dict[str, str]:
+    """SERVER_VARS of ``servers``: from the environment, else (all of them)
+    from ``scripts/test-servers env`` after starting them. Call it from a
+    session-scoped fixture: the servers it had to start are stopped when that
+    fixture is torn down."""
+    wanted = [var for server in servers for var in SERVER_VARS[server]]
+    if all(os.environ.get(var) for var in wanted):
+        return {var: os.environ[var] for var in wanted}
     try:
-        not_running = [s for s in ("mysql", "mysql2", "pg") if _servers("status", s).returncode]
+        not_running = [s for s in servers if _servers("status", s).returncode]
         if not_running and "PYTEST_XDIST_WORKER" not in os.environ:
             # Registered first: a partial start is stopped too.
             request.addfinalizer(lambda: _servers("stop", *not_running))
-        start = _servers("start")
+        start = _servers("start", *servers)
         if start.returncode:
-            _unavailable(f"{SERVERS_SCRIPT} start failed:\n{start.stderr}")
+            _unavailable(f"{SERVERS_SCRIPT} start {' '.join(servers)} failed:\n{start.stderr}")
         env = _servers("env").stdout
     except (OSError, subprocess.SubprocessError) as exc:
         _unavailable(f"{SERVERS_SCRIPT}: {exc}")
@@ -69,7 +102,16 @@ def _server_urls(request: pytest.FixtureRequest) -> dict[str, str]:
         for line in env.splitlines()
         for word in shlex.split(line)[1:]  # export NAME=VALUE
     )
-    return {var: os.environ.get(var) or found[var] for var in URL_VARS}
+    values = {var: os.environ.get(var) or found.get(var, "") for var in wanted}
+    missing = [var for var, value in values.items() if not value]
+    if missing:
+        _unavailable(f"{SERVERS_SCRIPT} env gave no value for {', '.join(missing)}")
+    return values
+
+
+@pytest.fixture(scope="session")
+def _server_urls(request: pytest.FixtureRequest) -> dict[str, str]:
+    return _server_env(request, DB_SERVERS)
 
 
 @pytest.fixture(scope="session")
@@ -85,6 +127,38 @@ def mysql2_url(_server_urls: dict[str, str]) -> str:
 @pytest.fixture(scope="session")
 def pg_url(_server_urls: dict[str, str]) -> str:
     return _server_urls["MIGRATE_TEST_PG_URL"]
+
+
+@pytest.fixture(scope="session")
+def s3_server(request: pytest.FixtureRequest) -> dict[str, str]:
+    env = _server_env(request, ("s3",))
+    return {
+        "endpoint": env["MIGRATE_TEST_S3_ENDPOINT"],
+        "access_key": env["MIGRATE_TEST_S3_ACCESS_KEY"],
+        "secret_key": env["MIGRATE_TEST_S3_SECRET_KEY"],
+    }
+
+
+@pytest.fixture(scope="session")
+def sftp_server(request: pytest.FixtureRequest) -> dict[str, str]:
+    env = _server_env(request, ("sftp",))
+    return {
+        "url": env["MIGRATE_TEST_SFTP_URL"],
+        "key": env["MIGRATE_TEST_SFTP_KEY"],
+        "password": env["MIGRATE_TEST_SFTP_PASSWORD"],
+        "known_hosts": env["MIGRATE_TEST_SFTP_KNOWN_HOSTS"],
+        "dir": env["MIGRATE_TEST_SFTP_DIR"],
+    }
+
+
+@pytest.fixture(scope="session")
+def nfs_server(request: pytest.FixtureRequest) -> dict[str, str]:
+    env = _server_env(request, ("nfs",))
+    return {
+        "url": env["MIGRATE_TEST_NFS_URL"],
+        "url_v4": env["MIGRATE_TEST_NFS4_URL"],
+        "dir": env["MIGRATE_TEST_NFS_DIR"],
+    }
 
 
 def _fresh_mysql_db(server_url: str) -> Iterator[str]:
