@@ -533,19 +533,25 @@ def _validate(args: argparse.Namespace, plan: Plan, stdout: Console, stderr: Con
 
 
 def _status(args: argparse.Namespace, plan: Plan, stdout: Console) -> int:
-    from migrate.report import print_status, status_rows
+    from migrate.report import file_status_rows, print_file_status, print_status, status_rows
     from migrate.state import State
 
     state = State(plan.state_path, plan.name, create=False)
     try:
         run = state.last_run()
         rows = status_rows(state, {s.name: s.chunk_rows for s in plan.steps})
+        file_rows = file_status_rows(state)
     finally:
         state.close()
     if args.json:
         print(
             json.dumps(
-                {"plan": plan.name, "last_run": dict(run) if run else None, "tables": rows},
+                {
+                    "plan": plan.name,
+                    "last_run": dict(run) if run else None,
+                    "tables": rows,
+                    "file_steps": file_rows,
+                },
                 indent=2,
                 ensure_ascii=False,
                 default=str,
@@ -553,6 +559,7 @@ def _status(args: argparse.Namespace, plan: Plan, stdout: Console) -> int:
         )
     else:
         print_status(stdout, run, rows)
+        print_file_status(stdout, file_rows)
     return EXIT_OK
 
 

@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from migrate.endpoints import TableEndpoint
 from migrate.errors import MigrateError
+from migrate.filecopy import preview
 from migrate.incremental import show
 from migrate.plan import Plan, Step, redact
 from migrate.planner import foreign_key_order, waves
@@ -50,6 +51,15 @@ def dry_run(plan: Plan) -> dict[str, Any]:
                     source, target = endpoints.get(step.source), endpoints.get(step.target)
                     s["source_endpoint"] = source.describe()
                     s["target_endpoint"] = target.describe()
+                    if step.kind == "file":
+                        manifest = state.manifest(step.name) if state is not None else {}
+                        s["files"] = preview(step, source, target, manifest)
+                        s["notes"] = list(getattr(source, "notes", [])) + list(
+                            getattr(target, "notes", [])
+                        )
+                        problems += 1 if s["files"]["refused"] else 0
+                        w["steps"].append(s)
+                        continue
                     if step.mode == "cdc":
                         check_cdc(plan, step, source)
                     names = select_tables(step, source.list_tables(), plan)
@@ -152,6 +162,9 @@ def print_dry_run(console: Console, report: dict[str, Any]) -> None:
                 console.print(f"    [red]{escape(s['error'])}[/]")
                 continue
             console.print(f"    from {s['source_endpoint']}\n    to   {s['target_endpoint']}")
+            if s.get("files") is not None:
+                _print_files(console, s, s["files"])
+                continue
             for i, t in enumerate(s["tables"], 1):
                 key = ", ".join(t["key"]) or "no key"
                 rename = f" → {t['target_table']}" if t["target_table"] != t["table"] else ""
@@ -167,3 +180,29 @@ def print_dry_run(console: Console, report: dict[str, Any]) -> None:
                 console.print(f"    [yellow]{escape(note)}[/]")
     if report["problems"]:
         console.print(f"\n[red]{report['problems']} problem(s) would stop the run[/]")
+
+
+def _print_files(console: Console, step: dict[str, Any], f: dict[str, Any]) -> None:
+    from migrate.report import _bytes
+
+    largest = f["largest"]
+    big = f", largest {escape(largest['path'])} ({_bytes(largest['size'])})" if largest else ""
+    console.print(
+        f"    {f['files']:,} files, {_bytes(f['bytes'])}, {f['dirs']:,} empty directories{big}"
+    )
+    what = "a first run copies" if f["first_run"] else "this run would copy"
+    hashed = (
+        f" ({f['hash_checks']:,} of them only if their content hash changed)"
+        if f["hash_checks"]
+        else ""
+    )
+    console.print(
+        f"    {what} {f['copy_files']:,} files, {_bytes(f['copy_bytes'])}{hashed};"
+        f" {f['unchanged']:,} unchanged; {f['delete_files']:,} to delete on the target"
+    )
+    for r in f["refused"][:20]:
+        console.print(f"    [red]STOP: {escape(r['path'])}: {escape(r['reason'])}[/]")
+    if len(f["refused"]) > 20:
+        console.print(f"    [red]… and {len(f['refused']) - 20:,} more refused names[/]")
+    for note in step.get("notes", []):
+        console.print(f"    [yellow]{escape(note)}[/]")

@@ -29,6 +29,44 @@ INCREMENTAL_MODES = ("incremental", "full+incremental")
 VALIDATIONS = ("count", "checksum")
 IF_EXISTS = ("fail", "truncate", "replace")
 DELETES = ("ignore", "detect")
+# file steps (source and target are file endpoints)
+FILE_MODES = ("full", "full+incremental")
+FILE_DELETES = ("ignore", "propagate")
+COMPARES = ("size-mtime", "hash")
+SYMLINKS = ("skip", "follow")
+EMPTY_DIRS = ("skip", "keep")
+DEFAULT_PART_SIZE = 8 << 20
+DEFAULT_MULTIPART_THRESHOLD = 16 << 20
+#: keys only a database step takes, and keys only a file step takes
+TABLE_KEYS = frozenset(
+    {
+        "tables",
+        "exclude_tables",
+        "cursor",
+        "overlap",
+        "start",
+        "chunk_rows",
+        "if_exists",
+        "overrides",
+        "rules",
+    }
+)
+FILE_KEYS = frozenset(
+    {"include", "exclude", "compare", "part_size", "multipart_threshold", "symlinks", "empty_dirs"}
+)
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(|k|kb|kib|m|mb|mib|g|gb|gib)$", re.IGNORECASE)
+_SIZE_UNITS = {
+    "": 1,
+    "k": 1 << 10,
+    "kib": 1 << 10,
+    "kb": 1000,
+    "m": 1 << 20,
+    "mib": 1 << 20,
+    "mb": 1000**2,
+    "g": 1 << 30,
+    "gib": 1 << 30,
+    "gb": 1000**3,
+}
 DEFAULT_TIME_OVERLAP = "5m"
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -98,6 +136,16 @@ class Step:
     start: str | int | None = None
     deletes: str = "ignore"
     rules: Rules = field(default_factory=Rules)
+    #: ``"table"`` for database steps, ``"file"`` for file steps; the fields below are
+    #: a file step's (globs are matched against paths relative to the source root)
+    kind: str = "table"
+    include: tuple[str, ...] = ("**",)
+    exclude: tuple[str, ...] = ()
+    compare: str = "size-mtime"
+    part_size: int = DEFAULT_PART_SIZE
+    multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD
+    symlinks: str = "skip"
+    empty_dirs: str = "skip"
 
     def table_rules(self, table: str) -> Rules:
         """The known differences that apply to ``table``: the step's, then its own."""
@@ -368,14 +416,8 @@ def _check(resolved: Path, shown: Path, text: str, data: dict) -> Plan:
         key = f"connections.{cname}"
         if not isinstance(craw, dict):
             raise c.fail(key, f'must be a table like {{ url = "..." }}, not {_tname(craw)}')
-        c.keys(craw, {"url", "options"}, key)
         url = c.string(craw, "url", key, required=True)
         assert url is not None
-        options = c.table(craw, "options", key)
-        options = {
-            k: c.substitute(v, f"{key}.options.{k}") if isinstance(v, str) else v
-            for k, v in options.items()
-        }
         _check_url(c, f"{key}.url", url)
         kind = endpoint_kind(url)
         if kind is None:
@@ -384,6 +426,21 @@ def _check(resolved: Path, shown: Path, text: str, data: dict) -> Plan:
                 f"no connector for URL scheme {_scheme(url)!r}"
                 f" (known: {', '.join(_known_schemes())})",
             )
+        declared = _declared_options(url) if kind == "file" else None
+        # a file connection may also name its options beside the url
+        c.keys(craw, {"url", "options"} | set(declared or ()), key)
+        options = dict(c.table(craw, "options", key))
+        for k, v in craw.items():
+            if k not in ("url", "options"):
+                if k in options:
+                    raise c.fail(f"{key}.{k}", "given both here and in options")
+                options[k] = v
+        options = {
+            k: c.substitute(v, f"{key}.options.{k}") if isinstance(v, str) else v
+            for k, v in options.items()
+        }
+        if declared is not None:
+            _check_options(c, key, options, declared)
         connections[cname] = Connection(cname, url, options, _safe_url(url))
 
     batch_items = c.array_of_tables(data, "batches")
@@ -421,11 +478,18 @@ def _check(resolved: Path, shown: Path, text: str, data: dict) -> Plan:
         "if_exists",
         "overrides",
         "rules",
+        *FILE_KEYS,
     }
     seen: set[str] = set()
     for i, sraw in enumerate(step_items, 1):
         key = _item_key("steps", sraw, i)
-        c.keys(sraw, allowed, key)
+        src_conn = (
+            connections.get(sraw.get("source")) if isinstance(sraw.get("source"), str) else None
+        )
+        if src_conn is not None and endpoint_kind(src_conn.url) == "file":
+            c.keys(sraw, (allowed - TABLE_KEYS) | FILE_KEYS, key)
+        else:
+            c.keys(sraw, allowed - FILE_KEYS, key)
         sname = c.string(sraw, "name", key, required=True)
         assert sname is not None
         if not _NAME.match(sname):
@@ -468,6 +532,15 @@ def _check(resolved: Path, shown: Path, text: str, data: dict) -> Plan:
                 f" {tgt_kind} endpoint ({target})",
             )
         default_layer = "platform" if src_kind == "table" else "data"
+        if src_kind == "file":
+            layer = c.string(sraw, "layer", key, default=default_layer, choices=LAYERS)
+            steps.append(
+                _file_step(c, sraw, key, sname, i, batch, layer or default_layer, d_validate)
+            )
+            continue
+        for k in FILE_KEYS:
+            if k in sraw:
+                raise c.fail(f"{key}.{k}", f"{k!r} is for file steps; this step copies tables")
         layer = c.string(sraw, "layer", key, default=default_layer, choices=LAYERS)
         mode = c.string(sraw, "mode", key, default="full", choices=MODES) or "full"
         cursor = c.string(sraw, "cursor", key)
@@ -707,6 +780,113 @@ def _check_mode(
     for what in ("overlap", "start"):
         if what in raw or any(getattr(o, what) is not None for o in overrides.values()):
             raise c.fail(f"{key}.{what}", f'{what!r} does not apply to mode = "{mode}"')
+
+
+def _file_step(
+    c: _Checker,
+    raw: dict,
+    key: str,
+    name: str,
+    index: int,
+    batch: str,
+    layer: str,
+    d_validate: tuple[str, ...],
+) -> Step:
+    """A step between two file endpoints: globs, modes, sizes and the file-only options."""
+    for k in TABLE_KEYS:
+        if k in raw:
+            raise c.fail(f"{key}.{k}", f"{k!r} is for database steps; this step copies files")
+    mode = c.string(raw, "mode", key, default="full", choices=FILE_MODES) or "full"
+    deletes = c.string(raw, "deletes", key, default="ignore", choices=FILE_DELETES) or "ignore"
+    if deletes != "ignore" and mode != "full+incremental":
+        raise c.fail(
+            f"{key}.deletes",
+            f'deletes = "{deletes}" needs mode = "full+incremental" (this step is mode = "{mode}")',
+        )
+    part_size = _size(c, raw, "part_size", key, DEFAULT_PART_SIZE)
+    if part_size < 5 << 20:
+        raise c.fail(f"{key}.part_size", "must be at least 5MiB (the S3 minimum part size)")
+    include = c.strings(raw, "include", key, ("**",))
+    exclude = c.strings(raw, "exclude", key)
+    for where, globs in (("include", include), ("exclude", exclude)):
+        for g in globs:
+            if not g or g.startswith("/"):
+                raise c.fail(
+                    f"{key}.{where}", f"{g!r}: globs match paths relative to the source root"
+                )
+    return Step(
+        name=name,
+        index=index,
+        batch=batch,
+        layer=layer,
+        source=raw["source"],
+        target=raw["target"],
+        after=c.strings(raw, "after", key),
+        tables=(),
+        exclude_tables=(),
+        mode=mode,
+        chunk_rows=0,
+        workers=c.integer(raw, "workers", key, 8),
+        validate=c.strings(raw, "validate", key, d_validate, VALIDATIONS),
+        if_exists="fail",
+        deletes=deletes,
+        kind="file",
+        include=include,
+        exclude=exclude,
+        compare=c.string(raw, "compare", key, default="size-mtime", choices=COMPARES)
+        or "size-mtime",
+        part_size=part_size,
+        multipart_threshold=_size(c, raw, "multipart_threshold", key, DEFAULT_MULTIPART_THRESHOLD),
+        symlinks=c.string(raw, "symlinks", key, default="skip", choices=SYMLINKS) or "skip",
+        empty_dirs=c.string(raw, "empty_dirs", key, default="skip", choices=EMPTY_DIRS) or "skip",
+    )
+
+
+def _size(c: _Checker, raw: dict, name: str, key: str, default: int) -> int:
+    """A byte size: an integer, or a string such as ``"16MiB"``, ``"64MB"``, ``"1G"``."""
+    where = f"{key}.{name}"
+    if name not in raw:
+        return default
+    value = raw[name]
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise c.fail(where, "must be a positive number of bytes")
+        return value
+    m = _SIZE.match(value.strip()) if isinstance(value, str) else None
+    if not m:
+        raise c.fail(where, f'{value!r} is not a size (bytes, or like "16MiB", "64MB")')
+    out = int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+    if out < 1:
+        raise c.fail(where, "must be a positive number of bytes")
+    return out
+
+
+def _declared_options(url: str) -> dict[str, type]:
+    """The options a file connector accepts (its class's ``OPTIONS``)."""
+    from migrate.registry import endpoint_class
+
+    try:
+        cls = endpoint_class(url)
+    except PlanError:
+        return {}
+    return dict(getattr(cls, "OPTIONS", {}))
+
+
+def _check_options(c: _Checker, key: str, options: dict, declared: dict[str, type]) -> None:
+    for k, v in options.items():
+        where = f"{key}.{k}"
+        if k not in declared:
+            allowed = ", ".join(sorted(declared)) or "none"
+            raise c.fail(where, f"unknown option {k!r} (allowed: {allowed})")
+        want = declared[k]
+        ok = isinstance(v, want) and not (want is int and isinstance(v, bool))
+        if not ok:
+            raise c.fail(
+                where, f"must be a {_TYPE_NAMES.get(want, want.__name__)}, not {_tname(v)}"
+            )
+
+
+_TYPE_NAMES = {str: "string", int: "integer", bool: "boolean (true/false)", float: "number"}
 
 
 def _check_url(c: _Checker, key: str, url: str) -> None:

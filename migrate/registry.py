@@ -22,6 +22,10 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "postgres": ("connectors.sql.postgresql:PostgreSQLEndpoint", "table"),
     "sqlite": ("connectors.sql.sqlite:SQLiteEndpoint", "table"),
     "sample": ("connectors.sample:SampleEndpoint", "table"),
+    "file": ("connectors.files.local:LocalEndpoint", "file"),
+    "nfs": ("connectors.files.nfs:NFSEndpoint", "file"),
+    "sftp": ("connectors.files.sftp:SFTPEndpoint", "file"),
+    "s3": ("connectors.files.s3:S3Endpoint", "file"),
 }
 
 _ENTRY_POINT_GROUP = "migrate.connectors"

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from migrate.filecopy import file_step_to_json
 from migrate.incremental import show
 from migrate.runner import RunResult, TableResult
 from migrate.state import State, decode_key
@@ -45,7 +46,8 @@ def run_to_json(result: RunResult) -> dict[str, Any]:
         "steps": [],
     }
     for step in result.steps:
-        s = {k: v for k, v in asdict(step).items() if k != "tables"}
+        s = {k: v for k, v in asdict(step).items() if k not in ("tables", "files")}
+        s["files"] = file_step_to_json(step.files) if step.files is not None else None
         s["tables"] = []
         for t in step.tables:
             d = {k: v for k, v in asdict(t).items() if k != "chunks"}
@@ -65,6 +67,63 @@ def run_to_json(result: RunResult) -> dict[str, Any]:
             s["tables"].append(d)
         out["steps"].append(s)
     return out
+
+
+def _print_file_step(console: Console, title: str, step: Any) -> None:
+    """A file step: what was listed, copied, verified and deleted, and its validation."""
+    f = step.files
+    console.print(f"[bold]{escape(title)}[/]")
+    if f.status == "skipped":
+        console.print(
+            f"  {f.source_files:,} files, {_bytes(f.source_bytes)}: " + "; ".join(f.notes)
+        )
+        return
+    verified = ", ".join(f"{k} {v:,}" for k, v in sorted(f.verified.items()))
+    rate = f.copied_bytes / f.seconds if f.seconds else 0.0
+    console.print(
+        f"  source {f.source_files:,} files, {_bytes(f.source_bytes)}; copied {f.copied:,}"
+        f" ({_bytes(f.copied_bytes)}, {_bytes(rate)}/s), unchanged {f.unchanged:,},"
+        f" deleted {f.deleted:,} in {f.seconds:.1f}s"
+    )
+    if f.copied:
+        console.print(f"  verified against the target: {verified}")
+    extra = []
+    if f.server_side:
+        extra.append(f"{f.server_side:,} copied server-side")
+    if f.recopied:
+        extra.append(f"{f.recopied:,} changed while copied and copied again")
+    if f.dirs:
+        extra.append(f"{f.dirs:,} empty directories kept")
+    if f.cleaned:
+        extra.append(f"{f.cleaned:,} leftovers of an interrupted run removed")
+    if extra:
+        console.print("  " + "; ".join(extra))
+    for path, why in f.refused[:20]:
+        console.print(f"  [red]refused {escape(path)}: {escape(why)}[/]")
+    for path, err in f.failed[:20]:
+        console.print(
+            f"  [red]{escape(err) if not path or path in err else escape(path + ': ' + err)}[/]"
+        )
+    more = len(f.refused) + len(f.failed) - min(len(f.refused), 20) - min(len(f.failed), 20)
+    if more > 0:
+        console.print(f"  [red]… and {more:,} more[/]")
+    for note in f.notes:
+        console.print(f"  [yellow]{escape(note)}[/]")
+    if step.error and not (f.refused or f.failed):
+        console.print(f"  [red]{escape(step.error)}[/]")
+    if f.check is not None:
+        from migrate.file_report import print_file_check
+
+        print_file_check(console, f.check)
+
+
+def _bytes(n: float) -> str:
+    """Bytes in binary units: ``441.2 MiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
 
 
 def _json_key(key: tuple[Any, ...] | None) -> list[Any] | None:
@@ -94,6 +153,9 @@ def print_run(console: Console, result: RunResult) -> None:
             f"step {step.name}: {step.source} → {step.target}"
             f"  ({step.batch} · {step.layer}) — {step.status}"
         )
+        if step.files is not None:
+            _print_file_step(console, title, step)
+            continue
         if not step.tables:
             console.print(f"[bold]{title}[/]" + (f"\n  {escape(step.error)}" if step.error else ""))
             continue
@@ -171,8 +233,13 @@ def print_run(console: Console, result: RunResult) -> None:
     }.get(result.status, result.status)
     if result.status == "done" and live:
         text = "done: chunk counts match (the source is live: --cutover compares tables)"
-    elif result.status == "done" and any(t.checksum for t in tables):
+    elif result.status == "done" and (
+        any(t.checksum for t in tables)
+        or any(s.files is not None and s.files.check is not None for s in result.steps)
+    ):
         text = "done: every count and checksum matches"
+    elif result.status == "differences" and (result.message or "").startswith("file"):
+        text = "files differ (exit 3)"
     console.print(f"[bold {style}]run {result.run_id}: {text}[/]")
     if result.message and result.status != "done":
         console.print(f"  {escape(result.message)}")
@@ -350,6 +417,8 @@ def print_status(console: Console, run: Any, rows: list[dict[str, Any]]) -> None
         )
         if run["message"]:
             console.print(f"  {escape(run['message'])}")
+    if not rows:
+        return
     table = Table(show_edge=False)
     for col in (
         "step",
@@ -396,6 +465,56 @@ def print_status(console: Console, run: Any, rows: list[dict[str, Any]]) -> None
             str(c["passes"]),
             last,
             _lag_text(c["lag_seconds"]),
+        )
+    console.print(table)
+
+
+def file_status_rows(state: State) -> list[dict[str, Any]]:
+    """Per file step: files and bytes in the manifest, runs, the last run's numbers, lag."""
+    out = []
+    for row in state.file_steps():
+        counts = state.execute(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM files WHERE step=? AND kind='file'",
+            (row["step"],),
+        ).fetchone()
+        out.append(
+            {
+                "step": row["step"],
+                "status": row["status"],
+                "files": counts[0],
+                "bytes": counts[1],
+                "runs": row["runs"],
+                "last_copied": row["last_copied"],
+                "last_bytes": row["last_bytes"],
+                "last_deleted": row["last_deleted"],
+                "last_seconds": row["last_seconds"],
+                "last_run_at": row["last_run_at"],
+                "as_of": row["as_of"],
+                "lag_seconds": _lag(row["as_of"]),
+            }
+        )
+    return out
+
+
+def print_file_status(console: Console, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    table = Table(title="file steps", title_justify="left", show_edge=False)
+    for col in ("step", "status", "files", "bytes", "runs", "last run", "lag"):
+        table.add_column(col)
+    for r in rows:
+        last = (
+            f"{r['last_copied'] or 0:,} copied ({_bytes(r['last_bytes'] or 0)}),"
+            f" {r['last_deleted'] or 0:,} deleted"
+        )
+        table.add_row(
+            escape(r["step"]),
+            r["status"],
+            f"{r['files']:,}",
+            _bytes(r["bytes"]),
+            str(r["runs"]),
+            last,
+            _lag_text(r["lag_seconds"]),
         )
     console.print(table)
 
@@ -490,7 +609,13 @@ def rules_used(t: dict[str, Any]) -> str:
 
 def print_validation(console: Console, data: dict[str, Any]) -> None:
     """The result of ``migrate validate`` (``result_to_json``)."""
-    print_checks(console, data["tables"])
+    if data["tables"] or not data.get("files"):
+        print_checks(console, data["tables"])
+    if data.get("files"):
+        from migrate.file_report import print_file_check
+
+        for check in data["files"]:
+            print_file_check(console, check)
     style = _CHECK_STYLE.get(data["status"], "yellow")
     console.print(
         f"[{style}]{escape(data['status'])}[/]: {escape(data['message'] or '')}"

@@ -36,6 +36,7 @@ from migrate.errors import (
     MigrateError,
     PlanError,
 )
+from migrate.filecopy import FileCopier, FileStepResult
 from migrate.incremental import (
     CursorSpec,
     PassResult,
@@ -99,6 +100,8 @@ class StepResult:
     notes: list[str] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+    #: a file step's result (``kind = "file"`` steps have no tables)
+    files: FileStepResult | None = None
 
 
 @dataclass
@@ -326,10 +329,15 @@ class Runner:
                     if t.checksum and t.checksum["status"] != "equal"
                 ]
                 counts = any(not t.counts_match for s in result.steps for t in s.tables)
+                files = any(
+                    s.files is not None and s.files.status == "differences" for s in result.steps
+                )
                 result.message = (
                     "row counts differ between source and target"
-                    if counts or not checks
+                    if counts or not (checks or files)
                     else "checksum validation found differing rows"
+                    if checks
+                    else "file validation found missing, extra or different files"
                 )
         self.state.finish_run(run_id, result.status, result.message)
         return result
@@ -349,7 +357,10 @@ class Runner:
         sr = StepResult(step.name, step.batch, step.layer, step.source, step.target, "done")
         started = time.monotonic()
         try:
-            self._copy_database_step(step, run_id, workdir, sr)
+            if step.kind == "file":
+                self._copy_file_step(step, run_id, sr)
+            else:
+                self._copy_database_step(step, run_id, workdir, sr)
         except (KeyboardInterrupt, InterruptedRun):
             sr.status = "interrupted"
             raise
@@ -363,7 +374,48 @@ class Runner:
             sr.seconds = time.monotonic() - started
         if sr.status == "done" and any(t.status == "differences" for t in sr.tables):
             sr.status = "differences"
+        if sr.status == "done" and sr.files is not None and sr.files.status == "differences":
+            sr.status = "differences"
         return sr
+
+    # -- file steps ----------------------------------------------------------------------
+    def _copy_file_step(self, step: Step, run_id: int, sr: StepResult) -> None:
+        source = self.endpoints.get(step.source)
+        target = self.endpoints.get(step.target)
+        source.describe(), target.describe()  # connect both before any work: fail fast
+        copier = FileCopier(step, source, target, self.state, run_id, self.progress, self.stop)
+        res = copier.run(restart=self.restart)
+        sr.files = res
+        for note in getattr(source, "notes", []) + getattr(target, "notes", []):
+            res.notes.append(note)
+        if res.status == "failed":
+            sr.status = "failed"
+            first = (res.refused or res.failed)[0]
+            what = "refused" if res.refused else "could not be copied"
+            count = len(res.refused) + len(res.failed)
+            sr.error = redact(
+                f"{count} file(s) {what}; first: {first[0] or '(step)'}: {first[1]}",
+                self.plan.secrets,
+            )
+            return
+        if res.status == "skipped" or not ({"count", "checksum"} & set(step.validate)):
+            return
+        from validators.files import check_files, file_check_to_json
+
+        check = check_files(
+            step,
+            source,
+            target,
+            self.state.manifest(step.name),
+            checksum="checksum" in step.validate,
+            stop=self.stop,
+        )
+        res.check = file_check_to_json(check)
+        if check.status == "differences":
+            res.status = "differences"
+        elif check.status == "error":
+            sr.status = "failed"
+            sr.error = redact(f"file validation failed: {check.error}", self.plan.secrets)
 
     # -- database steps ------------------------------------------------------------------
     def _copy_database_step(self, step: Step, run_id: int, workdir: Path, sr: StepResult) -> None:

@@ -36,7 +36,7 @@ from typing import Any
 
 from migrate.errors import LockHeldError, StateError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -84,6 +84,22 @@ MIGRATIONS: dict[int, list[str]] = {
             chunks_differing INTEGER, missing INTEGER, extra INTEGER, changed INTEGER,
             seconds REAL, rules TEXT, rules_used TEXT, notes TEXT, diffs TEXT, error TEXT,
             checked_at TEXT NOT NULL)""",
+    ],
+    4: [
+        # the manifest of a file step: what the target holds from the source, one row per
+        # file (kind file) or kept empty directory (kind dir); size and mtime are the
+        # source's when it was copied, md5/sha256 of the bytes copied, etag what the
+        # target reported (with the part size used, to recompute a multipart ETag)
+        """CREATE TABLE files (
+            step TEXT NOT NULL, path TEXT NOT NULL, kind TEXT NOT NULL, size INTEGER NOT NULL,
+            mtime_ns INTEGER, md5 TEXT, sha256 TEXT, etag TEXT, parts INTEGER,
+            part_size INTEGER, run_id INTEGER, copied_at TEXT NOT NULL,
+            PRIMARY KEY (step, path))""",
+        # one row per file step: whether its full copy finished, and the last run's numbers
+        """CREATE TABLE file_steps (
+            step TEXT PRIMARY KEY, status TEXT NOT NULL, runs INTEGER NOT NULL DEFAULT 0,
+            files INTEGER, bytes INTEGER, last_copied INTEGER, last_bytes INTEGER,
+            last_deleted INTEGER, last_seconds REAL, last_run_at TEXT, as_of TEXT)""",
     ],
 }
 
@@ -458,6 +474,81 @@ class State:
 
     def drop_chunk(self, step: str, table: str, seq: int) -> None:
         self.execute("DELETE FROM chunks WHERE step=? AND tbl=? AND seq=?", (step, table, seq))
+
+    # -- file manifests ------------------------------------------------------------------
+    def manifest(self, step: str) -> dict[str, sqlite3.Row]:
+        """The files a step has copied, by path."""
+        rows = self.execute("SELECT * FROM files WHERE step=?", (step,)).fetchall()
+        return {r["path"]: r for r in rows}
+
+    def record_files(
+        self,
+        step: str,
+        run_id: int,
+        copied: list[dict[str, Any]],
+        removed: list[str] = (),  # type: ignore[assignment]
+        undo: list[tuple[str, str, str, dict[str, Any] | None]] = (),  # type: ignore[assignment]
+    ) -> None:
+        """In one transaction: manifest rows for ``copied`` (dicts with path, kind, size,
+        mtime_ns, md5, sha256, etag, parts, part_size), rows of ``removed`` paths dropped,
+        and ``undo`` records ``(connection, action, object, detail)``."""
+        stamp = now()
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO files (step, path, kind, size, mtime_ns, md5, sha256,"
+                " etag, parts, part_size, run_id, copied_at) VALUES"
+                " (?,?,?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        step,
+                        f["path"],
+                        f.get("kind", "file"),
+                        f["size"],
+                        f.get("mtime_ns"),
+                        f.get("md5"),
+                        f.get("sha256"),
+                        f.get("etag"),
+                        f.get("parts"),
+                        f.get("part_size"),
+                        run_id,
+                        stamp,
+                    )
+                    for f in copied
+                ],
+            )
+            db.executemany(
+                "DELETE FROM files WHERE step=? AND path=?", [(step, p) for p in removed]
+            )
+            db.executemany(
+                "INSERT INTO undo (run_id, step, connection, action, object, detail,"
+                " created_at) VALUES (?,?,?,?,?,?,?)",
+                [
+                    (run_id, step, conn, action, obj, json.dumps(d) if d else None, stamp)
+                    for conn, action, obj, d in undo
+                ],
+            )
+
+    def file_step(self, step: str) -> sqlite3.Row | None:
+        return self.execute("SELECT * FROM file_steps WHERE step=?", (step,)).fetchone()
+
+    def file_steps(self) -> list[sqlite3.Row]:
+        return self.execute("SELECT * FROM file_steps ORDER BY step").fetchall()
+
+    def set_file_step(self, step: str, **fields: Any) -> None:
+        """Create or update a file step's row (``runs`` is incremented when given as +1)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO file_steps (step, status) VALUES (?, 'pending')", (step,)
+            )
+            if fields:
+                cols = ", ".join(f"{k}=?" for k in fields)
+                db.execute(f"UPDATE file_steps SET {cols} WHERE step=?", (*fields.values(), step))
+
+    def reset_file_step(self, step: str) -> None:
+        """Forget a file step's manifest (``--restart``): everything is copied again."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM files WHERE step=?", (step,))
+            db.execute("DELETE FROM file_steps WHERE step=?", (step,))
 
     # -- undo ----------------------------------------------------------------------------
     def record_undo(

@@ -53,6 +53,8 @@ class ValidationResult:
     check_id: int | None
     status: str  # equal | differences | failed | interrupted
     tables: list[TableCheck] = field(default_factory=list)
+    #: file steps' checks (``validators.files.FileCheck``)
+    files: list[Any] = field(default_factory=list)
     message: str | None = None
     html: str | None = None
     seconds: float = 0.0
@@ -134,6 +136,10 @@ def validate_plan(
             if steps and step.name not in steps:
                 continue
             source, target = endpoints.get(step.source), endpoints.get(step.target)
+            if step.kind == "file":
+                if not tables:  # --table selects database tables only
+                    result.files.append(_check_file_step(plan, step, source, target, stop))
+                continue
             names = select_tables(step, source.list_tables(), plan)
             if tables:
                 names = [n for n in names if any(fnmatch.fnmatchcase(n, t) for t in tables)]
@@ -176,30 +182,76 @@ def validate_plan(
         endpoints.close()
         result.seconds = time.monotonic() - started
     if result.status != "interrupted":
-        result.status = overall(result.tables)
-        result.message = summary(result.tables)
+        result.status = overall([*result.tables, *result.files])
+        result.message = summary(result.tables, result.files)
     return result
 
 
-def overall(checks: list[TableCheck]) -> str:
+def _check_file_step(
+    plan: Plan, step: Step, source: Any, target: Any, stop: threading.Event
+) -> Any:
+    """One file step's lists, sizes and content hashes (reads both sides, writes nothing;
+    the manifest, when a state file exists, only tells the part sizes used)."""
+    from validators.files import FileCheck, check_files
+
+    from migrate.state import State
+
+    manifest: dict[str, Any] = {}
+    if plan.state_path.exists():
+        state = State(plan.state_path, plan.name, readonly=True)
+        try:
+            manifest = state.manifest(step.name)
+        finally:
+            state.close()
+    try:
+        return check_files(step, source, target, manifest, checksum=True, stop=stop)
+    except (KeyboardInterrupt, InterruptedRun, PlanError):
+        raise
+    except Exception as exc:  # one step's failure: the others are still compared
+        text = str(exc) if isinstance(exc, MigrateError) else f"{type(exc).__name__}: {exc}"
+        return FileCheck(
+            step=step.name,
+            source=step.source,
+            target=step.target,
+            status="error",
+            error=redact(text, plan.secrets),
+        )
+
+
+def overall(checks: list[Any]) -> str:
     statuses = {c.status for c in checks}
-    if "failed" in statuses:
+    if "failed" in statuses or "error" in statuses:
         return "failed"
     if "differences" in statuses:
         return "differences"
     return "equal"
 
 
-def summary(checks: list[TableCheck]) -> str:
+def summary(checks: list[TableCheck], files: list[Any] = ()) -> str:  # type: ignore[assignment]
     differing = [c for c in checks if c.status == "differences"]
     failed = [c for c in checks if c.status == "failed"]
+    f_differing = [c for c in files if c.status == "differences"]
+    f_failed = [c for c in files if c.status == "error"]
     if failed:
         return f"{len(failed)} table(s) could not be compared: {failed[0].error}"
+    if f_failed:
+        return f"{len(f_failed)} file step(s) could not be compared: {f_failed[0].error}"
+    parts = []
     if differing:
         rows = sum(c.differing_rows for c in differing)
-        return f"{len(differing)} of {len(checks)} table(s) differ" + (
-            f" ({rows:,} row(s))" if rows else ""
+        parts.append(
+            f"{len(differing)} of {len(checks)} table(s) differ"
+            + (f" ({rows:,} row(s))" if rows else "")
         )
+    if f_differing:
+        n = sum(len(c.missing) + len(c.extra) + len(c.different) for c in f_differing)
+        parts.append(f"{len(f_differing)} of {len(files)} file step(s) differ ({n:,} file(s))")
+    if parts:
+        return "; ".join(parts)
+    if files and checks:
+        return f"all {len(checks)} table(s) and {len(files)} file step(s) equal"
+    if files:
+        return f"all {len(files)} file step(s) equal"
     return f"all {len(checks)} table(s) equal"
 
 
@@ -281,7 +333,14 @@ def result_to_json(result: ValidationResult, masked: bool = False) -> dict[str, 
         "seconds": round(result.seconds, 3),
         "html": result.html,
         "tables": [check_to_json(c, masked) for c in result.tables],
+        "files": [_file_json(c, masked) for c in result.files],
     }
+
+
+def _file_json(check: Any, masked: bool) -> dict[str, Any]:
+    from validators.files import file_check_to_json
+
+    return file_check_to_json(check, masked)
 
 
 def record(state: Any, checks: list[TableCheck], run_id: int | None, masked: bool) -> int:

@@ -62,7 +62,7 @@ def test_chinese_text_is_stored_readably() -> None:
     assert "客户" in encode_key(("客户",))  # type: ignore[operator]
 
 
-def test_new_state_has_schema_version_3_and_its_plan(tmp_path: Path) -> None:
+def test_new_state_has_schema_version_4_and_its_plan(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "state.db"
     state = State(path, "erp")
     state.close()
@@ -70,8 +70,8 @@ def test_new_state_has_schema_version_3_and_its_plan(tmp_path: Path) -> None:
     meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     db.close()
-    assert SCHEMA_VERSION == 3
-    assert meta == {"schema_version": "3", "plan": "erp"}
+    assert SCHEMA_VERSION == 4
+    assert meta == {"schema_version": "4", "plan": "erp"}
     assert {
         "meta",
         "runs",
@@ -81,6 +81,8 @@ def test_new_state_has_schema_version_3_and_its_plan(tmp_path: Path) -> None:
         "watermarks",
         "streams",
         "validations",
+        "files",
+        "file_steps",
     } <= tables
     State(path, "erp").close()  # opening it again changes nothing
     db = sqlite3.connect(path)
@@ -115,9 +117,13 @@ def test_version_1_state_is_upgraded_keeping_its_progress(tmp_path: Path) -> Non
     check = {"step": "db", "table": "orders", "status": "equal", "diffs": [], "rules": []}
     state.record_validation(state.next_check_id(), None, check)
     assert state.last_validation("db", "orders")["status"] == "equal"
+    state.record_files("share", 1, [{"path": "a/b.txt", "size": 3, "md5": "x"}])
+    assert state.manifest("share")["a/b.txt"]["size"] == 3
+    state.set_file_step("share", status="done")
+    assert state.file_step("share")["status"] == "done"
     state.close()
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("3",)
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("4",)
     db.close()
 
 
@@ -135,7 +141,7 @@ def test_state_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StateError) as info:
         State(path, "erp")
     assert str(info.value) == (
-        f"{path} was written by a newer migrate (state schema 99, this one reads up to 3)"
+        f"{path} was written by a newer migrate (state schema 99, this one reads up to 4)"
     )
     assert info.value.exit_code == 1
     db = sqlite3.connect(path)  # and it is left as it was

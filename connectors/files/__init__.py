@@ -1,0 +1,1 @@
+"""File endpoints: mounted paths, NFS through libnfs, SFTP and S3-compatible stores."""

@@ -1,0 +1,640 @@
+"""File steps: copy a tree from one file endpoint to another, then keep it in step.
+
+Contracts:
+
+- The first run copies every file the step selects (``include``/``exclude`` globs) and
+  records each in the step's manifest (path, source size and mtime, MD5 and SHA-256 of the
+  bytes copied, what the target reported). Later runs (``mode = "full+incremental"``) copy
+  only files that are new, whose size or mtime changed (``compare = "hash"``: whose
+  content hash changed), or that are missing or altered on the target; with
+  ``deletes = "propagate"`` a file removed at the source is moved on the target to
+  ``.migrate-backup/run-<id>/<path>`` and an undo record says how to restore it.
+- Resume: the manifest is written as files finish, so a killed run copies again only the
+  files that were not recorded; a put is never visible half-written under its final name
+  (connectors' contract), and the temporary names or incomplete uploads a killed run left
+  are removed at the next start (the run holds the plan's lock).
+- Integrity: MD5 and SHA-256 are computed while the bytes stream through (no second read)
+  and checked against what the target reports: the ETag of a single-part upload, the
+  multipart ETag recomputed from the part size, or a SHA-256 the store returns; a file
+  system target reports its size after the rename. A source file whose size or mtime
+  changed while it was copied (or that did not give the listed number of bytes) is copied
+  again, up to three attempts.
+- Names a file system target cannot hold safely (``..``, a leading ``/``) are refused and
+  reported, never written; symbolic links are followed or skipped as the step says and
+  never lead outside the source root.
+- Memory is bounded: each worker holds at most one part (or one file below the multipart
+  threshold) at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from connectors.files.base import (
+    BACKUP_DIR,
+    TMP_PREFIX,
+    FileInfo,
+    HashingReader,
+    effective_part_size,
+    expected_etag,
+    reserved,
+    unsafe_name,
+)
+from migrate.copier import _failpoint
+from migrate.errors import ConnectorError, InterruptedRun, MigrateError
+from migrate.plan import Step
+
+#: attempts per file: a file that keeps changing while it is copied fails after these
+ATTEMPTS = 3
+#: manifest rows are committed after this many files or seconds, whichever comes first
+FLUSH_FILES = 500
+FLUSH_SECONDS = 2.0
+
+
+# -- globs ----------------------------------------------------------------------------
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """Compile a path glob matched against the whole relative path.
+
+    ``*`` and ``?`` stay inside one path segment, ``[...]`` is a character class, ``**``
+    matches any number of segments (``**/x`` also matches a top-level ``x``; ``d/**``
+    matches everything below ``d``). A pattern is anchored at the source root:
+    ``*.log`` matches ``a.log`` but not ``logs/a.log`` (use ``**/*.log``).
+    """
+    i, n, out = 0, len(pattern), []
+    while i < n:
+        c = pattern[i]
+        if pattern.startswith("**", i):
+            i += 2
+            if i < n and pattern[i] == "/":
+                i += 1
+                out.append("(?:.*/)?")
+            else:
+                out.append(".*")
+            continue
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            j = pattern.find("]", i + 2 if pattern[i + 1 : i + 2] in ("!", "]") else i + 1)
+            if j < 0:
+                out.append(re.escape(c))
+            else:
+                body = pattern[i + 1 : j]
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append("[" + body.replace("\\", "\\\\") + "]")
+                i = j
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.compile("".join(out) + r"\Z", re.DOTALL)
+
+
+class PathFilter:
+    """``include`` minus ``exclude``: a path is selected when some include glob matches it
+    and no exclude glob does."""
+
+    def __init__(self, include: Iterable[str], exclude: Iterable[str]) -> None:
+        self._inc = [glob_regex(g) for g in include]
+        self._exc = [glob_regex(g) for g in exclude]
+
+    def __call__(self, path: str) -> bool:
+        return any(r.match(path) for r in self._inc) and not any(r.match(path) for r in self._exc)
+
+
+# -- scanning -------------------------------------------------------------------------
+@dataclass
+class Scan:
+    """A filtered listing of one side of a file step."""
+
+    files: dict[str, FileInfo] = field(default_factory=dict)
+    dirs: dict[str, FileInfo] = field(default_factory=dict)
+    #: every path listed before include/exclude (deletes look here, so a file that a
+    #: changed exclude pattern hides is not deleted from the target)
+    listed: set[str] = field(default_factory=set)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    leftovers: list[str] = field(default_factory=list)  # temp names of unfinished puts
+
+    @property
+    def bytes(self) -> int:
+        return sum(f.size for f in self.files.values())
+
+
+def scan(
+    step: Step, endpoint: Any, *, refuse_unsafe: bool = False, follow: bool | None = None
+) -> Scan:
+    """List ``endpoint`` and keep what ``step`` selects. Engine-reserved names are left
+    out (their temp files are collected in ``leftovers``); with ``refuse_unsafe``, names a
+    file system target could not hold safely are moved to ``refused``."""
+    keep = PathFilter(step.include, step.exclude)
+    out = Scan()
+    follow = step.symlinks == "follow" if follow is None else follow
+    for info in endpoint.list(follow_symlinks=follow):
+        path = info.path
+        if reserved(path):
+            if path.rsplit("/", 1)[-1].startswith(TMP_PREFIX):
+                out.leftovers.append(path)
+            continue
+        out.listed.add(path)
+        if not keep(path):
+            continue
+        if refuse_unsafe and (why := unsafe_name(path)):
+            out.refused.append((path, why))
+            continue
+        (out.dirs if info.is_dir else out.files)[path] = info
+    return out
+
+
+def plan_transfer(
+    step: Step, src: Scan, tgt: Scan, manifest: dict[str, Any]
+) -> tuple[list[tuple[FileInfo, bool]], int]:
+    """The files to copy (with whether only a content hash can tell), and how many are
+    unchanged."""
+    todo: list[tuple[FileInfo, bool]] = []
+    unchanged = 0
+    for path, info in sorted(src.files.items()):
+        m, t = manifest.get(path), tgt.files.get(path)
+        if (
+            m is None
+            or m["kind"] != "file"
+            or t is None
+            or t.size != m["size"]
+            or info.size != m["size"]
+            or (t.etag and m["etag"] and t.etag != m["etag"])
+        ):
+            todo.append((info, False))
+        elif step.compare == "hash":
+            todo.append((info, True))  # the worker hashes it and copies when it differs
+        elif info.mtime_ns != m["mtime_ns"]:
+            todo.append((info, False))
+        else:
+            unchanged += 1
+    return todo, unchanged
+
+
+# -- results --------------------------------------------------------------------------
+@dataclass
+class FileStepResult:
+    """What a file step did in one run (shown by the report, stored as JSON)."""
+
+    status: str = "done"  # done | skipped | failed | differences | interrupted
+    source_files: int = 0
+    source_bytes: int = 0
+    copied: int = 0
+    copied_bytes: int = 0
+    unchanged: int = 0
+    dirs: int = 0
+    deleted: int = 0
+    recopied: int = 0
+    server_side: int = 0
+    cleaned: int = 0
+    verified: dict[str, int] = field(default_factory=dict)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    #: the file validation (``validate = ["count", "checksum"]``), as ``file_check_to_json``
+    check: dict[str, Any] | None = None
+
+
+class FileFailure(MigrateError):
+    """One file could not be copied; the others go on."""
+
+
+@dataclass
+class _Done:
+    row: dict[str, Any]
+    recopied: bool
+    server_side: bool
+    verified: str
+
+
+class FileCopier:
+    """Runs one file step (see the module contract)."""
+
+    def __init__(
+        self,
+        step: Step,
+        source: Any,
+        target: Any,
+        state: Any,
+        run_id: int,
+        progress: Any,
+        stop: threading.Event,
+    ) -> None:
+        self.step, self.source, self.target = step, source, target
+        self.state, self.run_id, self.progress, self.stop = state, run_id, progress, stop
+        self.tcaps = target.capabilities
+        self.server_copy = bool(
+            self.tcaps.server_copy
+            and hasattr(target, "can_copy_from")
+            and target.can_copy_from(source)
+        )
+        self._pending: list[dict[str, Any]] = []
+        self._undo: list[tuple[str, str, str, dict[str, Any] | None]] = []
+        self._removed: list[str] = []
+        self._last_flush = time.monotonic()
+        self._started = 0
+        self._count_lock = threading.Lock()
+
+    # -- the step -------------------------------------------------------------------
+    def run(self, restart: bool = False) -> FileStepResult:
+        step, state = self.step, self.state
+        res = FileStepResult()
+        started = time.monotonic()
+        as_of = _now()  # the target holds the source as of (at least) this moment
+        if restart:
+            state.reset_file_step(step.name)
+        row = state.file_step(step.name)
+        if step.mode == "full" and row is not None and row["status"] == "done":
+            res.status = "skipped"
+            res.source_files, res.source_bytes = row["files"] or 0, row["bytes"] or 0
+            res.notes.append("copied by an earlier run (mode full): nothing to do")
+            return res
+        state.set_file_step(step.name, status=row["status"] if row else "copying")
+        if hasattr(self.target, "abort_stale_uploads"):
+            res.cleaned += self.target.abort_stale_uploads()
+        src = scan(step, self.source, refuse_unsafe=self.tcaps.filesystem)
+        tgt = scan(step, self.target, follow=False)
+        res.source_files, res.source_bytes = len(src.files), src.bytes
+        res.refused = src.refused
+        for path in tgt.leftovers:  # a killed run's temporary files
+            self.target.delete(path)
+            res.cleaned += 1
+        manifest = state.manifest(step.name)
+        try:
+            if step.deletes == "propagate":
+                self._propagate_deletes(src, tgt, manifest, res)
+            todo, res.unchanged = plan_transfer(step, src, tgt, manifest)
+            self._copy(todo, tgt, res)
+            if step.empty_dirs == "keep":
+                self._keep_dirs(src, tgt, manifest, res)
+        except (KeyboardInterrupt, InterruptedRun):
+            self._flush(force=True)
+            res.status = "interrupted"
+            raise
+        finally:
+            self._flush(force=True)
+            res.seconds = time.monotonic() - started
+        if res.failed or res.refused:
+            res.status = "failed"
+        state.set_file_step(
+            step.name,
+            status="done" if res.status == "done" else "copying",
+            runs=(row["runs"] if row else 0) + 1,
+            files=res.source_files,
+            bytes=res.source_bytes,
+            last_copied=res.copied,
+            last_bytes=res.copied_bytes,
+            last_deleted=res.deleted,
+            last_seconds=round(res.seconds, 3),
+            last_run_at=_now(),
+            as_of=as_of,
+        )
+        return res
+
+    # -- copying --------------------------------------------------------------------
+    def _copy(self, todo: list[tuple[FileInfo, bool]], tgt: Scan, res: FileStepResult) -> None:
+        step = self.step
+        total = len(todo)
+        # Undo records go in before the files: one per file this run will create.
+        self._undo.extend(
+            (step.target, "delete_file", info.path, None)
+            for info, _ in todo
+            if info.path not in tgt.files
+        )
+        self._flush(force=True)
+        self.progress.table_started(step.name, "files", total, 0)
+        started = time.monotonic()
+        manifest_md5 = {}
+        if any(check for _, check in todo):
+            manifest_md5 = {p: r["md5"] for p, r in self.state.manifest(step.name).items()}
+        done_files = 0
+        with ThreadPoolExecutor(max_workers=step.workers, thread_name_prefix="files") as pool:
+            items = iter(todo)
+            running: dict[Future[_Done | None], FileInfo] = {}
+
+            def submit_more() -> None:
+                while len(running) < step.workers * 2 and not self.stop.is_set():
+                    item = next(items, None)
+                    if item is None:
+                        return
+                    info, check = item
+                    fut = pool.submit(self._one, info, check, manifest_md5.get(info.path))
+                    running[fut] = info
+
+            try:
+                submit_more()
+                while running:
+                    finished, _ = wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        info = running.pop(fut)
+                        try:
+                            done = fut.result()
+                        except FileFailure as exc:
+                            res.failed.append((info.path, str(exc)))
+                            self.progress.message(f"step {step.name}: {exc}")
+                            continue
+                        except ConnectorError as exc:
+                            res.failed.append((info.path, str(exc)))
+                            self.progress.message(f"step {step.name}: {exc}")
+                            continue
+                        done_files += 1
+                        self.progress.advance(step.name, "files", 1)
+                        if done is None:
+                            res.unchanged += 1
+                            continue
+                        self._pending.append(done.row)
+                        res.copied += 1
+                        res.copied_bytes += done.row["size"]
+                        res.recopied += done.recopied
+                        res.server_side += done.server_side
+                        res.verified[done.verified] = res.verified.get(done.verified, 0) + 1
+                    self._flush()
+                    if self.stop.is_set():
+                        raise InterruptedRun("interrupted")
+                    submit_more()
+            except BaseException:
+                self.stop.set()
+                for fut in running:
+                    fut.cancel()
+                raise
+        self.progress.table_finished(step.name, "files", done_files, time.monotonic() - started)
+
+    def _one(self, info: FileInfo, check_hash: bool, known_md5: str | None) -> _Done | None:
+        """Copy one file (or, with ``check_hash``, first see whether its content changed).
+
+        Returns None when the content hash shows nothing to copy."""
+        if self.stop.is_set():
+            raise InterruptedRun("interrupted")
+        path = info.path
+        if check_hash and known_md5:
+            reader = HashingReader(self.source.open_read(path))
+            try:
+                while reader.read(1 << 20):
+                    pass
+            finally:
+                reader.close()
+            if reader.md5 == known_md5:
+                return None
+        recopied = False
+        last_problem = ""
+        for _attempt in range(ATTEMPTS):
+            if self.server_copy and not recopied:
+                return self._server_copy(info)
+            multipart = self.tcaps.multipart and info.size >= self.step.multipart_threshold
+            ps = effective_part_size(info.size, self.step.part_size, self.tcaps) if multipart else 0
+            reader = HashingReader(self.source.open_read(path), ps, limit=info.size)
+            with self._count_lock:
+                self._started += 1
+                seq = self._started
+            try:
+                put = self.target.put(
+                    path,
+                    _failpoint_reader(reader, seq, info.size),  # type: ignore[arg-type]
+                    info.size,
+                    part_size=self.step.part_size,
+                    multipart_threshold=self.step.multipart_threshold,
+                    mtime_ns=info.mtime_ns if self.tcaps.mtime_settable else None,
+                )
+            finally:
+                reader.close()
+            after = self.source.stat(path)
+            if after is None:
+                self.target.delete(path)
+                raise FileFailure(f"{path}: removed from the source while it was copied")
+            if (
+                after.size != info.size
+                or after.mtime_ns != info.mtime_ns
+                or reader.bytes_read != info.size
+            ):
+                recopied = True
+                last_problem = "changed at the source while it was copied"
+                info = after
+                continue
+            problem, method = self._verify(reader, put)
+            if problem:
+                recopied = True
+                last_problem = problem
+                continue
+            return _Done(
+                {
+                    "path": path,
+                    "kind": "file",
+                    "size": info.size,
+                    "mtime_ns": info.mtime_ns,
+                    "md5": reader.md5,
+                    "sha256": reader.sha256,
+                    "etag": put.etag,
+                    "parts": put.parts,
+                    "part_size": put.part_size or ps,
+                },
+                recopied=recopied,
+                server_side=False,
+                verified=method,
+            )
+            _failpoint("after-file", seq)
+        raise FileFailure(f"{path}: {last_problem} ({ATTEMPTS} attempts)")
+
+    def _verify(self, reader: HashingReader, put: Any) -> tuple[str | None, str]:
+        """A mismatch between what was streamed and what the target reports, and the
+        strongest method that checked it."""
+        if put.size is not None and put.size != reader.bytes_read:
+            return (
+                f"the target holds {put.size} bytes after writing {reader.bytes_read}",
+                "size",
+            )
+        if put.sha256:
+            if put.sha256.lower() != reader.sha256:
+                return "the target's SHA-256 differs from the bytes sent", "sha256"
+            return None, "sha256"
+        if put.etag and "etag" in self.tcaps.free_hashes:
+            want = expected_etag(reader, put)
+            if put.etag.lower().strip('"') != want:
+                return "the target's ETag differs from the MD5 of the bytes sent", "etag"
+            return None, "etag"
+        return None, "size"
+
+    def _server_copy(self, info: FileInfo) -> _Done:
+        """Both sides on one S3 endpoint: the store copies; the ETag is compared."""
+        put = self.target.copy_from(
+            self.source, info.path, info.size, part_size=self.step.part_size
+        )
+        if put.size is not None and put.size != info.size:
+            raise FileFailure(
+                f"{info.path}: the server-side copy holds {put.size} bytes, not {info.size}"
+            )
+        method = "size"
+        if info.etag and put.etag and not put.parts and "-" not in info.etag:
+            if put.etag.lower() != info.etag.lower():
+                raise FileFailure(f"{info.path}: the server-side copy's ETag differs")
+            method = "etag"
+        md5 = info.etag.lower() if info.etag and "-" not in info.etag else None
+        return _Done(
+            {
+                "path": info.path,
+                "kind": "file",
+                "size": info.size,
+                "mtime_ns": info.mtime_ns,
+                "md5": md5,
+                "sha256": info.sha256,
+                "etag": put.etag,
+                "parts": put.parts,
+                "part_size": put.part_size,
+            },
+            recopied=False,
+            server_side=True,
+            verified=method,
+        )
+
+    # -- deletes and directories ------------------------------------------------------
+    def _propagate_deletes(
+        self, src: Scan, tgt: Scan, manifest: dict[str, Any], res: FileStepResult
+    ) -> None:
+        gone = sorted(p for p in manifest if p not in src.listed)
+        if not gone:
+            return
+        if not src.listed:
+            res.failed.append(
+                (
+                    "",
+                    f"the source lists nothing, so {len(gone)} file(s) were not deleted from"
+                    " the target: check that the source is reachable and mounted",
+                )
+            )
+            return
+        backup_root = f"{BACKUP_DIR}/run-{self.run_id}"
+        for path in gone:
+            if self.stop.is_set():
+                raise InterruptedRun("interrupted")
+            m = manifest[path]
+            if m["kind"] == "dir":
+                if path in tgt.dirs:
+                    self._undo.append((self.step.target, "make_dir", path, None))
+                    self._flush(force=True)
+                    self.target.delete(path)
+            elif path in tgt.files:
+                backup = f"{backup_root}/{path}"
+                self._undo.append(
+                    (self.step.target, "restore_file", path, {"backup": backup, "size": m["size"]})
+                )
+                self._flush(force=True)  # the undo record is stored before the change
+                self.target.move(path, backup)
+            self._removed.append(path)
+            res.deleted += 1
+        self._flush(force=True)
+
+    def _keep_dirs(
+        self, src: Scan, tgt: Scan, manifest: dict[str, Any], res: FileStepResult
+    ) -> None:
+        for path, info in sorted(src.dirs.items()):
+            m = manifest.get(path)
+            if m is not None and m["kind"] == "dir" and path in tgt.dirs:
+                continue
+            if path not in tgt.dirs:
+                self._undo.append((self.step.target, "delete_dir", path, None))
+                self._flush(force=True)
+                self.target.make_dir(path)
+                res.dirs += 1
+            self._pending.append(
+                {"path": path, "kind": "dir", "size": 0, "mtime_ns": info.mtime_ns}
+            )
+        self._flush(force=True)
+
+    # -- state ----------------------------------------------------------------------
+    def _flush(self, force: bool = False) -> None:
+        if not (self._pending or self._undo or self._removed):
+            return
+        if (
+            not force
+            and len(self._pending) < FLUSH_FILES
+            and time.monotonic() - self._last_flush < FLUSH_SECONDS
+        ):
+            return
+        self.state.record_files(
+            self.step.name, self.run_id, self._pending, self._removed, self._undo
+        )
+        self._pending, self._undo, self._removed = [], [], []
+        self._last_flush = time.monotonic()
+
+
+def _failpoint_reader(reader: HashingReader, seq: int, size: int) -> Any:
+    """Test hook: ``MIGRATE_FAILPOINT=during-put:N`` kills the process with SIGKILL after
+    the N-th put (counted from 1 in this run) has streamed half of its file."""
+    if os.environ.get("MIGRATE_FAILPOINT") != f"during-put:{seq}":
+        return reader
+
+    class _Killer:
+        def __init__(self) -> None:
+            self.bytes_read = 0
+
+        def read(self, n: int = -1) -> bytes:
+            if reader.bytes_read >= size // 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return reader.read(n if 0 < n <= max(size // 2, 1) else max(size // 2, 1))
+
+    return _Killer()
+
+
+def _now() -> str:
+    from migrate.state import now
+
+    return now()
+
+
+def preview(step: Step, source: Any, target: Any, manifest: dict[str, Any]) -> dict[str, Any]:
+    """What a run of ``step`` would do, reading both sides and writing nothing: files and
+    bytes selected, the largest file, names that would be refused, files to copy (with
+    ``compare = "hash"`` an upper bound: unchanged content is found only by reading) and,
+    with ``deletes = "propagate"``, files to delete."""
+    src = scan(step, source, refuse_unsafe=target.capabilities.filesystem)
+    tgt = scan(step, target, follow=False)
+    todo, unchanged = plan_transfer(step, src, tgt, manifest)
+    largest = max(src.files.values(), key=lambda f: f.size, default=None)
+    gone = sorted(p for p in manifest if p not in src.listed) if step.deletes == "propagate" else []
+    return {
+        "files": len(src.files),
+        "bytes": src.bytes,
+        "dirs": len(src.dirs),
+        "largest": {"path": largest.path, "size": largest.size} if largest else None,
+        "refused": [{"path": p, "reason": r} for p, r in src.refused],
+        "copy_files": len(todo),
+        "copy_bytes": sum(f.size for f, _ in todo),
+        "hash_checks": sum(1 for _, check in todo if check),
+        "unchanged": unchanged,
+        "delete_files": len(gone),
+        "target_files": len(tgt.files),
+        "first_run": not manifest,
+    }
+
+
+def file_step_to_json(res: FileStepResult) -> dict[str, Any]:
+    """The JSON form of a file step's result (report, ``--json``)."""
+    return {
+        "status": res.status,
+        "source_files": res.source_files,
+        "source_bytes": res.source_bytes,
+        "copied": res.copied,
+        "copied_bytes": res.copied_bytes,
+        "unchanged": res.unchanged,
+        "dirs_created": res.dirs,
+        "deleted": res.deleted,
+        "copied_again": res.recopied,
+        "server_side": res.server_side,
+        "cleaned": res.cleaned,
+        "verified": dict(res.verified),
+        "refused": [{"path": p, "reason": r} for p, r in res.refused],
+        "failed": [{"path": p, "error": e} for p, e in res.failed],
+        "notes": list(res.notes),
+        "seconds": round(res.seconds, 3),
+        "check": res.check,
+    }
