@@ -227,7 +227,7 @@ class HashingReader:
             return
         view = memoryview(data)
         while view:
-            room = self._part_size - self._in_part + (1 if self._in_part else 0)
+            room = self._part_size - self._in_part
             piece = view[:room]
             self._part.update(piece)
             self._in_part += len(piece)
