@@ -181,6 +181,17 @@ def plan_transfer(
     return todo, unchanged
 
 
+def removed_at_source(manifest: dict[str, Any], src: Scan) -> list[str]:
+    """Manifest paths the source no longer lists (a kept empty directory that has since
+    gained files is still there)."""
+    parents = {p.rsplit("/", i)[0] for p in src.listed for i in range(1, p.count("/") + 1)}
+    return sorted(
+        p
+        for p, m in manifest.items()
+        if p not in src.listed and not (m["kind"] == "dir" and p in parents)
+    )
+
+
 # -- results --------------------------------------------------------------------------
 @dataclass
 class FileStepResult:
@@ -245,6 +256,8 @@ class FileCopier:
         self._last_flush = time.monotonic()
         self._started = 0
         self._count_lock = threading.Lock()
+        #: set when this step stops early (an error, an interrupt): workers start no file
+        self._abort = threading.Event()
 
     # -- the step -------------------------------------------------------------------
     def run(self, restart: bool = False) -> FileStepResult:
@@ -364,7 +377,7 @@ class FileCopier:
                         raise InterruptedRun("interrupted")
                     submit_more()
             except BaseException:
-                self.stop.set()
+                self._abort.set()
                 for fut in running:
                     fut.cancel()
                 raise
@@ -373,9 +386,16 @@ class FileCopier:
     def _one(self, info: FileInfo, check_hash: bool, known_md5: str | None) -> _Done | None:
         """Copy one file (or, with ``check_hash``, first see whether its content changed).
 
-        Returns None when the content hash shows nothing to copy."""
-        if self.stop.is_set():
+        Returns None when the content hash shows nothing to copy. A read or write error
+        of this file is a :class:`FileFailure` (the other files go on)."""
+        if self.stop.is_set() or self._abort.is_set():
             raise InterruptedRun("interrupted")
+        try:
+            return self._copy_one(info, check_hash, known_md5)
+        except OSError as exc:  # a stream's own read error, not wrapped by its connector
+            raise FileFailure(f"{info.path}: {exc.strerror or exc}") from None
+
+    def _copy_one(self, info: FileInfo, check_hash: bool, known_md5: str | None) -> _Done | None:
         path = info.path
         if check_hash and known_md5:
             reader = HashingReader(self.source.open_read(path))
@@ -426,6 +446,7 @@ class FileCopier:
                 recopied = True
                 last_problem = problem
                 continue
+            _failpoint("after-file", seq)
             return _Done(
                 {
                     "path": path,
@@ -442,7 +463,6 @@ class FileCopier:
                 server_side=False,
                 verified=method,
             )
-            _failpoint("after-file", seq)
         raise FileFailure(f"{path}: {last_problem} ({ATTEMPTS} attempts)")
 
     def _verify(self, reader: HashingReader, put: Any) -> tuple[str | None, str]:
@@ -500,7 +520,7 @@ class FileCopier:
     def _propagate_deletes(
         self, src: Scan, tgt: Scan, manifest: dict[str, Any], res: FileStepResult
     ) -> None:
-        gone = sorted(p for p in manifest if p not in src.listed)
+        gone = removed_at_source(manifest, src)
         if not gone:
             return
         if not src.listed:
@@ -543,7 +563,11 @@ class FileCopier:
             if path not in tgt.dirs:
                 self._undo.append((self.step.target, "delete_dir", path, None))
                 self._flush(force=True)
-                self.target.make_dir(path)
+                try:
+                    self.target.make_dir(path)
+                except ConnectorError as exc:
+                    res.failed.append((path, str(exc)))
+                    continue
                 res.dirs += 1
             self._pending.append(
                 {"path": path, "kind": "dir", "size": 0, "mtime_ns": info.mtime_ns}
@@ -600,7 +624,7 @@ def preview(step: Step, source: Any, target: Any, manifest: dict[str, Any]) -> d
     tgt = scan(step, target, follow=False)
     todo, unchanged = plan_transfer(step, src, tgt, manifest)
     largest = max(src.files.values(), key=lambda f: f.size, default=None)
-    gone = sorted(p for p in manifest if p not in src.listed) if step.deletes == "propagate" else []
+    gone = removed_at_source(manifest, src) if step.deletes == "propagate" else []
     return {
         "files": len(src.files),
         "bytes": src.bytes,
