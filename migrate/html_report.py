@@ -71,8 +71,43 @@ def validation_html(data: dict[str, Any], title: str | None = None) -> str:
     out.append("</table>")
     for t in data["tables"]:
         out.extend(_table_section(t))
+    for f in data.get("files", []):
+        out.extend(_file_section(f))
     out.append("</body></html>")
     return "\n".join(out) + "\n"
+
+
+def _file_section(f: dict[str, Any]) -> list[str]:
+    """A file step's check: counts and bytes per side, then every listed difference."""
+    out = [
+        f"<h2>files: {escape(f['step'])} ({escape(f['source'])} → {escape(f['target'])})</h2>",
+        f'<p><span class="{escape(f["status"])}">{escape(f["status"])}</span>;'
+        f" {escape(f.get('method') or '')}; {f['source_files']:,} / {f['target_files']:,}"
+        f" files, {f['source_bytes']:,} / {f['target_bytes']:,} bytes (source / target);"
+        f" {f['hashed']:,} compared by content</p>",
+    ]
+    if f.get("error"):
+        out.append(f'<p class="failed">{escape(f["error"])}</p>')
+    for note in f.get("notes", []):
+        out.append(f'<p class="muted">{escape(note)}</p>')
+    rows = [("missing", p, "not on the target", "") for p in f["missing"]]
+    rows += [("extra", p, "not on the source", "") for p in f["extra"]]
+    rows += [
+        (d["what"], d["path"], str(d["source"] or ""), str(d["target"] or ""))
+        for d in f["different"]
+    ]
+    if rows:
+        out.append("<table><tr><th>kind</th><th>path</th><th>source</th><th>target</th></tr>")
+        for kind, path, a, b in rows:
+            out.append(
+                f"<tr><td>{escape(kind)}</td><td><code>{escape(path)}</code></td>"
+                f"<td>{escape(a)}</td><td>{escape(b)}</td></tr>"
+            )
+        out.append("</table>")
+        more = sum(f.get("more", {}).values())
+        if more:
+            out.append(f'<p class="muted">… and {more:,} more not listed</p>')
+    return out
 
 
 def _masked(data: dict[str, Any]) -> bool:

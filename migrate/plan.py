@@ -37,6 +37,8 @@ SYMLINKS = ("skip", "follow")
 EMPTY_DIRS = ("skip", "keep")
 DEFAULT_PART_SIZE = 8 << 20
 DEFAULT_MULTIPART_THRESHOLD = 16 << 20
+#: connection options whose values are secrets (masked wherever they could be shown)
+SECRET_OPTIONS = frozenset({"password", "secret_key", "session_token", "key_passphrase"})
 #: keys only a database step takes, and keys only a file step takes
 TABLE_KEYS = frozenset(
     {
@@ -441,6 +443,10 @@ def _check(resolved: Path, shown: Path, text: str, data: dict) -> Plan:
         }
         if declared is not None:
             _check_options(c, key, options, declared)
+            # a secret written into the plan itself is still never shown
+            c.secrets.update(
+                v for k, v in options.items() if k in SECRET_OPTIONS and isinstance(v, str) and v
+            )
         connections[cname] = Connection(cname, url, options, _safe_url(url))
 
     batch_items = c.array_of_tables(data, "batches")

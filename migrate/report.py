@@ -235,7 +235,12 @@ def print_run(console: Console, result: RunResult) -> None:
         text = "done: chunk counts match (the source is live: --cutover compares tables)"
     elif result.status == "done" and (
         any(t.checksum for t in tables)
-        or any(s.files is not None and s.files.check is not None for s in result.steps)
+        or any(
+            s.files is not None
+            and s.files.check is not None
+            and "checksum" in (s.files.check.get("method") or "")
+            for s in result.steps
+        )
     ):
         text = "done: every count and checksum matches"
     elif result.status == "differences" and (result.message or "").startswith("file"):
