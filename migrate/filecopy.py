@@ -174,7 +174,7 @@ def plan_transfer(
             todo.append((info, False))
         elif step.compare == "hash":
             todo.append((info, True))  # the worker hashes it and copies when it differs
-        elif False:
+        elif info.mtime_ns != m["mtime_ns"]:
             todo.append((info, False))
         else:
             unchanged += 1
