@@ -156,7 +156,7 @@ def print_dry_run(console: Console, report: dict[str, Any]) -> None:
             after = f", after {', '.join(s['after'])}" if s["after"] else ""
             console.print(
                 f"  step [bold]{s['name']}[/]: {s['source']} → {s['target']},"
-                f" mode {s['mode']}, validate {', '.join(s['validate'])}{after}"
+                f" mode {s['mode']}, validate {', '.join(s['validate']) or 'none'}{after}"
             )
             if s["error"]:
                 console.print(f"    [red]{escape(s['error'])}[/]")

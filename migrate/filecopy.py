@@ -147,6 +147,12 @@ def scan(
         out.listed.add(path)
         if not keep(path):
             continue
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:  # a file system name in another encoding
+            shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            out.refused.append((shown, "the name is not valid UTF-8"))
+            continue
         if refuse_unsafe and (why := unsafe_name(path)):
             out.refused.append((path, why))
             continue
@@ -155,10 +161,13 @@ def scan(
 
 
 def plan_transfer(
-    step: Step, src: Scan, tgt: Scan, manifest: dict[str, Any]
+    step: Step, src: Scan, tgt: Scan, manifest: dict[str, Any], target_caps: Any = None
 ) -> tuple[list[tuple[FileInfo, bool]], int]:
     """The files to copy (with whether only a content hash can tell), and how many are
-    unchanged."""
+    unchanged. A file counts as altered on the target when its size (or ETag) is not what
+    the manifest recorded, or, on targets that keep the source's mtime, its mtime (to the
+    second) is not."""
+    keeps_mtime = bool(target_caps is not None and target_caps.mtime_settable)
     todo: list[tuple[FileInfo, bool]] = []
     unchanged = 0
     for path, info in sorted(src.files.items()):
@@ -170,6 +179,7 @@ def plan_transfer(
             or t.size != m["size"]
             or info.size != m["size"]
             or (t.etag and m["etag"] and t.etag != m["etag"])
+            or (keeps_mtime and _seconds(t.mtime_ns) != _seconds(m["mtime_ns"]))
         ):
             todo.append((info, False))
         elif step.compare == "hash":
@@ -179,6 +189,10 @@ def plan_transfer(
         else:
             unchanged += 1
     return todo, unchanged
+
+
+def _seconds(ns: int | None) -> int | None:
+    return None if ns is None else ns // 1_000_000_000
 
 
 def removed_at_source(manifest: dict[str, Any], src: Scan) -> list[str]:
@@ -208,6 +222,8 @@ class FileStepResult:
     recopied: int = 0
     server_side: int = 0
     cleaned: int = 0
+    #: files on the target this plan had not put there, moved aside before being overwritten
+    backed_up: int = 0
     verified: dict[str, int] = field(default_factory=dict)
     refused: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
@@ -218,7 +234,12 @@ class FileStepResult:
 
 
 class FileFailure(MigrateError):
-    """One file could not be copied; the others go on."""
+    """One file could not be copied; the others go on. ``forget``: the target's copy may
+    be wrong, so the manifest row goes and the next run copies the file again."""
+
+    def __init__(self, message: str, *, forget: bool = False) -> None:
+        super().__init__(message)
+        self.forget = forget
 
 
 @dataclass
@@ -255,6 +276,7 @@ class FileCopier:
         self._removed: list[str] = []
         self._last_flush = time.monotonic()
         self._started = 0
+        self._new: set[str] = set()  # paths this run creates (absent on the target before)
         self._count_lock = threading.Lock()
         #: set when this step stops early (an error, an interrupt): workers start no file
         self._abort = threading.Event()
@@ -287,7 +309,7 @@ class FileCopier:
         try:
             if step.deletes == "propagate":
                 self._propagate_deletes(src, tgt, manifest, res)
-            todo, res.unchanged = plan_transfer(step, src, tgt, manifest)
+            todo, res.unchanged = plan_transfer(step, src, tgt, manifest, self.tcaps)
             self._copy(todo, tgt, res)
             if step.empty_dirs == "keep":
                 self._keep_dirs(src, tgt, manifest, res)
@@ -326,6 +348,23 @@ class FileCopier:
             if info.path not in tgt.files
         )
         self._flush(force=True)
+        # A file this plan did not put there is moved aside before it is overwritten.
+        ours = set(self.state.manifest(step.name)) | self.state.created_files(
+            step.name, step.target
+        )
+        foreign = [
+            info.path for info, _ in todo if info.path in tgt.files and info.path not in ours
+        ]
+        backups = {p: f"{BACKUP_DIR}/run-{self.run_id}/{p}" for p in foreign}
+        self._undo.extend(
+            (step.target, "restore_file", p, {"backup": b, "overwritten": True})
+            for p, b in backups.items()
+        )
+        self._flush(force=True)
+        for p, b in backups.items():
+            self.target.move(p, b)
+        res.backed_up += len(backups)
+        self._new = {info.path for info, _ in todo if info.path not in tgt.files}
         self.progress.table_started(step.name, "files", total, 0)
         started = time.monotonic()
         manifest_md5 = {}
@@ -356,6 +395,8 @@ class FileCopier:
                         except FileFailure as exc:
                             res.failed.append((info.path, str(exc)))
                             self.progress.message(f"step {step.name}: {exc}")
+                            if exc.forget:  # what the target holds is not known good
+                                self._removed.append(info.path)
                             continue
                         except ConnectorError as exc:
                             res.failed.append((info.path, str(exc)))
@@ -429,10 +470,12 @@ class FileCopier:
             finally:
                 reader.close()
             after = self.source.stat(path)
-            if after is None:
-                self.target.delete(path)
-                raise FileFailure(f"{path}: removed from the source while it was copied")
-            if (
+            if after is None and reader.bytes_read != info.size:
+                self._drop_new(path)
+                raise FileFailure(
+                    f"{path}: removed from the source while it was copied", forget=True
+                )
+            if after is not None and (
                 after.size != info.size
                 or after.mtime_ns != info.mtime_ns
                 or reader.bytes_read != info.size
@@ -463,7 +506,16 @@ class FileCopier:
                 server_side=False,
                 verified=method,
             )
-        raise FileFailure(f"{path}: {last_problem} ({ATTEMPTS} attempts)")
+        self._drop_new(path)
+        raise FileFailure(f"{path}: {last_problem} ({ATTEMPTS} attempts)", forget=True)
+
+    def _drop_new(self, path: str) -> None:
+        """Remove a copy this run created that is not known good (a failed file)."""
+        if path in self._new:
+            try:
+                self.target.delete(path)
+            except ConnectorError:
+                pass  # the manifest forgets it either way: the next run copies it again
 
     def _verify(self, reader: HashingReader, put: Any) -> tuple[str | None, str]:
         """A mismatch between what was streamed and what the target reports, and the
@@ -622,7 +674,7 @@ def preview(step: Step, source: Any, target: Any, manifest: dict[str, Any]) -> d
     with ``deletes = "propagate"``, files to delete."""
     src = scan(step, source, refuse_unsafe=target.capabilities.filesystem)
     tgt = scan(step, target, follow=False)
-    todo, unchanged = plan_transfer(step, src, tgt, manifest)
+    todo, unchanged = plan_transfer(step, src, tgt, manifest, target.capabilities)
     largest = max(src.files.values(), key=lambda f: f.size, default=None)
     gone = removed_at_source(manifest, src) if step.deletes == "propagate" else []
     return {
@@ -655,6 +707,7 @@ def file_step_to_json(res: FileStepResult) -> dict[str, Any]:
         "copied_again": res.recopied,
         "server_side": res.server_side,
         "cleaned": res.cleaned,
+        "backed_up": res.backed_up,
         "verified": dict(res.verified),
         "refused": [{"path": p, "reason": r} for p, r in res.refused],
         "failed": [{"path": p, "error": e} for p, e in res.failed],

@@ -442,7 +442,8 @@ def _check(resolved: Path, shown: Path, text: str, data: dict) -> Plan:
             for k, v in options.items()
         }
         if declared is not None:
-            _check_options(c, key, options, declared)
+            inline = {k for k in craw if k not in ("url", "options")}
+            _check_options(c, key, options, declared, inline)
             # a secret written into the plan itself is still never shown
             c.secrets.update(
                 v for k, v in options.items() if k in SECRET_OPTIONS and isinstance(v, str) and v
@@ -878,9 +879,13 @@ def _declared_options(url: str) -> dict[str, type]:
     return dict(getattr(cls, "OPTIONS", {}))
 
 
-def _check_options(c: _Checker, key: str, options: dict, declared: dict[str, type]) -> None:
+def _check_options(
+    c: _Checker, key: str, options: dict, declared: dict[str, type], inline: set[str]
+) -> None:
+    """Each option is one the connector declares, of its type. ``inline`` are those
+    written beside ``url`` (the others came from ``options = {...}``)."""
     for k, v in options.items():
-        where = f"{key}.{k}"
+        where = f"{key}.{k}" if k in inline else f"{key}.options.{k}"
         if k not in declared:
             allowed = ", ".join(sorted(declared)) or "none"
             raise c.fail(where, f"unknown option {k!r} (allowed: {allowed})")

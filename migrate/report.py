@@ -96,6 +96,11 @@ def _print_file_step(console: Console, title: str, step: Any) -> None:
         extra.append(f"{f.dirs:,} empty directories kept")
     if f.cleaned:
         extra.append(f"{f.cleaned:,} leftovers of an interrupted run removed")
+    if f.backed_up:
+        extra.append(
+            f"{f.backed_up:,} existing file(s) this plan had not written kept under"
+            " .migrate-backup/ before being overwritten"
+        )
     if extra:
         console.print("  " + "; ".join(extra))
     for path, why in f.refused[:20]:
@@ -231,7 +236,13 @@ def print_run(console: Console, result: RunResult) -> None:
         "interrupted": "interrupted: run again to finish (exit 5)",
         "plan error": "stopped by a plan error (exit 2)",
     }.get(result.status, result.status)
-    if result.status == "done" and live:
+    if (
+        result.status == "done"
+        and not tables
+        and not any(s.files is not None and s.files.check is not None for s in result.steps)
+    ):
+        text = "done"
+    elif result.status == "done" and live:
         text = "done: chunk counts match (the source is live: --cutover compares tables)"
     elif result.status == "done" and (
         any(t.checksum for t in tables)

@@ -134,15 +134,22 @@ class Endpoints:
         if name not in self._open:
             conn = self.plan.connections[name]
             cls = endpoint_class(conn.url)
-            self._open[name] = cls(
-                name,
-                conn.url,
-                conn.options,
-                base_dir=self.plan.base_dir,
-                workers=self.workers,
-                secrets=self.plan.secrets,
-                dry_run=self.dry_run,
-            )
+            try:
+                self._open[name] = cls(
+                    name,
+                    conn.url,
+                    conn.options,
+                    base_dir=self.plan.base_dir,
+                    workers=self.workers,
+                    secrets=self.plan.secrets,
+                    dry_run=self.dry_run,
+                )
+            except PlanError as exc:  # a connector's own check of its URL or options
+                if exc.path is not None:
+                    raise
+                raise PlanError(
+                    redact(str(exc), self.plan.secrets), path=str(self.plan.path)
+                ) from None
         return self._open[name]  # type: ignore[no-any-return]
 
     def close(self) -> None:
@@ -393,10 +400,9 @@ class Runner:
             first = (res.refused or res.failed)[0]
             what = "refused" if res.refused else "could not be copied"
             count = len(res.refused) + len(res.failed)
-            sr.error = redact(
-                f"{count} file(s) {what}; first: {first[0] or '(step)'}: {first[1]}",
-                self.plan.secrets,
-            )
+            path, why = first
+            shown = why if not path or why.startswith(path) else f"{path}: {why}"
+            sr.error = redact(f"{count} file(s) {what}; first: {shown}", self.plan.secrets)
             return
         if res.status == "skipped" or not ({"count", "checksum"} & set(step.validate)):
             return

@@ -528,6 +528,14 @@ class State:
                 ],
             )
 
+    def created_files(self, step: str, connection: str) -> set[str]:
+        """Paths a step recorded as created on ``connection`` (``delete_file`` undo rows)."""
+        rows = self.execute(
+            "SELECT object FROM undo WHERE step=? AND connection=? AND action='delete_file'",
+            (step, connection),
+        ).fetchall()
+        return {r[0] for r in rows}
+
     def file_step(self, step: str) -> sqlite3.Row | None:
         return self.execute("SELECT * FROM file_steps WHERE step=?", (step,)).fetchone()
 

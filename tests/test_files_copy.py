@@ -235,12 +235,6 @@ def test_incremental_copies_new_changed_and_target_damaged_files(
     assert run_json(plan, capsys)[1]["steps"][0]["files"]["copied"] == 0
 
 
-@pytest.mark.xfail(
-    reason="BUG: filecopy.plan_transfer never compares the target's mtime with the manifest,"
-    " so a same-size file rewritten on a file system target (which keeps source mtimes)"
-    " is not copied again although the contract says 'altered on the target' files are",
-    strict=True,
-)
 def test_same_size_file_altered_on_the_target_is_copied_again(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -683,11 +677,6 @@ def test_a_file_that_changes_at_every_read_fails_after_three_attempts(
     assert manifest_paths(plan) == {"plain.txt"}
 
 
-@pytest.mark.xfail(
-    reason="BUG: runner._copy_file_step builds the step error as f'{path}: {message}' but"
-    " FileFailure messages already start with the path: 'first: x.log: x.log: changed ...'",
-    strict=True,
-)
 def test_step_error_names_the_failed_file_once(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], scheme: Any
 ) -> None:
@@ -1039,11 +1028,6 @@ def test_mixed_and_connection_plan_errors(
     assert not (tmp_path / "dst").exists() and not (tmp_path / "b.db").exists()
 
 
-@pytest.mark.xfail(
-    reason="BUG: plan._check_options names an option given in 'options = {...}' as"
-    " connections.X.NAME instead of connections.X.options.NAME (the key path in the file)",
-    strict=True,
-)
 def test_unknown_option_in_the_options_table_names_its_key_path(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -1067,16 +1051,11 @@ def test_a_file_url_with_a_host_is_a_plan_error(
     code, result = run_json(plan, capsys)
     assert code == 2
     assert result["status"] == "plan error"
-    assert result["message"].startswith("connections.a.url: file URLs name a local path")
+    assert "mixed.toml: connections.a.url: file URLs name a local path" in result["message"]
     assert "use nfs:// or sftp:// for a remote host" in result["message"]
     assert not (tmp_path / "dst").exists()
 
 
-@pytest.mark.xfail(
-    reason="BUG: a PlanError raised by a connector's constructor (runner.Endpoints.get) is"
-    " reported without the plan file (and line) that DESIGN.md says every error names",
-    strict=True,
-)
 def test_a_connector_plan_error_names_the_plan_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -1112,12 +1091,6 @@ def test_undo_records_for_every_file_created(
     assert rows == [("delete_file", "new.txt")]
 
 
-@pytest.mark.xfail(
-    reason="BUG: a source name that is not UTF-8 (os.scandir gives it as surrogate escapes)"
-    " reaches state.record_files, whose sqlite insert raises UnicodeEncodeError: an"
-    " internal error before any file is copied, instead of the name being refused",
-    strict=True,
-)
 def test_a_name_that_is_not_utf8_is_reported_not_a_crash(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -1134,12 +1107,6 @@ def test_a_name_that_is_not_utf8_is_reported_not_a_crash(
     assert (tmp_path / "dst" / "ok.txt").read_bytes() == b"ok"
 
 
-@pytest.mark.xfail(
-    reason="BUG (DESIGN gap): a file already on the target that this plan did not create is"
-    " overwritten with no backup and no undo record (DESIGN: 'restore overwritten objects"
-    " from a backup prefix'); FileCopier._copy records undo rows only for new paths",
-    strict=True,
-)
 def test_a_target_file_the_plan_did_not_create_can_be_restored(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -1226,11 +1193,6 @@ def test_count_only_validation_does_not_claim_checksums(
     assert "every count and checksum matches" not in out, out
 
 
-@pytest.mark.xfail(
-    reason="BUG: report.print_run ends a file step run with validate = [] by 'done: every"
-    " count matches' although nothing was counted or compared",
-    strict=True,
-)
 def test_no_validation_does_not_claim_counts(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
