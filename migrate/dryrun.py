@@ -53,11 +53,23 @@ def dry_run(plan: Plan) -> dict[str, Any]:
                     s["target_endpoint"] = target.describe()
                     if step.kind == "file":
                         manifest = state.manifest(step.name) if state is not None else {}
-                        s["files"] = preview(step, source, target, manifest)
-                        s["notes"] = list(getattr(source, "notes", [])) + list(
-                            getattr(target, "notes", [])
+                        row = state.file_step(step.name) if state is not None else None
+                        created = state.created_files(step.name, step.target) if state else set()
+                        s["files"] = preview(
+                            step,
+                            source,
+                            target,
+                            manifest,
+                            done=row is not None and row["status"] == "done",
+                            created=created,
+                        )
+                        s["notes"] = (
+                            s["files"]["notes"]
+                            + list(getattr(source, "notes", []))
+                            + list(getattr(target, "notes", []))
                         )
                         problems += 1 if s["files"]["refused"] else 0
+                        problems += sum(1 for n in s["files"]["notes"] if n.startswith("STOP"))
                         w["steps"].append(s)
                         continue
                     if step.mode == "cdc":

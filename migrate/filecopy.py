@@ -29,13 +29,12 @@ Contracts:
 from __future__ import annotations
 
 import os
-import re
 import signal
 import threading
 import time
-from collections.abc import Iterable
+import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from connectors.files.base import (
@@ -50,6 +49,7 @@ from connectors.files.base import (
 )
 from migrate.copier import _failpoint
 from migrate.errors import ConnectorError, InterruptedRun, MigrateError
+from migrate.globs import PathFilter
 from migrate.plan import Step
 
 #: attempts per file: a file that keeps changing while it is copied fails after these
@@ -57,58 +57,6 @@ ATTEMPTS = 3
 #: manifest rows are committed after this many files or seconds, whichever comes first
 FLUSH_FILES = 500
 FLUSH_SECONDS = 2.0
-
-
-# -- globs ----------------------------------------------------------------------------
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    """Compile a path glob matched against the whole relative path.
-
-    ``*`` and ``?`` stay inside one path segment, ``[...]`` is a character class, ``**``
-    matches any number of segments (``**/x`` also matches a top-level ``x``; ``d/**``
-    matches everything below ``d``). A pattern is anchored at the source root:
-    ``*.log`` matches ``a.log`` but not ``logs/a.log`` (use ``**/*.log``).
-    """
-    i, n, out = 0, len(pattern), []
-    while i < n:
-        c = pattern[i]
-        if pattern.startswith("**", i):
-            i += 2
-            if i < n and pattern[i] == "/":
-                i += 1
-                out.append("(?:.*/)?")
-            else:
-                out.append(".*")
-            continue
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
-            j = pattern.find("]", i + 2 if pattern[i + 1 : i + 2] in ("!", "]") else i + 1)
-            if j < 0:
-                out.append(re.escape(c))
-            else:
-                body = pattern[i + 1 : j]
-                if body.startswith("!"):
-                    body = "^" + body[1:]
-                out.append("[" + body.replace("\\", "\\\\") + "]")
-                i = j
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return re.compile("".join(out) + r"\Z", re.DOTALL)
-
-
-class PathFilter:
-    """``include`` minus ``exclude``: a path is selected when some include glob matches it
-    and no exclude glob does."""
-
-    def __init__(self, include: Iterable[str], exclude: Iterable[str]) -> None:
-        self._inc = [glob_regex(g) for g in include]
-        self._exc = [glob_regex(g) for g in exclude]
-
-    def __call__(self, path: str) -> bool:
-        return any(r.match(path) for r in self._inc) and not any(r.match(path) for r in self._exc)
 
 
 # -- scanning -------------------------------------------------------------------------
@@ -248,6 +196,7 @@ class _Done:
     recopied: bool
     server_side: bool
     verified: str
+    backed_up: bool = False
 
 
 class FileCopier:
@@ -271,6 +220,11 @@ class FileCopier:
             and hasattr(target, "can_copy_from")
             and target.can_copy_from(source)
         )
+        self.result = FileStepResult()
+        #: this run's backup folder on the target: unique, so no backup ever replaces
+        #: another (run ids restart with a new state file; steps may share a target)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        self.backup_root = f"{BACKUP_DIR}/{stamp}-{step.name}-{uuid.uuid4().hex[:8]}"
         self._pending: list[dict[str, Any]] = []
         self._undo: list[tuple[str, str, str, dict[str, Any] | None]] = []
         self._removed: list[str] = []
@@ -283,8 +237,9 @@ class FileCopier:
 
     # -- the step -------------------------------------------------------------------
     def run(self, restart: bool = False) -> FileStepResult:
+        """Run the step; ``self.result`` holds what was done so far even when this raises."""
         step, state = self.step, self.state
-        res = FileStepResult()
+        res = self.result
         started = time.monotonic()
         as_of = _now()  # the target holds the source as of (at least) this moment
         if restart:
@@ -299,6 +254,13 @@ class FileCopier:
         if hasattr(self.target, "abort_stale_uploads"):
             res.cleaned += self.target.abort_stale_uploads()
         src = scan(step, self.source, refuse_unsafe=self.tcaps.filesystem)
+        if not src.listed:
+            exists = getattr(self.source, "root_exists", None)
+            if exists is not None and not exists():
+                raise ConnectorError(
+                    f"{step.source}: the source {self.source.describe()} does not exist"
+                    " (is the share mounted, the path right?)"
+                )
         tgt = scan(step, self.target, follow=False)
         res.source_files, res.source_bytes = len(src.files), src.bytes
         res.refused = src.refused
@@ -322,9 +284,14 @@ class FileCopier:
             res.seconds = time.monotonic() - started
         if res.failed or res.refused:
             res.status = "failed"
+        if not src.files and not src.dirs:
+            res.notes.append(
+                "the source lists no file the step selects: check the source path and the"
+                " include/exclude globs (a mode full step is not marked done)"
+            )
         state.set_file_step(
             step.name,
-            status="done" if res.status == "done" else "copying",
+            status="done" if res.status == "done" and (src.files or src.dirs) else "copying",
             runs=(row["runs"] if row else 0) + 1,
             files=res.source_files,
             bytes=res.source_bytes,
@@ -352,18 +319,10 @@ class FileCopier:
         ours = set(self.state.manifest(step.name)) | self.state.created_files(
             step.name, step.target
         )
-        foreign = [
+        # (each by its worker, just before its own put: an error leaves the others in place)
+        self._foreign = {
             info.path for info, _ in todo if info.path in tgt.files and info.path not in ours
-        ]
-        backups = {p: f"{BACKUP_DIR}/run-{self.run_id}/{p}" for p in foreign}
-        self._undo.extend(
-            (step.target, "restore_file", p, {"backup": b, "overwritten": True})
-            for p, b in backups.items()
-        )
-        self._flush(force=True)
-        for p, b in backups.items():
-            self.target.move(p, b)
-        res.backed_up += len(backups)
+        }
         self._new = {info.path for info, _ in todo if info.path not in tgt.files}
         self.progress.table_started(step.name, "files", total, 0)
         started = time.monotonic()
@@ -390,39 +349,81 @@ class FileCopier:
                     finished, _ = wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
                     for fut in finished:
                         info = running.pop(fut)
-                        try:
-                            done = fut.result()
-                        except FileFailure as exc:
-                            res.failed.append((info.path, str(exc)))
-                            self.progress.message(f"step {step.name}: {exc}")
-                            if exc.forget:  # what the target holds is not known good
-                                self._removed.append(info.path)
-                            continue
-                        except ConnectorError as exc:
-                            res.failed.append((info.path, str(exc)))
-                            self.progress.message(f"step {step.name}: {exc}")
-                            continue
-                        done_files += 1
-                        self.progress.advance(step.name, "files", 1)
-                        if done is None:
-                            res.unchanged += 1
-                            continue
-                        self._pending.append(done.row)
-                        res.copied += 1
-                        res.copied_bytes += done.row["size"]
-                        res.recopied += done.recopied
-                        res.server_side += done.server_side
-                        res.verified[done.verified] = res.verified.get(done.verified, 0) + 1
+                        done_files += self._collect(fut, info, res)
                     self._flush()
                     if self.stop.is_set():
                         raise InterruptedRun("interrupted")
                     submit_more()
             except BaseException:
+                # Workers stop at their next block; files that finished meanwhile are
+                # recorded, so the next run does not copy them again.
                 self._abort.set()
                 for fut in running:
                     fut.cancel()
+                for fut, info in running.items():
+                    if not fut.cancelled():
+                        self._collect(fut, info, res)  # waits for it
                 raise
         self.progress.table_finished(step.name, "files", done_files, time.monotonic() - started)
+
+    def _collect(self, fut: Future[_Done | None], info: FileInfo, res: FileStepResult) -> int:
+        """Account for one finished file; returns 1 when it counts as done."""
+        try:
+            done = fut.result()
+        except (InterruptedRun, KeyboardInterrupt):
+            return 0
+        except (FileFailure, ConnectorError) as exc:
+            res.failed.append((info.path, str(exc)))
+            self.progress.message(f"step {self.step.name}: {exc}")
+            if isinstance(exc, FileFailure) and exc.forget:  # the target's copy is not known good
+                self._removed.append(info.path)
+            return 0
+        self.progress.advance(self.step.name, "files", 1)
+        if done is None:
+            res.unchanged += 1
+            return 1
+        self._pending.append(done.row)
+        res.copied += 1
+        res.copied_bytes += done.row["size"]
+        res.recopied += done.recopied
+        res.server_side += done.server_side
+        res.backed_up += done.backed_up
+        res.verified[done.verified] = res.verified.get(done.verified, 0) + 1
+        return 1
+
+    def _guarded(self, reader: HashingReader, seq: int, size: int) -> Any:
+        """The stream a put reads: it stops (InterruptedRun) at the next block once the run
+        is interrupted or the step gives up, so a put in flight is abandoned, not waited for."""
+        copier = self
+
+        class _Guard:
+            def read(self, n: int = -1) -> bytes:
+                if copier.stop.is_set() or copier._abort.is_set():
+                    raise InterruptedRun("interrupted")
+                return reader.read(n)
+
+            def close(self) -> None:
+                reader.close()
+
+        return _failpoint_reader(_Guard(), seq, size)
+
+    def _set_aside(self, path: str) -> bool:
+        """Move a target file this plan did not write to the backup folder, recording the
+        undo first; True when one was moved."""
+        if path not in self._foreign:
+            return False
+        backup = f"{self.backup_root}/{path}"
+        self.state.record_files(
+            self.step.name,
+            self.run_id,
+            [],
+            [],
+            [(self.step.target, "restore_file", path, {"backup": backup, "overwritten": True})],
+        )
+        self.target.move(path, backup)
+        with self._count_lock:
+            self._foreign.discard(path)
+        return True
 
     def _one(self, info: FileInfo, check_hash: bool, known_md5: str | None) -> _Done | None:
         """Copy one file (or, with ``check_hash``, first see whether its content changed).
@@ -449,10 +450,19 @@ class FileCopier:
                 return None
         recopied = False
         last_problem = ""
+        backed_up = self._set_aside(path)
         for _attempt in range(ATTEMPTS):
-            if self.server_copy and not recopied:
-                return self._server_copy(info)
-            multipart = self.tcaps.multipart and info.size >= self.step.multipart_threshold
+            if self.server_copy:
+                done, problem = self._server_copy(info)
+                if done is not None:
+                    done.recopied, done.backed_up = recopied, backed_up
+                    return done
+                recopied, last_problem = True, problem
+                info = self.source.stat(path) or info
+                continue
+            multipart = self.tcaps.multipart and (
+                info.size >= self.step.multipart_threshold or info.size > self.tcaps.max_single_put
+            )
             ps = effective_part_size(info.size, self.step.part_size, self.tcaps) if multipart else 0
             reader = HashingReader(self.source.open_read(path), ps, limit=info.size)
             with self._count_lock:
@@ -461,7 +471,7 @@ class FileCopier:
             try:
                 put = self.target.put(
                     path,
-                    _failpoint_reader(reader, seq, info.size),  # type: ignore[arg-type]
+                    self._guarded(reader, seq, info.size),  # type: ignore[arg-type]
                     info.size,
                     part_size=self.step.part_size,
                     multipart_threshold=self.step.multipart_threshold,
@@ -505,6 +515,7 @@ class FileCopier:
                 recopied=recopied,
                 server_side=False,
                 verified=method,
+                backed_up=backed_up,
             )
         self._drop_new(path)
         raise FileFailure(f"{path}: {last_problem} ({ATTEMPTS} attempts)", forget=True)
@@ -536,21 +547,28 @@ class FileCopier:
             return None, "etag"
         return None, "size"
 
-    def _server_copy(self, info: FileInfo) -> _Done:
-        """Both sides on one S3 endpoint: the store copies; the ETag is compared."""
+    def _server_copy(self, info: FileInfo) -> tuple[_Done | None, str]:
+        """Both sides on one S3 endpoint: the store copies. The source is looked at again
+        afterwards (a change during the copy means another attempt) and the copy's size,
+        and for a single-part object its ETag, are checked as the target reports them."""
         put = self.target.copy_from(
             self.source, info.path, info.size, part_size=self.step.part_size
         )
-        if put.size is not None and put.size != info.size:
-            raise FileFailure(
-                f"{info.path}: the server-side copy holds {put.size} bytes, not {info.size}"
-            )
+        after = self.source.stat(info.path)
+        if after is None or after.size != info.size or (after.etag or "") != (info.etag or ""):
+            return None, "changed at the source while it was copied"
+        got = self.target.stat(info.path)
+        if got is None or got.size != info.size:
+            held = "nothing" if got is None else f"{got.size} bytes"
+            return None, f"the server-side copy holds {held}, not {info.size} bytes"
         method = "size"
-        if info.etag and put.etag and not put.parts and "-" not in info.etag:
-            if put.etag.lower() != info.etag.lower():
-                raise FileFailure(f"{info.path}: the server-side copy's ETag differs")
+        plain = info.etag is not None and "-" not in info.etag
+        if plain and got.etag and "-" not in got.etag:
+            if got.etag.lower() != (info.etag or "").lower():
+                return None, "the server-side copy's ETag differs from the source's"
             method = "etag"
-        md5 = info.etag.lower() if info.etag and "-" not in info.etag else None
+        md5 = info.etag.lower() if plain and info.etag else None
+        put = replace(put, etag=got.etag or put.etag)
         return _Done(
             {
                 "path": info.path,
@@ -566,7 +584,7 @@ class FileCopier:
             recopied=False,
             server_side=True,
             verified=method,
-        )
+        ), ""
 
     # -- deletes and directories ------------------------------------------------------
     def _propagate_deletes(
@@ -584,7 +602,7 @@ class FileCopier:
                 )
             )
             return
-        backup_root = f"{BACKUP_DIR}/run-{self.run_id}"
+        backup_root = self.backup_root
         for path in gone:
             if self.stop.is_set():
                 raise InterruptedRun("interrupted")
@@ -594,6 +612,7 @@ class FileCopier:
                     self._undo.append((self.step.target, "make_dir", path, None))
                     self._flush(force=True)
                     self.target.delete(path)
+                    res.deleted += 1
             elif path in tgt.files:
                 backup = f"{backup_root}/{path}"
                 self._undo.append(
@@ -601,8 +620,8 @@ class FileCopier:
                 )
                 self._flush(force=True)  # the undo record is stored before the change
                 self.target.move(path, backup)
+                res.deleted += 1
             self._removed.append(path)
-            res.deleted += 1
         self._flush(force=True)
 
     def _keep_dirs(
@@ -643,7 +662,7 @@ class FileCopier:
         self._last_flush = time.monotonic()
 
 
-def _failpoint_reader(reader: HashingReader, seq: int, size: int) -> Any:
+def _failpoint_reader(reader: Any, seq: int, size: int) -> Any:
     """Test hook: ``MIGRATE_FAILPOINT=during-put:N`` kills the process with SIGKILL after
     the N-th put (counted from 1 in this run) has streamed half of its file."""
     if os.environ.get("MIGRATE_FAILPOINT") != f"during-put:{seq}":
@@ -654,9 +673,11 @@ def _failpoint_reader(reader: HashingReader, seq: int, size: int) -> Any:
             self.bytes_read = 0
 
         def read(self, n: int = -1) -> bytes:
-            if reader.bytes_read >= size // 2:
+            if self.bytes_read >= size // 2:
                 os.kill(os.getpid(), signal.SIGKILL)
-            return reader.read(n if 0 < n <= max(size // 2, 1) else max(size // 2, 1))
+            data = reader.read(n if 0 < n <= max(size // 2, 1) else max(size // 2, 1))
+            self.bytes_read += len(data)
+            return data
 
     return _Killer()
 
@@ -667,17 +688,44 @@ def _now() -> str:
     return now()
 
 
-def preview(step: Step, source: Any, target: Any, manifest: dict[str, Any]) -> dict[str, Any]:
+def preview(
+    step: Step,
+    source: Any,
+    target: Any,
+    manifest: dict[str, Any],
+    done: bool = False,
+    created: set[str] | None = None,
+) -> dict[str, Any]:
     """What a run of ``step`` would do, reading both sides and writing nothing: files and
     bytes selected, the largest file, names that would be refused, files to copy (with
     ``compare = "hash"`` an upper bound: unchanged content is found only by reading) and,
-    with ``deletes = "propagate"``, files to delete."""
+    with ``deletes = "propagate"``, files to delete. ``done``: the step's state says its
+    full copy finished (a mode full step then does nothing); ``created``: paths an earlier
+    run created on the target (the others in the way are kept aside before overwriting)."""
     src = scan(step, source, refuse_unsafe=target.capabilities.filesystem)
     tgt = scan(step, target, follow=False)
     todo, unchanged = plan_transfer(step, src, tgt, manifest, target.capabilities)
     largest = max(src.files.values(), key=lambda f: f.size, default=None)
     gone = removed_at_source(manifest, src) if step.deletes == "propagate" else []
+    notes = []
+    if step.mode == "full" and done:
+        notes.append("copied by an earlier run (mode full): nothing to do")
+        todo, unchanged, gone = [], len(src.files), []
+    if gone and not src.listed:
+        notes.append(
+            f"STOP: the source lists nothing; the run refuses to delete {len(gone)} file(s)"
+        )
+        gone = []
+    ours = set(manifest) | (created or set())
+    foreign = [f.path for f, _ in todo if f.path in tgt.files and f.path not in ours]
+    if foreign:
+        notes.append(
+            f"{len(foreign)} file(s) already on the target, not written by this plan, would be"
+            " kept under .migrate-backup/ before being overwritten"
+        )
     return {
+        "notes": notes,
+        "set_aside": len(foreign),
         "files": len(src.files),
         "bytes": src.bytes,
         "dirs": len(src.dirs),

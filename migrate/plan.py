@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from migrate.errors import PlanError
+from migrate.globs import glob_regex
 from migrate.registry import endpoint_kind
 from validators.canonical import Rules
 
@@ -540,9 +541,26 @@ def _check(resolved: Path, shown: Path, text: str, data: dict) -> Plan:
             )
         default_layer = "platform" if src_kind == "table" else "data"
         if src_kind == "file":
+            overlap_at = _file_overlap(connections[source], connections[target], base)
+            if overlap_at:
+                raise c.fail(
+                    f"{key}.target",
+                    f"the target {target!r} and the source {source!r} overlap ({overlap_at}):"
+                    " a copy would read what it writes",
+                )
             layer = c.string(sraw, "layer", key, default=default_layer, choices=LAYERS)
             steps.append(
-                _file_step(c, sraw, key, sname, i, batch, layer or default_layer, d_validate)
+                _file_step(
+                    c,
+                    sraw,
+                    key,
+                    sname,
+                    i,
+                    batch,
+                    layer or default_layer,
+                    d_validate,
+                    d_workers if "workers" in defaults else 8,
+                )
             )
             continue
         for k in FILE_KEYS:
@@ -798,6 +816,7 @@ def _file_step(
     batch: str,
     layer: str,
     d_validate: tuple[str, ...],
+    d_workers: int,
 ) -> Step:
     """A step between two file endpoints: globs, modes, sizes and the file-only options."""
     for k in TABLE_KEYS:
@@ -813,6 +832,8 @@ def _file_step(
     part_size = _size(c, raw, "part_size", key, DEFAULT_PART_SIZE)
     if part_size < 5 << 20:
         raise c.fail(f"{key}.part_size", "must be at least 5MiB (the S3 minimum part size)")
+    if part_size > 5 << 30:
+        raise c.fail(f"{key}.part_size", "must be at most 5GiB (the S3 maximum part size)")
     include = c.strings(raw, "include", key, ("**",))
     exclude = c.strings(raw, "exclude", key)
     for where, globs in (("include", include), ("exclude", exclude)):
@@ -821,6 +842,10 @@ def _file_step(
                 raise c.fail(
                     f"{key}.{where}", f"{g!r}: globs match paths relative to the source root"
                 )
+            try:
+                glob_regex(g)
+            except re.error as exc:
+                raise c.fail(f"{key}.{where}", f"{g!r} is not a valid glob: {exc}") from None
     return Step(
         name=name,
         index=index,
@@ -833,7 +858,7 @@ def _file_step(
         exclude_tables=(),
         mode=mode,
         chunk_rows=0,
-        workers=c.integer(raw, "workers", key, 8),
+        workers=c.integer(raw, "workers", key, d_workers),
         validate=c.strings(raw, "validate", key, d_validate, VALIDATIONS),
         if_exists="fail",
         deletes=deletes,
@@ -847,6 +872,34 @@ def _file_step(
         symlinks=c.string(raw, "symlinks", key, default="skip", choices=SYMLINKS) or "skip",
         empty_dirs=c.string(raw, "empty_dirs", key, default="skip", choices=EMPTY_DIRS) or "skip",
     )
+
+
+def _file_location(conn: Connection, base: Path) -> tuple[str, str]:
+    """Where a file connection's tree lives: (server identity, path), comparable between
+    two connections of one scheme."""
+    parts = urlsplit(conn.url)
+    scheme = _scheme(conn.url).lower()
+    if scheme == "file":
+        path = Path(parts.path) if Path(parts.path).is_absolute() else base / parts.path
+        return "file", os.path.realpath(path)
+    if scheme == "s3":
+        endpoint = str(conn.options.get("endpoint") or "aws").rstrip("/").lower()
+        return f"s3 {endpoint}", f"{parts.netloc}/{parts.path.strip('/')}".rstrip("/")
+    host = (parts.hostname or "").lower()
+    return f"{scheme} {host}:{parts.port or ''}", parts.path.rstrip("/") or "/"
+
+
+def _file_overlap(a: Connection, b: Connection, base: Path) -> str | None:
+    """A description of where two file connections share files, or None."""
+    if _scheme(a.url).lower() != _scheme(b.url).lower():
+        return None
+    (ka, pa), (kb, pb) = _file_location(a, base), _file_location(b, base)
+    if ka != kb:
+        return None
+    pa, pb = pa.rstrip("/") + "/", pb.rstrip("/") + "/"
+    if pa.startswith(pb) or pb.startswith(pa):
+        return "the same place" if pa == pb else "one lies inside the other"
+    return None
 
 
 def _size(c: _Checker, raw: dict, name: str, key: str, default: int) -> int:

@@ -288,6 +288,8 @@ def _print_catch_up(console: Console, tables: list[TableResult]) -> None:
 
 def _print_acceptance(console: Console, result: RunResult) -> None:
     """The cut-over summary: every table counted on both sides, and where catch-up stands."""
+    if not any(step.tables for step in result.steps):
+        return  # file steps show their comparison with their own result
     table = Table(title="cut-over acceptance", title_justify="left", show_edge=False)
     for col in ("step", "table", "source rows", "target rows", "counts", "final position"):
         table.add_column(col, justify="right" if "rows" in col else "left")

@@ -391,20 +391,28 @@ class Runner:
         target = self.endpoints.get(step.target)
         source.describe(), target.describe()  # connect both before any work: fail fast
         copier = FileCopier(step, source, target, self.state, run_id, self.progress, self.stop)
-        res = copier.run(restart=self.restart)
-        sr.files = res
+        sr.files = res = copier.result  # what was done so far, also when the step fails
+        copier.run(restart=self.restart)
         for note in getattr(source, "notes", []) + getattr(target, "notes", []):
             res.notes.append(note)
         if res.status == "failed":
             sr.status = "failed"
-            first = (res.refused or res.failed)[0]
+            path, why = (res.refused or res.failed)[0]
+            if not path:  # the step itself (the empty-source guard)
+                sr.error = redact(why, self.plan.secrets)
+                return
             what = "refused" if res.refused else "could not be copied"
             count = len(res.refused) + len(res.failed)
-            path, why = first
-            shown = why if not path or why.startswith(path) else f"{path}: {why}"
+            shown = why if why.startswith(path) else f"{path}: {why}"
             sr.error = redact(f"{count} file(s) {what}; first: {shown}", self.plan.secrets)
             return
         if res.status == "skipped" or not ({"count", "checksum"} & set(step.validate)):
+            return
+        if step.incremental and not self.cutover:
+            res.notes.append(
+                "the source is live: files are compared in the cut-over run (migrate run"
+                " --cutover) or by migrate validate"
+            )
             return
         from validators.files import check_files, file_check_to_json
 
@@ -419,6 +427,8 @@ class Runner:
         res.check = file_check_to_json(check)
         if check.status == "differences":
             res.status = "differences"
+            # not done: the next run copies again what is missing or different
+            self.state.set_file_step(step.name, status="differences")
         elif check.status == "error":
             sr.status = "failed"
             sr.error = redact(f"file validation failed: {check.error}", self.plan.secrets)

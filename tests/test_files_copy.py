@@ -29,7 +29,7 @@ from edge_data import REPO, run_cli, run_json, run_text
 from connectors.files.base import BACKUP_DIR, TMP_PREFIX, FileInfo, unsafe_name
 from connectors.files.local import LocalEndpoint
 from migrate.cli import main
-from migrate.filecopy import PathFilter, glob_regex
+from migrate.globs import PathFilter, glob_regex
 from migrate.registry import BUILTIN
 
 HAVE_FILE_VALIDATION = (REPO / "validators" / "files.py").exists()
@@ -293,7 +293,9 @@ def test_propagated_delete_moves_the_file_to_the_backup_with_an_undo_record(
     run_id = result["run_id"]
     f = files_of(result)
     assert f["deleted"] == 1 and f["copied"] == 0
-    backup = f"{BACKUP_DIR}/run-{run_id}/dir/old.txt"
+    (backup_root,) = (dst / BACKUP_DIR).iterdir()  # one folder per run and step
+    assert backup_root.name.endswith(tuple(f"-share-{h}" for h in [backup_root.name[-8:]]))
+    backup = f"{BACKUP_DIR}/{backup_root.name}/dir/old.txt"
     assert not (dst / "dir" / "old.txt").exists()
     assert (dst / backup).read_bytes() == b"old content"
     # a file the new exclude pattern hides is still at the source: not deleted
@@ -1136,8 +1138,10 @@ def test_run_with_count_and_checksum_validation(
     files = {"a.txt": b"a", "中文/b.bin": os.urandom(3000), "z/empty": b""}
     for rel, data in files.items():
         write(src, rel, data)
-    plan = file_plan(tmp_path, validate=["count", "checksum"])
-    code, result = run_json(plan, capsys)
+    plan = file_plan(tmp_path, mode="full", validate=["count", "checksum"])
+    code, out = run_text(plan, capsys)  # a full step compares right after its copy
+    assert code == 0 and "every count and checksum matches" in out, out
+    code, result = run_json(plan, capsys, "--restart")
     assert code == 0, result
     check = files_of(result)["check"]
     assert check["status"] == "equal"
@@ -1146,8 +1150,6 @@ def test_run_with_count_and_checksum_validation(
     assert check["source_bytes"] == check["target_bytes"] == 3001
     assert check["hashed"] == 3
     assert check["missing"] == check["extra"] == check["different"] == []
-    code, out = run_text(plan, capsys)
-    assert code == 0 and "every count and checksum matches" in out, out
 
 
 @needs_validation
@@ -1158,11 +1160,13 @@ def test_validation_finds_what_the_copy_did_not_fix(
     write(src, "same-size.txt", b"0123456789")
     write(src, "ok.txt", b"ok")
     plan = file_plan(tmp_path, validate=["count", "checksum"])
-    assert run_json(plan, capsys)[0] == 0
+    code, result = run_json(plan, capsys)
+    assert code == 0 and files_of(result)["check"] is None  # live source: not compared
+    assert "compared in the cut-over run" in " ".join(files_of(result)["notes"])
     # altered on the target keeping its size and mtime, and a file only the target has
     write(dst, "same-size.txt", b"abcdefghij", (src / "same-size.txt").stat().st_mtime_ns)
     write(dst, "stray.txt", b"only on the target")
-    code, result = run_json(plan, capsys)
+    code, result = run_json(plan, capsys, "--cutover")
     assert code == 3, result
     assert result["status"] == "differences"
     assert result["message"] == "file validation found missing, extra or different files"
@@ -1174,11 +1178,11 @@ def test_validation_finds_what_the_copy_did_not_fix(
     assert [(d["path"], d["what"]) for d in check["different"]] == [("same-size.txt", "sha256")]
     # count alone sees the stray file, not the content
     plan = file_plan(tmp_path, validate=["count"])
-    code, result = run_json(plan, capsys)
+    code, result = run_json(plan, capsys, "--cutover")
     assert code == 3
     check = files_of(result)["check"]
     assert check["extra"] == ["stray.txt"] and check["different"] == []
-    code, out = run_text(plan, capsys)
+    code, out = run_text(plan, capsys, "--cutover")
     assert code == 3 and "files differ (exit 3)" in out, out
 
 
@@ -1187,9 +1191,10 @@ def test_count_only_validation_does_not_claim_checksums(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     write(tmp_path / "src", "a.txt", b"a")
-    plan = file_plan(tmp_path, validate=["count"])
+    plan = file_plan(tmp_path, mode="full", validate=["count"])
     code, out = run_text(plan, capsys)
     assert code == 0, out
+    assert "every count matches" in out, out
     assert "every count and checksum matches" not in out, out
 
 

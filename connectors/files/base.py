@@ -94,6 +94,8 @@ class FileCapabilities:
     - ``server_copy``: the store copies objects within itself (``copy_from``)
     - ``symlinks``: the endpoint has symbolic links
     - ``mtime_settable``: ``put`` keeps the source's mtime when given one
+    - ``max_single_put``: above this size a multipart store uploads in parts whatever
+      the step's threshold (the engine then expects a multipart ETag)
     """
 
     scheme: str
@@ -105,6 +107,8 @@ class FileCapabilities:
     server_copy: bool = False
     symlinks: bool = False
     mtime_settable: bool = False
+    #: the largest object one request may write; bigger files always go in parts
+    max_single_put: int = 5 << 30
 
 
 class FileEndpoint(Protocol):
