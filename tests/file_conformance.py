@@ -45,6 +45,7 @@ import io
 import itertools
 import os
 import random
+import shutil
 import threading
 import tracemalloc
 import unicodedata
@@ -808,6 +809,49 @@ class FileConformance:
         assert not dirs_of(entries)
         assert read_bytes(endpoint, "link_file") == b"real"
         assert read_bytes(endpoint, "link_dir/inner.txt") == b"inner!"
+
+    def test_writes_never_follow_a_link_out_of_the_root(
+        self, endpoint: Any, local_dir: Path | None
+    ) -> None:
+        """A link in the *target* tree that leads out of the root (absolute or relative)
+        is never written, deleted or stat'ed through; links inside the root still work."""
+        if not endpoint.capabilities.symlinks:
+            pytest.skip("the endpoint has no symbolic links")
+        root = self.need_local_dir(local_dir)
+        # beside the root (so inside an NFS export too), writable by anyone (an SFTP user)
+        outside = root.parent / f"{root.name}-outside"
+        outside.mkdir()
+        try:
+            outside.chmod(0o777)
+            (outside / "victim.txt").write_bytes(b"precious")
+            (outside / "victim.txt").chmod(0o666)
+            os.symlink(outside, root / "abs")
+            os.symlink(os.path.relpath(outside, root), root / "rel")
+            (root / "inside").mkdir()
+            (root / "inside").chmod(0o777)
+            os.symlink("inside", root / "ok")
+            put_bytes(endpoint, "real.txt", b"real")
+            for link in ("abs", "rel"):
+                for path in (f"{link}/new.txt", f"{link}/victim.txt", f"{link}/deep/new.txt"):
+                    with pytest.raises(ConnectorError) as info:
+                        put_bytes(endpoint, path, b"overwritten")
+                    one_line_naming(info.value, endpoint.name, path)
+                with pytest.raises(ConnectorError):
+                    endpoint.make_dir(f"{link}/newdir")
+                with pytest.raises(ConnectorError):
+                    endpoint.delete(f"{link}/victim.txt")
+                with pytest.raises(ConnectorError):
+                    endpoint.move("real.txt", f"{link}/moved.txt")
+                assert endpoint.stat(f"{link}/victim.txt") is None
+            assert sorted(os.listdir(outside)) == ["victim.txt"]
+            assert (outside / "victim.txt").read_bytes() == b"precious"
+            assert read_bytes(endpoint, "real.txt") == b"real"
+            put_bytes(endpoint, "ok/through.txt", b"fine")  # a link inside the root
+            assert (root / "inside" / "through.txt").read_bytes() == b"fine"
+            info = endpoint.stat("ok/through.txt")
+            assert info is not None and info.size == 4
+        finally:
+            shutil.rmtree(outside, ignore_errors=True)
 
     def test_symlink_loops_do_not_hang(self, endpoint: Any, local_dir: Path | None) -> None:
         if not endpoint.capabilities.symlinks:

@@ -871,6 +871,8 @@ def test_dry_run_surveys_and_writes_nothing(
         "delete_files": 0,
         "target_files": 0,
         "first_run": True,
+        "notes": [],
+        "set_aside": 0,
     }
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no state, no target
     assert not dst.exists() and not state_of(plan).exists()
@@ -1205,3 +1207,133 @@ def test_no_validation_does_not_claim_counts(
     code, out = run_text(file_plan(tmp_path), capsys)
     assert code == 0, out
     assert "count matches" not in out, out
+
+
+# -- after the review ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("src", "dst", "why"),
+    [
+        ("file:share", "file:share", "the same place"),
+        ("file:share", "file:share/mirror", "one lies inside the other"),
+        ("file:share/mirror", "file:share", "one lies inside the other"),
+    ],
+)
+def test_overlapping_source_and_target_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], src: str, dst: str, why: str
+) -> None:
+    write(tmp_path / "share", "a.txt", b"precious")
+    plan = file_plan(tmp_path, src=src, dst=dst)
+    err = one_line_error(capsys, plan)
+    assert f"steps.share.target: the target 'dst' and the source 'src' overlap ({why})" in err
+    assert (tmp_path / "share" / "a.txt").read_bytes() == b"precious"
+    assert not (tmp_path / "share" / ".migrate-backup").exists()
+
+
+def test_siblings_with_a_common_name_prefix_do_not_overlap(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(tmp_path / "share", "a.txt", b"a")
+    plan = file_plan(tmp_path, src="file:share", dst="file:share2")
+    assert run_json(plan, capsys)[0] == 0
+    assert (tmp_path / "share2" / "a.txt").read_bytes() == b"a"
+
+
+@pytest.mark.parametrize("glob", ["[z-a]", "a[b-a]"])
+def test_an_invalid_glob_is_a_plan_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], glob: str
+) -> None:
+    write(tmp_path / "src", "a.txt", b"a")
+    err = one_line_error(capsys, file_plan(tmp_path, exclude=[glob]))
+    assert f"steps.share.exclude: {glob!r} is not a valid glob" in err
+
+
+def test_excluding_a_folder_excludes_what_is_inside(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for rel in (".snapshot/hourly/a", "x/.snapshot/b", "logs/1.log", "keep/c", "logsx/d"):
+        write(src, rel, b"1")
+    plan = file_plan(tmp_path, exclude=[".snapshot", "**/.snapshot", "logs/"])
+    code, result = run_json(plan, capsys)
+    assert code == 0, result
+    got = sorted(p.relative_to(dst).as_posix() for p in dst.rglob("*") if p.is_file())
+    assert got == ["keep/c", "logsx/d"]
+
+
+def test_a_missing_source_folder_is_an_error_not_an_empty_copy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = file_plan(tmp_path, src="file:not-mounted", mode="full")
+    code, result = run_json(plan, capsys)
+    assert code == 1, result
+    assert "does not exist" in result["message"], result
+    # mounted later: the step was never marked done, so the copy happens
+    write(tmp_path / "not-mounted", "a.txt", b"a")
+    code, result = run_json(plan, capsys)
+    assert code == 0 and files_of(result)["copied"] == 1
+
+
+def test_an_empty_selection_is_not_marked_done(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "src").mkdir()
+    plan = file_plan(tmp_path, mode="full")
+    code, result = run_json(plan, capsys)
+    assert code == 0
+    assert "lists no file" in " ".join(files_of(result)["notes"])
+    write(tmp_path / "src", "late.txt", b"late")
+    code, result = run_json(plan, capsys)
+    assert code == 0 and files_of(result)["copied"] == 1
+
+
+def test_backups_never_replace_earlier_backups(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write(dst, "a.txt", b"the original, not ours")
+    write(src, "a.txt", b"new-a")
+    plan = file_plan(tmp_path)
+    assert run_json(plan, capsys)[0] == 0
+    state_of(plan).unlink()  # a lost state file: run ids start again at 1
+    write(src, "a.txt", b"newer-a", PAST + 10**9)
+    assert run_json(plan, capsys)[0] == 0
+    backups = sorted(p.read_bytes() for p in (dst / BACKUP_DIR).rglob("a.txt"))
+    assert backups == [b"new-a", b"the original, not ours"]
+    assert (dst / "a.txt").read_bytes() == b"newer-a"
+
+
+def test_file_steps_take_the_default_workers_and_a_part_size_cap(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from migrate.plan import load_plan
+
+    plan = file_plan(tmp_path)
+    text = plan.read_text()
+    plan.write_text(text.replace("[connections]", "[defaults]\nworkers = 3\n[connections]"))
+    assert load_plan(plan).step("share").workers == 3
+    plan.write_text(text)
+    assert load_plan(plan).step("share").workers == 8
+    err = one_line_error(capsys, file_plan(tmp_path, part_size="6GiB"))
+    assert "steps.share.part_size: must be at most 5GiB" in err
+
+
+def test_dry_run_says_what_the_run_would_refuse_or_keep_aside(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write(src, "a.txt", b"a")
+    plan = file_plan(tmp_path, deletes="propagate")
+    assert run_json(plan, capsys)[0] == 0
+    write(dst, "b.txt", b"someone else's")
+    write(src, "b.txt", b"ours")
+    code, out = run_text(plan, capsys, "--dry-run")
+    assert code == 0 and "1 file(s) already on the target, not written by this plan" in out
+    for p in src.iterdir():
+        p.unlink()
+    code, out = run_text(plan, capsys, "--dry-run")
+    assert code == 2 and "STOP: the source lists nothing; the run refuses to delete" in out
+    full = file_plan(tmp_path, name="full", mode="full")
+    write(src, "c.txt", b"c")
+    assert run_json(full, capsys)[0] == 0
+    code, out = run_text(full, capsys, "--dry-run")
+    assert "copied by an earlier run (mode full): nothing to do" in out, out

@@ -82,3 +82,28 @@ def test_registry_finds_the_local_connector() -> None:
 
     assert endpoint_kind("file:///mnt/x") == "file"
     assert endpoint_class("file:///mnt/x") is LocalEndpoint
+
+
+@pytest.mark.parametrize("tail", ["backup#2024", "reports?final", "a#", "b?"])
+def test_hash_or_question_mark_in_the_url_is_a_plan_error(tmp_path: Path, tail: str) -> None:
+    """urlsplit would drop them, and the step would run on the parent folder."""
+    with pytest.raises(PlanError, match=r"^connections\.nas\.url: .*%3F / %23"):
+        make(f"file://{tmp_path}/{tail}", tmp_path)
+
+
+def test_quoted_hash_and_question_mark_name_the_folder(tmp_path: Path) -> None:
+    ep = make(f"file://{tmp_path}/a%23b%3Fc", tmp_path)
+    assert ep.root == tmp_path / "a#b?c"
+    put_bytes(ep, "f.txt", b"f")
+    assert (tmp_path / "a#b?c" / "f.txt").read_bytes() == b"f"
+
+
+def test_root_reached_through_a_link_is_still_inside(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "alias").symlink_to("real")
+    ep = make((tmp_path / "alias").as_uri(), tmp_path)
+    put_bytes(ep, "d/f.txt", b"f")
+    assert (tmp_path / "real" / "d" / "f.txt").read_bytes() == b"f"
+    assert ep.stat("d/f.txt") is not None
+    ep.delete("d/f.txt")
+    assert not (tmp_path / "real" / "d").exists()

@@ -182,6 +182,8 @@ def test_refused_port_is_transient(version: int) -> None:
         ("nfs://h/e", {"bogus": 1}, r"options: unknown option 'bogus'"),
         ("nfs://u@h/e", {}, r"url: an nfs URL has no user or port"),
         ("nfs:///e", {}, r"url: expected nfs://host/export/path"),
+        ("nfs://h/e/share#2024?version=3", {}, r"url: an nfs URL takes no '#' part.*%23"),
+        ("nfs://h/e/share#", {}, r"url: an nfs URL takes no '#' part"),
     ],
 )
 def test_plan_errors(url: str, options: dict[str, Any], message: str) -> None:
@@ -371,3 +373,58 @@ def test_close_then_reuse_reconnects(ep: NFSEndpoint, workdir: Path) -> None:
     put_bytes(ep, "a.txt", b"a")
     ep.close()
     assert read_bytes(ep, "a.txt") == b"a"  # a closed endpoint mounts again on use
+
+
+def test_quoted_hash_and_question_mark_in_the_path() -> None:
+    ep = NFSEndpoint("nas", "nfs://h/e/a%23b%3Fc?version=4", {"export": "/e"}, base_dir=Path("/"))
+    assert (ep.export, ep.root, ep.version) == ("/e", "/a#b?c", 4)
+
+
+def test_stat_through_links_resolves_them_itself(ep: NFSEndpoint, workdir: Path) -> None:
+    """libnfs (NFSv3) follows an absolute link in a path from the export's root and so
+    reported the link's folder: stat resolves the links itself, and a path through a link
+    that leaves the root is nothing."""
+    outside = workdir.parent / f"{workdir.name}-out"
+    outside.mkdir()
+    try:
+        (outside / "victim.txt").write_bytes(b"precious")
+        (workdir / "sub").mkdir()
+        (workdir / "sub" / "in.txt").write_bytes(b"inside")
+        os.symlink(workdir / "sub", workdir / "abs_in")
+        os.symlink(outside, workdir / "abs_out")
+        os.symlink(f"../{outside.name}", workdir / "rel_out")
+        os.symlink(workdir / "sub" / "in.txt", workdir / "abs_file")
+        for path in ("abs_in/in.txt", "abs_file"):
+            info = ep.stat(path)
+            assert info is not None and not info.is_dir and info.size == 6, (path, info)
+        assert ep.stat("abs_in").is_dir
+        for path in ("abs_out/victim.txt", "rel_out/victim.txt", "abs_out", "rel_out"):
+            assert ep.stat(path) is None, path
+        assert ep.stat("sub/missing.txt") is None and ep.stat("missing/x") is None
+    finally:
+        shutil.rmtree(outside, ignore_errors=True)
+
+
+def test_contexts_are_shared_by_thread_pools(ep: NFSEndpoint, workdir: Path) -> None:
+    """The engine makes a new thread pool per step while the endpoint lives for the run:
+    NFSv3 contexts (one TCP connection each) are pooled, not kept per thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from connectors.files import nfs as nfs_mod
+
+    (workdir / "f.txt").write_bytes(b"x")
+    for _step in range(6):
+        with ThreadPoolExecutor(6) as pool:
+            sizes = list(pool.map(lambda _i: ep.stat("f.txt").size, range(60)))
+        assert sizes == [1] * 60
+        assert len(ep._contexts) <= nfs_mod.MAX_CONTEXTS
+    for i in range(3):
+        (workdir / f"{i}.txt").write_bytes(b"%d" % i)
+    readers = [ep.open_read(f"{i}.txt") for i in range(3)]  # each keeps its context
+    assert [r.read() for r in readers] == [b"0", b"1", b"2"]
+    for reader in readers:
+        reader.close()
+    assert len(ep._contexts) <= nfs_mod.MAX_CONTEXTS
+    ep.close()
+    assert ep._contexts == [] and ep._open == 0
+    assert read_bytes(ep, "f.txt") == b"x"

@@ -452,11 +452,15 @@ def test_can_copy_from_needs_same_endpoint_and_credentials(
 
 
 def test_abort_stale_uploads_under_the_prefix_only(
-    s3_server: dict[str, str], bucket: str, s3_admin: Any
+    s3_server: dict[str, str], bucket: str, s3_admin: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for key in ("pre/a.bin", "pre/sub/b 中.bin", "other/c.bin"):
         s3_admin.create_multipart_upload(Bucket=bucket, Key=key)
     ep = make(s3_server, f"s3://{bucket}/pre")
+    assert ep.abort_stale_uploads() == 0  # a day younger than STALE_UPLOAD_AGE
+    assert len(uploads(s3_admin, bucket)) == 3
+    # as if a day had passed (the store's Date header has whole seconds: a margin)
+    monkeypatch.setattr(s3mod, "STALE_UPLOAD_AGE", -5)
     assert ep.abort_stale_uploads() == 2
     assert uploads(s3_admin, bucket) == ["other/c.bin"]
     assert ep.abort_stale_uploads() == 0
@@ -676,3 +680,315 @@ def test_content_type_from_the_extension(
         "big.json": "application/json",
         "blob.unknownext": "application/octet-stream",
     }
+
+
+def test_abort_stale_uploads_spares_other_processes_uploads(
+    s3_server: dict[str, str], bucket: str, s3_admin: Any
+) -> None:
+    """Another plan writing below this prefix (another endpoint, another process) and
+    another tool's upload are young: a step starting on the bucket leaves them alone."""
+    other = make(s3_server, f"s3://{bucket}/hr")
+    mine = make(s3_server, f"s3://{bucket}")
+    s3_admin.create_multipart_upload(Bucket=bucket, Key="backup-tool/x")
+    counts: list[int] = []
+    stream = IterStream(
+        pattern_chunks(12 * MIB),
+        trigger=6 * MIB,
+        on_trigger=lambda: counts.append(mine.abort_stale_uploads()),
+    )
+    result = other.put("f.bin", stream, 12 * MIB, part_size=5 * MIB, multipart_threshold=8 * MIB)
+    assert counts == [0] and result.parts == 3
+    assert keys(s3_admin, bucket) == {"hr/f.bin": 12 * MIB}
+    assert uploads(s3_admin, bucket) == ["backup-tool/x"]
+
+
+# -- Amazon S3 host names ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("bucket", "region", "options", "host", "path"),
+    [
+        ("bkt", "eu-west-1", {}, "bkt.s3.eu-west-1.amazonaws.com", ""),
+        # a dot: *.s3.amazonaws.com does not cover it over https
+        ("logs.example.com", "eu-west-1", {}, "s3.eu-west-1.amazonaws.com", "/logs.example.com"),
+        # not a DNS name (legacy us-east-1 buckets)
+        ("Legacy_Bucket", "us-east-1", {}, "s3.us-east-1.amazonaws.com", "/Legacy_Bucket"),
+        ("data", "cn-north-1", {}, "data.s3.cn-north-1.amazonaws.com.cn", ""),
+        ("a.b", "cn-northwest-1", {}, "s3.cn-northwest-1.amazonaws.com.cn", "/a.b"),
+        # asked for explicitly: kept
+        ("logs.example.com", "eu-west-1", {"addressing": "virtual"},
+         "logs.example.com.s3.eu-west-1.amazonaws.com", ""),
+        ("bkt", "eu-west-1", {"addressing": "path"}, "s3.eu-west-1.amazonaws.com", "/bkt"),
+    ],
+)  # fmt: skip
+def test_aws_host_names(
+    bucket: str, region: str, options: dict[str, str], host: str, path: str
+) -> None:
+    ep = S3Endpoint(
+        "aws",
+        f"s3://{bucket}/p",
+        {"access_key": "AKIA", "secret_key": "s", "region": region, **options},
+        base_dir=Path("."),
+    )
+    ep._setup()
+    assert (ep._pool.scheme, ep._host_header, ep._bucket_path) == ("https", host, path)
+
+
+def test_dotted_bucket_over_http_stays_virtual() -> None:
+    ep = S3Endpoint(
+        "c",
+        "s3://a.b/p",
+        {"endpoint": "http://store.example", "provider": "obs", "access_key": "a",
+         "secret_key": "b"},
+        base_dir=Path("."),
+    )  # fmt: skip
+    ep._setup()
+    assert (ep._host_header, ep._bucket_path) == ("a.b.store.example", "")
+
+
+# -- lost replies and unreadable ones (a relay in front of the test server) ----------------
+class _Relay:
+    """An HTTP relay on 127.0.0.1 in front of the test server: as a reverse proxy (the
+    endpoint's URL) or as a forwarding proxy (``HTTP_PROXY``, absolute request URLs).
+    ``rule(method, path)`` may answer ``"drop_after"`` (forward, then close without a
+    reply), or ``(status, body)`` (answer that instead of forwarding), or
+    ``("replace", body)`` (forward, then answer 200 with ``body``)."""
+
+    def __init__(self, upstream: str, rule: Any = None, need_auth: str | None = None) -> None:
+        import http.client
+        from urllib.parse import urlsplit
+
+        up = urlsplit(upstream)
+        relay = self
+        self.log: list[tuple[str, str]] = []
+        self.rule = rule or (lambda method, path: None)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _reply(self, status: int, body: bytes, headers: Any = ()) -> None:
+                self.send_response(status)
+                for name, value in headers:
+                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def handle_one(self) -> None:
+                target = self.path
+                if target.startswith("http://"):
+                    target = target.split("/", 3)[3] if target.count("/") >= 3 else ""
+                    target = "/" + target
+                relay.log.append((self.command, self.path))
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                if need_auth is not None and self.headers.get("Proxy-Authorization") != need_auth:
+                    self._reply(407, b"proxy authentication required")
+                    return
+                action = relay.rule(self.command, target)
+                if isinstance(action, tuple) and action[0] != "replace":
+                    self._reply(action[0], action[1])
+                    return
+                conn = http.client.HTTPConnection(up.hostname, up.port)
+                headers = {
+                    k: v for k, v in self.headers.items() if k.lower() != "proxy-authorization"
+                }
+                sent = body if (body or self.command in ("PUT", "POST")) else None
+                conn.request(self.command, target, body=sent, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+                conn.close()
+                if action == "drop_after":
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if isinstance(action, tuple):
+                    self._reply(200, action[1])
+                    return
+                self._reply(response.status, data, response.getheaders())
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_one
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def relay(s3_server: dict[str, str]) -> Iterator[_Relay]:
+    r = _Relay(s3_server["endpoint"])
+    yield r
+    r.close()
+
+
+def _first(method: str, marker: str, action: Any) -> Any:
+    """A rule acting on the first request of ``method`` whose path holds ``marker``."""
+    seen: list[int] = []
+
+    def rule(m: str, path: str) -> Any:
+        if m == method and marker in path and (marker != "uploads=" or "uploadId" not in path):
+            seen.append(1)
+            if len(seen) == 1:
+                return action
+        return None
+
+    return rule
+
+
+def test_lost_create_upload_reply_leaves_no_orphan(
+    s3_server: dict[str, str], bucket: str, s3_admin: Any, relay: _Relay
+) -> None:
+    relay.rule = _first("POST", "uploads=", "drop_after")  # the store starts an upload
+    ep = make(s3_server, f"s3://{bucket}/pre", endpoint=relay.url)
+    data = random.Random(5).randbytes(12 * MIB)
+    result = put_bytes(ep, "big.bin", data)
+    assert result.parts == 3
+    assert [m for m, p in relay.log if m == "POST" and "uploadId" not in p] == ["POST"] * 2
+    assert keys(s3_admin, bucket) == {"pre/big.bin": len(data)}
+    assert uploads(s3_admin, bucket) == []  # the first, unanswered one was aborted
+
+
+def test_lost_complete_reply_is_checked_by_the_etag(
+    s3_server: dict[str, str], bucket: str, s3_admin: Any, relay: _Relay
+) -> None:
+    """The store completed the upload but its reply was lost; the retry finds no upload
+    (as Amazon S3 answers): the object's ETag shows the first request did it."""
+    completes: list[int] = []
+
+    def rule(method: str, path: str) -> Any:
+        if method == "POST" and "uploadId=" in path:
+            completes.append(1)
+            if len(completes) == 1:
+                return "drop_after"
+            body = b"<Error><Code>NoSuchUpload</Code><Message>gone</Message></Error>"
+            return (404, body)
+        return None
+
+    relay.rule = rule
+    ep = make(s3_server, f"s3://{bucket}", endpoint=relay.url)
+    data = random.Random(6).randbytes(12 * MIB)
+    reader = HashingReader(io.BytesIO(data), 5 * MIB)
+    result = ep.put("big.bin", reader, len(data), part_size=5 * MIB, multipart_threshold=8 * MIB)
+    assert len(completes) == 2
+    assert result.etag == reader.multipart_etag()
+    assert keys(s3_admin, bucket) == {"big.bin": len(data)}
+    assert uploads(s3_admin, bucket) == []
+
+
+def test_replies_that_are_not_xml_are_transient(
+    s3_server: dict[str, str], bucket: str, s3_admin: Any, relay: _Relay
+) -> None:
+    ep = make(s3_server, f"s3://{bucket}/pre", name="cloud", endpoint=relay.url)
+    relay.rule = lambda m, p: (200, b"<html>proxy login</html") if "list-type=2" in p else None
+    with pytest.raises(TransientError) as info:
+        list(ep.list())
+    one_line_naming(info.value, "cloud", bucket, "not S3 XML", "proxy login")
+    # a CompleteMultipartUpload answered with nothing: the upload is aborted
+    relay.rule = lambda m, p: (200, b"") if m == "POST" and "uploadId=" in p else None
+    with pytest.raises(TransientError) as info:
+        put_bytes(ep, "big.bin", random.Random(7).randbytes(9 * MIB))
+    one_line_naming(info.value, "cloud", f"s3://{bucket}/pre/big.bin", "is empty")
+    # a CreateMultipartUpload the store ran but whose reply is garbled: no upload left
+    relay.rule = _first("POST", "uploads=", ("replace", b"<Initiate"))
+    with pytest.raises(TransientError) as info:
+        put_bytes(ep, "big2.bin", random.Random(8).randbytes(9 * MIB))
+    one_line_naming(info.value, "cloud", f"s3://{bucket}/pre/big2.bin", "not S3 XML")
+    assert keys(s3_admin, bucket) == {} and uploads(s3_admin, bucket) == []
+    relay.rule = lambda m, p: (
+        (200, b"<ListMultipartUploadsResult><IsTruncated>true</IsTruncated>"
+              b"</ListMultipartUploadsResult>")
+        if m == "GET" and "uploads=" in p else None
+    )  # fmt: skip
+    with pytest.raises(ConnectorError, match=r"^cloud: .*no marker to continue from$"):
+        ep.abort_stale_uploads()
+
+
+def test_truncated_listing_without_a_token_is_an_error(
+    s3_server: dict[str, str], bucket: str, relay: _Relay
+) -> None:
+    page = (
+        b'<?xml version="1.0"?><ListBucketResult><IsTruncated>true</IsTruncated>'
+        b"<Contents><Key>pre/a</Key><Size>1</Size></Contents></ListBucketResult>"
+    )
+    relay.rule = lambda m, p: (200, page) if "list-type=2" in p else None
+    ep = make(s3_server, f"s3://{bucket}/pre", name="cloud", endpoint=relay.url)
+    with pytest.raises(ConnectorError) as info:
+        list(ep.list())
+    one_line_naming(info.value, "cloud", bucket, "no continuation token")
+    assert not isinstance(info.value, TransientError)
+
+
+# -- proxies from the environment ------------------------------------------------------------
+def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
+def test_http_proxy_from_the_environment(
+    s3_server: dict[str, str], bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+
+    _no_proxy_env(monkeypatch)
+    password = "pr0xy-" + secrets.token_hex(4)
+    auth = "Basic " + base64.b64encode(f"me:{password}".encode()).decode()
+    proxy = _Relay(s3_server["endpoint"], need_auth=auth)
+    try:
+        monkeypatch.setenv(
+            "HTTP_PROXY", f"http://me:{password}@127.0.0.1:{proxy.server.server_port}"
+        )
+        ep = make(s3_server, f"s3://{bucket}/px", name="cloud")
+        data = random.Random(9).randbytes(9 * MIB)  # multipart: POSTs through the proxy too
+        put_bytes(ep, "a.bin", data)
+        assert read_bytes(ep, "a.bin") == data
+        assert set(listing(ep)) == {"a.bin"}
+        assert {m for m, _ in proxy.log} >= {"PUT", "POST", "GET"}
+        assert all(p.startswith(s3_server["endpoint"] + "/") for _, p in proxy.log)
+        ep.close()
+        # NO_PROXY: straight to the store
+        before = len(proxy.log)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        direct = make(s3_server, f"s3://{bucket}/px")
+        assert read_bytes(direct, "a.bin") == data
+        assert len(proxy.log) == before
+        direct.close()
+        # a wrong proxy password: refused by the proxy, and not in the message
+        monkeypatch.delenv("NO_PROXY")
+        monkeypatch.setenv(
+            "HTTP_PROXY", f"http://me:wrong-{password}@127.0.0.1:{proxy.server.server_port}"
+        )
+        bad = make(s3_server, f"s3://{bucket}/px", name="cloud")
+        with pytest.raises(ConnectorError) as info:
+            bad.stat("a.bin")
+        assert password not in str(info.value) and "\n" not in str(info.value)
+        bad.close()
+    finally:
+        proxy.close()
+
+
+def test_https_proxy_is_used_for_https_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_proxy_env(monkeypatch)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    ep = S3Endpoint(
+        "aws", "s3://bkt/p", {"access_key": "a", "secret_key": "b", "region": "eu-west-1"},
+        base_dir=Path("."),
+    )  # fmt: skip
+    ep._setup()
+    assert ep._pool.proxy is not None and ep._pool.proxy.host == "proxy.internal"
+    assert (ep._pool.host, ep._target_prefix) == ("bkt.s3.eu-west-1.amazonaws.com", "")
+    monkeypatch.setenv("NO_PROXY", ".amazonaws.com")
+    direct = S3Endpoint(
+        "aws", "s3://bkt/p", {"access_key": "a", "secret_key": "b", "region": "eu-west-1"},
+        base_dir=Path("."),
+    )  # fmt: skip
+    direct._setup()
+    assert direct._pool.proxy is None

@@ -6,9 +6,11 @@ user, so the server can write there; files the tests plant as root stay readable
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -469,3 +471,283 @@ def test_non_utf8_names_make_listing_fail_loudly(ep: SFTPEndpoint, workdir: Path
     with pytest.raises(ConnectorError, match=r"^nas: cannot list / on sftp .*not UTF-8"):
         listing(ep)
     assert read_bytes(ep, "ok.txt") == b"ok"  # the endpoint still works
+
+
+# -- failed writes (an in-process SFTP server: OpenSSH cannot be made to fail on demand) ----
+class _FailingServer:
+    """A paramiko SFTP server on 127.0.0.1 over a local folder whose writes past
+    ``limit`` bytes fail (``mode="fail"``: a failure status, like a full disk) or are
+    silently dropped while OK is answered (``mode="drop"``: a broken server); its read
+    replies hold at most ``read_cap`` bytes."""
+
+    def __init__(
+        self, root: Path, tmp: Path, mode: str, limit: int = 64 * 1024, read_cap: int = 1 << 20
+    ) -> None:
+        server = self
+
+        class Handle(paramiko.SFTPHandle):
+            def read(self, offset: int, length: int) -> bytes:
+                self.f.seek(offset)
+                return self.f.read(min(length, read_cap))
+
+            def write(self, offset: int, data: bytes) -> int:
+                if offset + len(data) > limit:
+                    return paramiko.SFTP_FAILURE if mode == "fail" else paramiko.SFTP_OK
+                self.f.seek(offset)
+                self.f.write(data)
+                return paramiko.SFTP_OK
+
+            def stat(self) -> Any:
+                return paramiko.SFTPAttributes.from_stat(os.fstat(self.f.fileno()))
+
+            def close(self) -> int:
+                self.f.close()
+                return paramiko.SFTP_OK
+
+        class Files(paramiko.SFTPServerInterface):
+            def _p(self, path: str) -> str:
+                return str(root) + self.canonicalize(path)
+
+            def canonicalize(self, path: str) -> str:
+                return os.path.normpath("/" + path)
+
+            def open(self, path: str, flags: int, attr: Any) -> Any:
+                try:
+                    fd = os.open(self._p(path), flags, 0o644)
+                except OSError as exc:
+                    return paramiko.SFTPServer.convert_errno(exc.errno)
+                handle = Handle(flags)
+                mode = "r+b" if flags & os.O_RDWR else "wb" if flags & os.O_WRONLY else "rb"
+                handle.f = os.fdopen(fd, mode)
+                return handle
+
+            def stat(self, path: str) -> Any:
+                try:
+                    return paramiko.SFTPAttributes.from_stat(os.stat(self._p(path)))
+                except OSError as exc:
+                    return paramiko.SFTPServer.convert_errno(exc.errno)
+
+            lstat = stat
+
+            def posix_rename(self, old: str, new: str) -> int:
+                os.replace(self._p(old), self._p(new))
+                return paramiko.SFTP_OK
+
+            def remove(self, path: str) -> int:
+                os.remove(self._p(path))
+                return paramiko.SFTP_OK
+
+            def chattr(self, path: str, attr: Any) -> int:
+                return paramiko.SFTP_OK
+
+        class Auth(paramiko.ServerInterface):
+            def check_auth_password(self, user: str, password: str) -> int:
+                return paramiko.AUTH_SUCCESSFUL
+
+            def get_allowed_auths(self, user: str) -> str:
+                return "password"
+
+            def check_channel_request(self, kind: str, chanid: int) -> int:
+                return paramiko.OPEN_SUCCEEDED
+
+        self.key = paramiko.RSAKey.generate(2048)
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(4)
+        self.port = self.listener.getsockname()[1]
+        self.transports: list[Any] = []
+
+        def serve() -> None:
+            while True:
+                try:
+                    conn, _ = self.listener.accept()
+                except OSError:
+                    return
+                transport = paramiko.Transport(conn)
+                transport.add_server_key(server.key)
+                transport.set_subsystem_handler("sftp", paramiko.SFTPServer, Files)
+                transport.start_server(server=Auth())
+                server.transports.append(transport)
+
+        threading.Thread(target=serve, daemon=True).start()
+        self.known_hosts = tmp / "known_hosts"
+        self.known_hosts.write_text(
+            f"[127.0.0.1]:{self.port} {self.key.get_name()} {self.key.get_base64()}\n"
+        )
+
+    def endpoint(self) -> SFTPEndpoint:
+        return SFTPEndpoint(
+            "fake",
+            f"sftp://u@127.0.0.1:{self.port}/",
+            {"password": "p", "known_hosts": str(self.known_hosts), "allow_agent": False},
+            base_dir=self.known_hosts.parent,
+        )
+
+    def close(self) -> None:
+        self.listener.close()
+        for transport in self.transports:
+            transport.close()
+
+
+@pytest.mark.parametrize("mode", ["fail", "drop"])
+def test_a_failed_write_never_replaces_the_file(tmp_path: Path, mode: str) -> None:
+    """Pipelined writes: a write the server refuses (or loses) fails the put; the short
+    temporary file is removed, never renamed over the old content."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "doc.bin").write_bytes(b"OLD GOOD CONTENT")
+    server = _FailingServer(root, tmp_path, mode)
+    ep = server.endpoint()
+    try:
+        data = os.urandom(1 << 20)
+        with pytest.raises(ConnectorError) as info:
+            ep.put("doc.bin", io.BytesIO(data), len(data), part_size=0, multipart_threshold=0)
+        text = str(info.value)
+        assert "\n" not in text and text.startswith("fake: cannot write doc.bin")
+        if mode == "drop":
+            assert "kept 65536 of the 1048576 bytes" in text
+        assert (root / "doc.bin").read_bytes() == b"OLD GOOD CONTENT"
+        assert os.listdir(root) == ["doc.bin"]  # no temporary file left
+        put_bytes(ep, "small.txt", b"fits")  # the channel still works
+        assert (root / "small.txt").read_bytes() == b"fits"
+    finally:
+        ep.close()
+        server.close()
+
+
+def test_reads_adapt_to_a_server_with_smaller_replies(tmp_path: Path) -> None:
+    """Read requests are larger than some servers answer: a short reply is not the end,
+    the rest is asked for again in the size the server answers."""
+    root = tmp_path / "root"
+    root.mkdir()
+    data = os.urandom(3 * (1 << 20) + 12_345)
+    (root / "f.bin").write_bytes(data)
+    server = _FailingServer(root, tmp_path, "fail", read_cap=20_000)
+    ep = server.endpoint()
+    try:
+        assert read_bytes(ep, "f.bin") == data
+        assert read_bytes(ep, "f.bin", block=4093) == data
+    finally:
+        ep.close()
+        server.close()
+
+
+# -- the channel pool -----------------------------------------------------------------------
+def test_channels_are_shared_by_thread_pools(ep: SFTPEndpoint, workdir: Path) -> None:
+    """The engine makes a new thread pool per step while the endpoint lives for the run:
+    channels are pooled, not kept per thread (OpenSSH allows 10 per connection)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from connectors.files import sftp as sftp_mod
+
+    (workdir / "f.txt").write_bytes(b"x")
+    for _step in range(5):
+        with ThreadPoolExecutor(6) as pool:
+            sizes = list(pool.map(lambda _i: ep.stat("f.txt").size, range(60)))
+        assert sizes == [1] * 60
+        assert ep._open <= sftp_mod.MAX_CHANNELS
+
+
+def test_readers_hold_their_channel_until_closed(ep: SFTPEndpoint, workdir: Path) -> None:
+    from connectors.files import sftp as sftp_mod
+
+    for i in range(sftp_mod.MAX_CHANNELS + 3):
+        (workdir / f"{i}.txt").write_bytes(b"%d" % i)
+    readers = [ep.open_read(f"{i}.txt") for i in range(sftp_mod.MAX_CHANNELS)]
+    # this thread holds every channel of the pool: it may still open a few more
+    extra = [ep.open_read(f"{i}.txt") for i in range(sftp_mod.MAX_CHANNELS, len(readers) + 2)]
+    assert [r.read() for r in readers + extra] == [b"%d" % i for i in range(len(readers) + 2)]
+    for reader in readers + extra:
+        reader.close()
+    assert ep._open <= sftp_mod.HARD_MAX_CHANNELS
+    assert ep.stat("0.txt") is not None
+
+
+def test_non_utf8_names_do_not_leak_channels(ep: SFTPEndpoint, workdir: Path) -> None:
+    (workdir / "ok.txt").write_bytes(b"ok")
+    os.mkdir(os.path.join(os.fsencode(workdir), b"bad\xff"))
+    for _ in range(12):  # more than OpenSSH's MaxSessions
+        with pytest.raises(ConnectorError, match="not UTF-8"):
+            listing(ep)
+    assert read_bytes(ep, "ok.txt") == b"ok"
+
+
+def test_closing_a_reader_early_waits_for_little(ep: SFTPEndpoint, workdir: Path) -> None:
+    """Only the requests in flight are waited for, not the rest of the file."""
+    import time
+    import tracemalloc
+
+    with open(workdir / "big.bin", "wb") as out:
+        for _ in range(64):
+            out.write(os.urandom(1 << 20))
+    reader = ep.open_read("big.bin")
+    assert len(reader.read(1 << 20)) == 1 << 20
+    time.sleep(0.3)  # the server has answered what was asked for
+    tracemalloc.start()
+    try:
+        started = time.perf_counter()
+        reader.close()
+        took = time.perf_counter() - started
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"closing held {peak / (1 << 20):.1f} MiB"
+    assert took < 2.0
+    assert ep._open == 1 and len(ep._idle) == 1  # the channel went back to the pool
+    assert read_bytes(ep, "big.bin", block=1 << 20)[:16] == (workdir / "big.bin").read_bytes()[:16]
+
+
+# -- known_hosts markers ----------------------------------------------------------------------
+def _record_sockets(monkeypatch: pytest.MonkeyPatch) -> list[socket.socket]:
+    made: list[socket.socket] = []
+    real = socket.create_connection
+
+    def create_connection(*args: Any, **kwargs: Any) -> socket.socket:
+        sock = real(*args, **kwargs)
+        made.append(sock)
+        return sock
+
+    monkeypatch.setattr(socket, "create_connection", create_connection)
+    return made
+
+
+def test_revoked_host_key_is_refused(
+    sftp_server: dict[str, str], workdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    line = server_key_line(sftp_server)
+    sockets = _record_sockets(monkeypatch)
+    for text in (f"@revoked {line}\n{line}\n", f"@revoked {line}\n"):
+        known = tmp_path / "known_hosts"
+        known.write_text(text)
+        ep = make(sftp_server, workdir, known_hosts=str(known), accept_new_host_key=True)
+        with pytest.raises(ConnectorError) as info:
+            ep.stat("x")
+        message = str(info.value)
+        assert "\n" not in message and "@revoked" in message and str(known) in message
+        assert not isinstance(info.value, TransientError)
+        assert known.read_text() == text  # accept_new_host_key added nothing
+        ep.close()
+    assert sockets and all(s.fileno() == -1 for s in sockets)  # no connection left open
+
+
+def test_cert_authority_and_bad_lines_are_skipped(
+    sftp_server: dict[str, str], workdir: Path, tmp_path: Path
+) -> None:
+    other = other_key_line(sftp_server).split(None, 1)[1].strip()
+    known = tmp_path / "known_hosts"
+    known.write_text(
+        f"@cert-authority *.example.com {other}\n"
+        "garbage-host ssh-ed25519 not-base64!!\n"
+        f"{server_key_line(sftp_server)}\n"
+    )
+    ep = make(sftp_server, workdir, known_hosts=str(known))
+    try:
+        assert ep.stat("nothing") is None
+    finally:
+        ep.close()
+
+
+def test_url_with_a_bare_fragment_or_query_is_a_plan_error(tmp_path: Path) -> None:
+    for url in ("sftp://u@h/data#2024", "sftp://u@h/data?x", "sftp://u@h/data#"):
+        with pytest.raises(PlanError, match=r"connections\.nas\.url: .*%3F / %23"):
+            SFTPEndpoint("nas", url, {}, base_dir=tmp_path)

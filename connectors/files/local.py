@@ -3,6 +3,10 @@
 ``file:///mnt/nas/share`` is absolute; ``file:data/in`` is relative to the plan's folder.
 Puts write a temporary name in the target directory and rename it over the final name
 (atomic on POSIX file systems), and keep the source's modification time.
+
+A URL holds no ``?`` or ``#`` part: a folder whose name has one is written ``%3F`` / ``%23``.
+Writes never go through a symbolic link that leads out of the root (the folder written to
+is resolved first, cached per folder); ``stat`` reports nothing for such a path.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ from connectors.files.base import (
 )
 from migrate.errors import ConnectorError, PlanError
 
+#: folders known to lie inside the root, forgotten past this many
+SAFE_DIRS_CACHE = 100_000
+
 
 class LocalEndpoint:
     """A directory tree on a mounted file system."""
@@ -49,6 +56,11 @@ class LocalEndpoint:
         dry_run: bool = False,
     ) -> None:
         check_options(options, set(self.OPTIONS), name)
+        if "?" in url or "#" in url:
+            raise PlanError(
+                f"connections.{name}.url: a file URL takes no '?' or '#' part; a folder"
+                " whose name holds one is written with %3F / %23"
+            )
         parts = urlsplit(url)
         if parts.netloc not in ("", "localhost"):
             raise PlanError(
@@ -59,6 +71,8 @@ class LocalEndpoint:
         self.name = name
         self.root = path if path.is_absolute() else base_dir / path
         self.dry_run = dry_run
+        self._real_root: str | None = None
+        self._safe_dirs: set[str] = set()  # folders known to resolve inside the root
 
     def describe(self) -> str:
         return f"local directory {self.root}"
@@ -78,6 +92,36 @@ class LocalEndpoint:
         if why:
             raise ConnectorError(f"{self.name}: cannot {what} {path!r}: {why}")
         return self.root / path
+
+    def _real_root_now(self) -> str:
+        """The root with its links resolved (kept once the root exists)."""
+        if self._real_root is not None:
+            return self._real_root
+        real = os.path.realpath(self.root)
+        if os.path.isdir(real):
+            self._real_root = real
+        return real
+
+    def _inside(self, real: str) -> bool:
+        root = self._real_root_now()
+        return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
+
+    def _check_dir(self, directory: Path, what: str, path: str) -> None:
+        """Refuse to write in ``directory`` when a symbolic link takes it out of the root
+        (folders that do not exist yet resolve through their existing parents)."""
+        key = str(directory)
+        if key in self._safe_dirs:
+            return
+        if not self._inside(os.path.realpath(directory)):
+            rel = os.path.relpath(directory, self.root)
+            raise ConnectorError(
+                f"{self.name}: cannot {what} {path}: {rel} is a symbolic link that leads out"
+                " of the root"
+            )
+        if os.path.isdir(directory):
+            if len(self._safe_dirs) >= SAFE_DIRS_CACHE:
+                self._safe_dirs = set()
+            self._safe_dirs.add(key)
 
     def _make_parents(self, directory: Path) -> Path | None:
         """Create ``directory`` and its missing parents below the root; return the
@@ -99,6 +143,7 @@ class LocalEndpoint:
                 directory.rmdir()
             except OSError:
                 return
+            self._safe_dirs.discard(str(directory))
             if directory == top:
                 return
             directory = directory.parent
@@ -168,12 +213,27 @@ class LocalEndpoint:
             # sockets, fifos, devices: not files to copy
 
     def stat(self, path: str) -> FileInfo | None:
+        """The entry at ``path``; None when nothing is there, or when a symbolic link
+        takes the path out of the root (list skips those too)."""
+        target = self._abs(path)
         try:
-            st = os.stat(self._abs(path))
+            st = os.lstat(target)
+            if path:
+                if str(target.parent) not in self._safe_dirs:
+                    try:
+                        self._check_dir(target.parent, "stat", path)
+                    except ConnectorError:
+                        return None
+                if stat_mod.S_ISLNK(st.st_mode):
+                    if not self._inside(os.path.realpath(target)):
+                        return None
+                    st = os.stat(target)
+            elif stat_mod.S_ISLNK(st.st_mode):
+                st = os.stat(target)
         except FileNotFoundError:
             return None
         except OSError as exc:
-            if exc.errno == errno.ENOTDIR:
+            if exc.errno in (errno.ENOTDIR, errno.ELOOP):
                 return None
             raise self._error("stat", path, exc) from None
         if stat_mod.S_ISDIR(st.st_mode):
@@ -198,6 +258,7 @@ class LocalEndpoint:
         mtime_ns: int | None = None,
     ) -> PutResult:
         final = self._writable("write", path)
+        self._check_dir(final.parent, "write", path)
         tmp = final.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex[:16]}")
         made: Path | None = None
         try:
@@ -241,6 +302,7 @@ class LocalEndpoint:
 
     def delete(self, path: str) -> None:
         target = self._writable("delete", path)
+        self._check_dir(target.parent, "delete", path)
         try:
             if target.is_dir() and not target.is_symlink():
                 target.rmdir()
@@ -259,17 +321,22 @@ class LocalEndpoint:
                 directory.rmdir()
             except OSError:
                 return
+            self._safe_dirs.discard(str(directory))
             directory = directory.parent
 
     def make_dir(self, path: str) -> None:
+        target = self._writable("create directory", path)
+        self._check_dir(target.parent, "create directory", path)
         try:
-            self._writable("create directory", path).mkdir(parents=True, exist_ok=True)
+            target.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise self._error("create directory", path, exc) from None
 
     def move(self, path: str, new_path: str) -> None:
         source = self._writable("move", path)
         dest = self._writable("move to", new_path)
+        self._check_dir(source.parent, "move", path)
+        self._check_dir(dest.parent, "move to", new_path)
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(source, dest)

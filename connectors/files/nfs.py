@@ -16,8 +16,12 @@ Options (``[connections.NAME.options]``), each also accepted as a URL query argu
   local user's)
 - ``timeout`` (seconds, default 60): the longest wait for one reply
 
-Each thread gets its own libnfs context (they are not thread-safe), mounted on first use;
-a context whose connection broke is replaced once, after that the operation fails with a
+NFSv3: a pool of libnfs contexts (they are not thread-safe), each mounted on first use and
+shared by every thread: an operation takes an idle one (or mounts one, up to
+:data:`MAX_CONTEXTS`; a thread that already holds one, an open reader, may go past that)
+and gives it back when done; an open reader keeps its context until it is closed. NFSv4:
+one context for all threads (see ``_checkout``). A context whose connection broke is
+replaced once, after that the operation fails with a
 :class:`~migrate.errors.TransientError`. Reads and writes go in blocks of the server's
 maximum transfer size (at most 1 MiB). Puts write ``<dir>/.migrate-tmp-<random>``, set
 the source's modification time (microseconds), and rename it over the final name.
@@ -27,7 +31,12 @@ libnfs 5), so puts over NFSv4 go in 3 KiB requests and are slow — prefer versi
 target; libnfs holds Python's GIL during every call; names that are not UTF-8 cannot be
 read through the Python binding (listing such a directory is an error naming it).
 Absolute symbolic link targets are paths on the server: they are followed when they lie
-below the export's path (libnfs does the same for NFSv3).
+below the export's path (libnfs does the same for NFSv3). Writes never go through a link
+that leads out of the root (the folder written to is resolved first, cached per folder);
+``stat`` resolves links itself and reports nothing for a path that leads out.
+
+The URL holds no ``#`` part (a folder whose name has one is written ``%23``); its ``?``
+part carries the options above.
 """
 
 from __future__ import annotations
@@ -64,6 +73,10 @@ T = TypeVar("T")
 V4_WRITE = 3 * 1024
 #: symbolic links followed while resolving one path (Linux's MAXSYMLINKS)
 MAX_LINKS = 40
+#: NFSv3 contexts (connections) per endpoint before threads wait for an idle one
+MAX_CONTEXTS = 8
+#: folders known to lie inside the root, forgotten past this many
+SAFE_DIRS_CACHE = 100_000
 #: errnos after which the context is replaced (the connection, not the request, failed)
 CONNECTION_ERRNOS = {
     errno.EIO,
@@ -167,6 +180,8 @@ class _Context:
         self.lock = threading.RLock()
         self.generation = generation
         self.closed = False
+        self.counted = False  # counts towards the endpoint's open NFSv3 contexts
+        self.owner = 0  # the thread that checked it out
         self.nfs = endpoint._mount()
         driver = _driver()
         self.readmax = driver.nfs_get_readmax(self.nfs) or BLOCK
@@ -213,6 +228,11 @@ class NFSEndpoint:
         parts = urlsplit(url)
         if parts.scheme != "nfs" or not parts.hostname:
             raise PlanError(f"connections.{name}.url: expected nfs://host/export/path")
+        if "#" in url:
+            raise PlanError(
+                f"connections.{name}.url: an nfs URL takes no '#' part; a folder whose name"
+                " holds one is written with %23 (and '?' with %3F)"
+            )
         if parts.username or parts.password or parts.port:
             raise PlanError(
                 f"connections.{name}.url: an nfs URL has no user or port"
@@ -259,9 +279,14 @@ class NFSEndpoint:
         self.dry_run = dry_run
         self.workers = workers
         self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._generation = 0
-        self._local = threading.local()
-        self._contexts: list[_Context] = []
+        self._contexts: list[_Context] = []  # every live context (close() destroys them)
+        self._idle: list[_Context] = []  # NFSv3 contexts nobody holds
+        self._open = 0  # NFSv3 contexts of this generation, idle or held
+        self._held: dict[int, int] = {}  # contexts each thread holds
+        #: folders known to resolve inside the root: their path -> the resolved path
+        self._dirs: dict[str, str] = {}
         self._real_root: str | None = None  # the root with its links resolved
         #: followed links found by list(): their path -> the path they resolve to. libnfs
         #: mishandles some paths through links (absolute targets; NFSv4), so reads of a
@@ -312,8 +337,8 @@ class NFSEndpoint:
             return ConnectorError(f"{prefix}: permission denied (the export's client list)")
         return TransientError(f"{prefix}: {message or os.strerror(code)}")
 
-    def _context(self) -> _Context:
-        """This thread's context (mounted on first use, and after a reconnect).
+    def _checkout(self) -> _Context:
+        """A context for this thread's exclusive use; give it back with :meth:`_checkin`.
 
         NFSv4: one context for all threads, each call under its lock. libnfs 4.0 gives
         every context of a process the same NFSv4 client name, so a second context's
@@ -327,31 +352,104 @@ class NFSEndpoint:
                     shared = _Context(self, self._generation)
                     self._contexts[:] = [shared]
                 return shared
-        mine: _Context | None = getattr(self._local, "ctx", None)
-        if mine is not None and not mine.closed and mine.generation == self._generation:
-            return mine
-        ctx = _Context(self, self._generation)
-        with self._lock:
+        me = threading.get_ident()
+        with self._cond:
+            while True:
+                while self._idle:
+                    ctx = self._idle.pop()
+                    if not ctx.closed and ctx.generation == self._generation:
+                        ctx.owner = me
+                        self._held[me] = self._held.get(me, 0) + 1
+                        return ctx
+                if self._open < MAX_CONTEXTS or self._held.get(me):
+                    self._open += 1
+                    self._held[me] = self._held.get(me, 0) + 1
+                    generation = self._generation
+                    break
+                self._cond.wait(self.timeout)
+        try:
+            ctx = _Context(self, generation)
+        except BaseException:
+            with self._cond:
+                self._unhold(me)
+                if generation == self._generation:
+                    self._open -= 1
+                self._cond.notify()
+            raise
+        ctx.owner = me
+        with self._cond:
+            ctx.counted = generation == self._generation  # else close() ran meanwhile
             self._contexts.append(ctx)
-        self._local.ctx = ctx
         return ctx
 
+    def _unhold(self, owner: int) -> None:
+        count = self._held.get(owner, 0) - 1
+        if count > 0:
+            self._held[owner] = count
+        else:
+            self._held.pop(owner, None)
+
+    def _retire(self, ctx: _Context) -> None:
+        """Forget ``ctx`` (the lock is held); the caller destroys it."""
+        if ctx.counted:
+            ctx.counted = False
+            self._open -= 1
+        if ctx in self._contexts:
+            self._contexts.remove(ctx)
+        self._cond.notify()
+
+    def _checkin(self, ctx: _Context, broken: bool = False) -> None:
+        """Give ``ctx`` back; a broken one (or one of a closed endpoint) is destroyed."""
+        if self.version == 4:
+            if broken:
+                self._broken(ctx)
+            return
+        with self._cond:
+            self._unhold(ctx.owner)
+            keep = not broken and not ctx.closed and ctx.generation == self._generation
+            if keep:
+                self._idle.append(ctx)
+                self._cond.notify()
+            else:
+                self._retire(ctx)
+        if not keep:
+            ctx.destroy()
+
     def _broken(self, ctx: _Context) -> None:
-        """``ctx``'s connection failed: the next call mounts again."""
-        if getattr(self._local, "ctx", None) is ctx:
-            self._local.ctx = None
-        with self._lock:
-            if ctx in self._contexts:
-                self._contexts.remove(ctx)
+        """``ctx``'s connection failed: destroy it (the next call mounts again). Whoever
+        holds it still gives it back."""
+        with self._cond:
+            self._retire(ctx)
         ctx.destroy()
 
-    def _call(self, what: str, path: str, fn: Callable[[Any, Any], T], *, retry: bool = True) -> T:
-        """``fn(driver, ctx)`` under the context's lock. A :class:`NFSError` with a
-        connection errno replaces the context and, with ``retry``, runs ``fn`` again once;
+    def _call(
+        self,
+        what: str,
+        path: str,
+        fn: Callable[[Any, Any], T],
+        *,
+        retry: bool = True,
+        ctx: _Context | None = None,
+    ) -> T:
+        """``fn(driver, ctx)`` under the context's lock, on a context of the pool (or on
+        ``ctx``, which the caller holds). A :class:`NFSError` with a connection errno
+        replaces the context and, with ``retry`` (and no ``ctx``), runs ``fn`` again once;
         a second failure is a :class:`TransientError`."""
         driver = _driver()
+        if ctx is not None:
+            with ctx.lock:
+                if ctx.closed:
+                    raise TransientError(f"{self.name}: cannot {what} {path}: endpoint closed")
+                try:
+                    return fn(driver, ctx)
+                except NFSError as exc:
+                    if exc.errno not in CONNECTION_ERRNOS:
+                        raise
+                    self._broken(ctx)
+                    raise TransientError(str(exc)) from None
         for attempt in (0, 1):
-            ctx = self._context()
+            ctx = self._checkout()
+            broken = False
             try:
                 with ctx.lock:
                     if ctx.closed:
@@ -360,9 +458,11 @@ class NFSEndpoint:
             except NFSError as exc:
                 if exc.errno not in CONNECTION_ERRNOS:
                     raise
-                self._broken(ctx)
+                broken = True
                 if attempt or not retry:
                     raise TransientError(str(exc)) from None
+            finally:
+                self._checkin(ctx, broken)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _check(self, driver: Any, ctx: _Context, ret: int, what: str, path: str) -> int:
@@ -414,6 +514,47 @@ class NFSEndpoint:
             raise ConnectorError(f"{self.name}: cannot {what} {path!r}: {why}")
         return self._p(path)
 
+    # -- staying inside the root ----------------------------------------------------------
+    def _resolve_dir(self, driver: Any, ctx: _Context, directory: str) -> str | None:
+        """``directory`` with its links resolved; folders missing at its end (a put creates
+        them) are kept as named. None when a link in it dangles, loops or leaves the
+        export. The caller holds ``ctx.lock``."""
+        return self._resolve(driver, ctx, directory, missing_ok=True)
+
+    def _real_root_on(self, driver: Any, ctx: _Context) -> str:
+        """The root with its links resolved (the caller holds ``ctx.lock``)."""
+        if self._real_root is not None:
+            return self._real_root
+        real = self._resolve(driver, ctx, self.root)
+        if real is not None:
+            self._real_root = real
+            return real
+        return self._resolve_dir(driver, ctx, self.root) or self.root
+
+    def _inside(self, driver: Any, ctx: _Context, real: str | None) -> bool:
+        if real is None:
+            return False
+        root = self._real_root_on(driver, ctx).rstrip("/")
+        return real == root or real.startswith(root + "/") or not root
+
+    def _check_dir(self, driver: Any, ctx: _Context, directory: str, what: str, path: str) -> str:
+        """``directory`` resolved; refused when a symbolic link takes it out of the root
+        (the answer is cached per folder). The caller holds ``ctx.lock``."""
+        known = self._dirs.get(directory)
+        if known is not None:
+            return known
+        real = self._resolve_dir(driver, ctx, directory)
+        if real is None or not self._inside(driver, ctx, real):
+            where = self._rel(directory) or "/"
+            raise ConnectorError(
+                f"{self.name}: cannot {what} {path} on {self._where}: {where} is a symbolic"
+                " link that leads out of the root"
+            )
+        if len(self._dirs) >= SAFE_DIRS_CACHE:
+            self._dirs = {}
+        self._dirs[directory] = real
+        return real
+
     def _from_server_path(self, target: str) -> str | None:
         """An absolute link target (a path on the server) as a path below the export, or
         None when it points elsewhere."""
@@ -424,15 +565,19 @@ class NFSEndpoint:
             return target[len(export) :]
         return None
 
-    def _resolve(self, driver: Any, ctx: _Context, path: str) -> str | None:
+    def _resolve(
+        self, driver: Any, ctx: _Context, path: str, *, missing_ok: bool = False
+    ) -> str | None:
         """``path`` with every symbolic link resolved (relative to the export), or None
-        when it dangles, loops or leaves the export. The caller holds ``ctx.lock``."""
-        todo = deque(p for p in path.split("/") if p)
+        when it dangles, loops or leaves the export. With ``missing_ok``, names of
+        ``path`` itself that do not exist (yet) end the walk and are kept as given (a
+        dangling link's target is still None). The caller holds ``ctx.lock``."""
+        todo = deque((p, False) for p in path.split("/") if p)  # (name, from a link)
         done: list[str] = []
         hops = 0
         st = driver.nfs_stat_64()
         while todo:
-            part = todo.popleft()
+            part, linked = todo.popleft()
             if part == ".":
                 continue
             if part == "..":
@@ -441,7 +586,11 @@ class NFSEndpoint:
                 done.pop()
                 continue
             current = "/" + "/".join([*done, part])
-            if driver.nfs_lstat64(ctx.nfs, current, st) != 0:
+            ret = driver.nfs_lstat64(ctx.nfs, current, st)
+            if ret != 0:
+                if missing_ok and -ret in GONE and not linked:
+                    rest = [part] + [p for p, _ in todo]
+                    return "/" + "/".join([*done, *rest])
                 return None
             if not stat_mod.S_ISLNK(st.nfs_mode):
                 done.append(part)
@@ -458,7 +607,7 @@ class NFSEndpoint:
                     return None
                 done = []
                 target = mapped
-            todo.extendleft(reversed([p for p in target.split("/") if p]))
+            todo.extendleft(reversed([(p, True) for p in target.split("/") if p]))
         return "/" + "/".join(done)
 
     # -- reading -----------------------------------------------------------------------
@@ -493,6 +642,35 @@ class NFSEndpoint:
             )
 
         return self._call(what, path, run)
+
+    def _stat_inside(
+        self, driver: Any, ctx: _Context, path: str, nfs_path: str
+    ) -> tuple[bool, int, int] | None:
+        """(is_dir, size, mtime_ns) of ``path``, through its parent folder resolved (and
+        checked to be inside the root), then its own link if it is one."""
+        try:
+            parent = self._check_dir(driver, ctx, posixpath.dirname(nfs_path), "stat", path)
+        except ConnectorError:
+            return None  # out of the root, or through a dangling link
+        full = posixpath.join(parent, posixpath.basename(nfs_path))
+        st = driver.nfs_stat_64()
+        ret = driver.nfs_lstat64(ctx.nfs, full, st)
+        if -ret in GONE:
+            return None
+        self._check(driver, ctx, ret, "stat", path)
+        if stat_mod.S_ISLNK(st.nfs_mode):
+            real = self._resolve(driver, ctx, full)
+            if real is None or not self._inside(driver, ctx, real):
+                return None
+            ret = driver.nfs_stat64(ctx.nfs, real, st)
+            if -ret in GONE:
+                return None
+            self._check(driver, ctx, ret, "stat", path)
+        return (
+            stat_mod.S_ISDIR(st.nfs_mode),
+            st.nfs_size,
+            st.nfs_mtime * 1_000_000_000 + st.nfs_mtime_nsec,
+        )
 
     def _walk(
         self, directory: str, rel: str, follow: bool, real_root: str, seen: set[str]
@@ -594,7 +772,13 @@ class NFSEndpoint:
         return self._call("list", rel, run)
 
     def stat(self, path: str) -> FileInfo | None:
-        info = self._stat_path("stat", path, self._p_read(path))
+        """The entry at ``path``, links resolved here (libnfs mishandles absolute ones);
+        None when nothing is there or when a link takes the path out of the root."""
+        if not path:
+            info = self._stat_path("stat", path, self._base())
+        else:
+            nfs_path = self._p(path)
+            info = self._call("stat", path, lambda d, c: self._stat_inside(d, c, path, nfs_path))
         if info is None:
             return None
         is_dir, size, mtime_ns = info
@@ -619,7 +803,18 @@ class NFSEndpoint:
                 driver.delete_NFSFileHandle(holder)
             return _Reader(self, ctx, handle, path, nfs_path)
 
-        return self._call("read", path, run)  # type: ignore[return-value]
+        for attempt in (0, 1):  # the reader keeps the context until it is closed
+            ctx = self._checkout()
+            try:
+                return self._call("read", path, run, ctx=ctx)  # type: ignore[return-value]
+            except TransientError:
+                self._checkin(ctx, broken=True)
+                if attempt:
+                    raise
+            except BaseException:
+                self._checkin(ctx)
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- writing -----------------------------------------------------------------------
     def put(
@@ -632,16 +827,20 @@ class NFSEndpoint:
         multipart_threshold: int = 0,
         mtime_ns: int | None = None,
     ) -> PutResult:
-        final = self._writable("write", path)
-        directory = posixpath.dirname(final)
-        tmp = posixpath.join(directory, f"{TMP_PREFIX}{uuid.uuid4().hex[:16]}")
+        given = self._writable("write", path)
+        tmp_name = f"{TMP_PREFIX}{uuid.uuid4().hex[:16]}"
         made: list[str] = []
         state = {"created": False}
+        names: dict[str, str] = {}  # in the folder with its links resolved
         if mtime_ns is None and self.version == 4:
             # libnfs creates NFSv4 files exclusively, storing its verifier in the times
             mtime_ns = time.time_ns()
 
-        def create(driver: Any, ctx: _Context) -> tuple[_Context, Any]:
+        def create(driver: Any, ctx: _Context) -> Any:
+            # the folder resolved here (libnfs mishandles links in paths), checked inside
+            directory = self._check_dir(driver, ctx, posixpath.dirname(given), "write", path)
+            tmp = names["tmp"] = posixpath.join(directory, tmp_name)
+            names["final"] = posixpath.join(directory, posixpath.basename(given))
             holder = driver.new_NFSFileHandle()
             try:
                 for attempt in range(5):
@@ -653,11 +852,12 @@ class NFSEndpoint:
                     made.extend(self._mkdirs(driver, ctx, directory, path))
                 self._check(driver, ctx, ret, "write", path)
                 state["created"] = True
-                return ctx, driver.NFSFileHandle_value(holder)
+                return driver.NFSFileHandle_value(holder)
             finally:
                 driver.delete_NFSFileHandle(holder)
 
         def finish(driver: Any, ctx: _Context) -> int:
+            tmp, final = names["tmp"], names["final"]
             if mtime_ns is not None:
                 ret = _c_lib().nfs_utimes(int(ctx.nfs), tmp.encode(), _timevals(mtime_ns))
                 self._check(driver, ctx, ret, "set the modification time of", path)
@@ -669,14 +869,18 @@ class NFSEndpoint:
             self._check(driver, ctx, driver.nfs_stat64(ctx.nfs, final, st), "write", path)
             return st.nfs_size
 
+        ctx = self._checkout()  # one context for the whole put: the handle lives on it
         try:
-            ctx, handle = self._call("write", path, create, retry=False)
-            # the source is read without holding the context (NFSv4 shares it)
+            handle = self._call("write", path, create, ctx=ctx)
+            # the source is read without holding the context's lock (NFSv4 shares it)
             self._write_all(ctx, handle, stream, path)
-            written = self._call("write", path, finish, retry=False)
+            written = self._call("write", path, finish, ctx=ctx)
         except BaseException:
-            self._discard(tmp, made, state["created"])
+            tmp = names.get("tmp", "")
+            self._discard(tmp, made, state["created"], None if ctx.closed else ctx)
             raise
+        finally:
+            self._checkin(ctx)
         return PutResult(size=written)
 
     def _write_all(self, ctx: _Context, handle: Any, stream: BinaryIO, path: str) -> None:
@@ -759,8 +963,11 @@ class NFSEndpoint:
             todo.pop()
         return made
 
-    def _discard(self, tmp: str, made: list[str], created: bool) -> None:
-        """After a failed put: remove its temporary file and the folders it created."""
+    def _discard(self, tmp: str, made: list[str], created: bool, ctx: _Context | None) -> None:
+        """After a failed put: remove its temporary file and the folders it created (on
+        the put's context while it works, else on one of the pool)."""
+        if not created and not made:
+            return
 
         def run(driver: Any, ctx: _Context) -> None:
             if created:
@@ -768,16 +975,26 @@ class NFSEndpoint:
             for directory in made:  # deepest first
                 if driver.nfs_rmdir(ctx.nfs, directory) != 0:
                     break
+                self._dirs.pop(directory, None)
 
         try:
-            self._call("clean up after", tmp, run)
+            self._call("clean up after", tmp, run, ctx=ctx)
         except ConnectorError:
             pass  # the connection is gone: the temporary name stays (reserved, skipped)
 
     def delete(self, path: str) -> None:
-        target = self._writable("delete", path)
+        given = self._writable("delete", path)
+        names: dict[str, str] = {}
 
         def run(driver: Any, ctx: _Context) -> bool:
+            try:
+                parent = self._check_dir(driver, ctx, posixpath.dirname(given), "delete", path)
+            except ConnectorError:
+                st = driver.nfs_stat_64()
+                if -driver.nfs_lstat64(ctx.nfs, posixpath.dirname(given), st) in GONE:
+                    return False  # nothing there to delete
+                raise
+            target = names["target"] = posixpath.join(parent, posixpath.basename(given))
             ret = driver.nfs_unlink(ctx.nfs, target)
             if -ret in GONE:
                 return False
@@ -787,11 +1004,12 @@ class NFSEndpoint:
                     ret = driver.nfs_rmdir(ctx.nfs, target)
                     if ret == -errno.ENOENT:
                         return False
+                    self._dirs.pop(target, None)
             self._check(driver, ctx, ret, "delete", path)
             return True
 
         if self._call("delete", path, run):
-            self._prune(posixpath.dirname(target))
+            self._prune(posixpath.dirname(names["target"]))
 
     def _prune(self, directory: str) -> None:
         """Remove directories a delete left empty, up to (not including) the root."""
@@ -802,43 +1020,63 @@ class NFSEndpoint:
             while current.startswith(root + "/"):
                 if driver.nfs_rmdir(ctx.nfs, current) != 0:
                     return
+                self._dirs.pop(current, None)
                 current = posixpath.dirname(current)
 
         self._call("delete", self._rel(directory), run)
 
     def make_dir(self, path: str) -> None:
         target = self._writable("create directory", path)
-        self._call(
-            "create directory",
-            path,
-            lambda d, c: self._mkdirs(d, c, target, path, "create directory"),
-        )
-
-    def move(self, path: str, new_path: str) -> None:
-        source = self._writable("move", path)
-        dest = self._writable("move to", new_path)
 
         def run(driver: Any, ctx: _Context) -> None:
+            what = "create directory"
+            parent = self._check_dir(driver, ctx, posixpath.dirname(target), what, path)
+            self._mkdirs(
+                driver, ctx, posixpath.join(parent, posixpath.basename(target)), path, what
+            )
+
+        self._call("create directory", path, run)
+
+    def move(self, path: str, new_path: str) -> None:
+        given_source = self._writable("move", path)
+        given_dest = self._writable("move to", new_path)
+        names: dict[str, str] = {}
+
+        def run(driver: Any, ctx: _Context) -> None:
+            src_dir = self._check_dir(driver, ctx, posixpath.dirname(given_source), "move", path)
+            source = names["source"] = posixpath.join(src_dir, posixpath.basename(given_source))
             st = driver.nfs_stat_64()
             self._check(driver, ctx, driver.nfs_lstat64(ctx.nfs, source, st), "move", path)
-            self._mkdirs(driver, ctx, posixpath.dirname(dest), new_path)
+            dest_dir = self._check_dir(
+                driver, ctx, posixpath.dirname(given_dest), "move to", new_path
+            )
+            dest = posixpath.join(dest_dir, posixpath.basename(given_dest))
+            self._mkdirs(driver, ctx, dest_dir, new_path)
             ret = driver.nfs_rename(ctx.nfs, source, dest)
             self._check(driver, ctx, ret, "move", path)
 
         self._call("move", path, run)
-        self._prune(posixpath.dirname(source))
+        self._prune(posixpath.dirname(names["source"]))
 
     def close(self) -> None:
-        with self._lock:
+        """Destroy every context (an open reader fails on its next read); a later call
+        mounts again."""
+        with self._cond:
             contexts, self._contexts = self._contexts, []
+            self._idle = []
             self._generation += 1
+            self._open = 0
+            for ctx in contexts:
+                ctx.counted = False
+            self._cond.notify_all()
         for ctx in contexts:
             ctx.destroy()
 
 
 class _Reader(io.RawIOBase):
     """A read-only binary stream over an open libnfs file: ``read(n)`` returns up to
-    ``n`` bytes (less only at the end), fetched in blocks of the server's read size."""
+    ``n`` bytes (less only at the end), fetched in blocks of the server's read size. It
+    holds its context (NFSv3) until it is closed."""
 
     def __init__(
         self, endpoint: NFSEndpoint, ctx: _Context, handle: Any, path: str, nfs_path: str
@@ -852,6 +1090,7 @@ class _Reader(io.RawIOBase):
         self._reopened = False
         self._offset = 0
         self._eof = False
+        self._broken = False
 
     def readable(self) -> bool:
         return True
@@ -876,6 +1115,7 @@ class _Reader(io.RawIOBase):
                     ep._check(driver, ctx, ret, "read", self._path)
                 except NFSError as exc:
                     if exc.errno in CONNECTION_ERRNOS:
+                        self._broken = True
                         raise TransientError(str(exc)) from None
                     raise
                 if ret == 0:
@@ -912,11 +1152,15 @@ class _Reader(io.RawIOBase):
         return len(data)
 
     def close(self) -> None:
-        if not self.closed:
+        if self.closed:
+            return
+        try:
             with self._ctx.lock:
-                if not self._ctx.closed:
+                if not self._ctx.closed and not self._broken:
                     _driver().nfs_close(self._ctx.nfs, self._handle)
-        super().close()
+        finally:
+            self._endpoint._checkin(self._ctx, broken=self._broken)
+            super().close()
 
 
 def _readlink(driver: Any, ctx: _Context, path: str, size: int) -> str | None:

@@ -34,7 +34,17 @@ this path ~0.35 ms, which decides the throughput of many small files on a small 
 Payloads are always signed with their SHA-256 (the store refuses a body altered in transit
 before anything becomes visible); no ``Expect: 100-continue`` round trip is made. Idempotent
 requests are retried (4 attempts, exponential backoff) on connection errors, 5xx and
-throttling; what still fails is a :class:`~migrate.errors.TransientError`.
+throttling; what still fails is a :class:`~migrate.errors.TransientError`. The two POSTs
+are retried too, with care: a CreateMultipartUpload whose reply was lost may have started
+an upload, which is aborted once the retry has its own; a CompleteMultipartUpload whose
+reply was lost and whose retry finds no upload any more is checked by the object's ETag.
+A reply that is not S3 XML (a proxy's page, a cut body) is a TransientError naming the
+key. ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` are honoured (as botocore does).
+
+Addressing on Amazon S3 (and any provider whose default is virtual-hosted style): a bucket
+name that is not a DNS name, or that holds a dot when the endpoint is https (the store's
+wildcard certificate does not cover it), is reached path-style unless ``addressing`` is
+given; ``cn-*`` regions are under ``amazonaws.com.cn``.
 
 Writes: ``put`` sends one PUT below ``multipart_threshold`` (0 = 16 MiB), else a multipart
 upload in parts of :func:`~connectors.files.base.effective_part_size` read one at a time
@@ -42,7 +52,9 @@ upload in parts of :func:`~connectors.files.base.effective_part_size` read one a
 KeyboardInterrupt) aborts the upload, so nothing is ever visible under the key and no
 incomplete upload is left. Directories are zero-byte marker objects ``path/``; ``move`` is
 a server-side copy then a delete. ``abort_stale_uploads`` removes incomplete multipart
-uploads a killed run left under the prefix (the copy engine calls it when a step starts).
+uploads a killed run left under the prefix, once they are older than
+:data:`STALE_UPLOAD_AGE` (the copy engine calls it when a step starts; a younger one may
+belong to another process writing under the same prefix).
 """
 
 from __future__ import annotations
@@ -74,6 +86,7 @@ from connectors.files.base import (
     PutResult,
     check_options,
     effective_part_size,
+    multipart_etag,
 )
 from connectors.files.s3_providers import PROVIDERS, Provider
 from migrate.errors import ConnectorError, MissingDriverError, PlanError, TransientError
@@ -82,9 +95,13 @@ DEFAULT_PART_SIZE = 8 * MIB
 DEFAULT_THRESHOLD = 16 * MIB
 MAX_KEY_BYTES = 1024
 ATTEMPTS = 4  # per request, for errors a retry can cure
+#: abort_stale_uploads aborts incomplete uploads initiated longer ago than this (seconds)
+STALE_UPLOAD_AGE = 24 * 3600
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _BUCKET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$")
 _DNS_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+_DNS_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_DNS_NAME_RE = re.compile(rf"^{_DNS_LABEL}(?:\.{_DNS_LABEL})*$")
 _TRANSIENT_STATUS = frozenset({500, 502, 503, 504})
 _TRANSIENT_CODES = frozenset(
     {
@@ -375,6 +392,7 @@ class S3Endpoint:
         if addressing not in ("path", "virtual", "auto"):
             raise self._bad("addressing", f"must be path, virtual or auto, not {addressing!r}")
         self.addressing = addressing
+        self._addressing_given = opts["addressing"] is not None
         self.storage_class = self._check_storage_class(opts["storage_class"])
         checksum = opts["checksum"] or "none"
         if checksum not in ("sha256", "none"):
@@ -508,17 +526,34 @@ class S3Endpoint:
             self._configure_host()
             self._ready = True
 
+    def _virtual_host(self, scheme: str, host: str) -> bool:
+        """Whether the bucket goes into the host name (virtual-hosted style)."""
+        if self.addressing == "path":
+            return False
+        if self.addressing == "auto":
+            return (
+                bool(_DNS_BUCKET_RE.match(self.bucket))
+                and not _is_ip(host)
+                and "." not in self.bucket
+            )
+        if self._addressing_given:
+            return True  # asked for: the user knows the store
+        # the provider's default: only where the name can be a host name, and where a dot
+        # does not break the TLS certificate (*.s3.amazonaws.com covers one label)
+        return (
+            _dns_bucket(self.bucket)
+            and not _is_ip(host)
+            and ("." not in self.bucket or scheme == "http")
+        )
+
     def _configure_host(self) -> None:
         """Base URL, host and path style for the current region; (re)creates the pool."""
-        base = self._endpoint_url or f"https://s3.{self._signer.region}.amazonaws.com"
+        region = self._signer.region
+        suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+        base = self._endpoint_url or f"https://s3.{region}.{suffix}"
         parts = urlsplit(base)
         host = parts.hostname or ""
-        virtual = self.addressing == "virtual" or (
-            self.addressing == "auto"
-            and bool(_DNS_BUCKET_RE.match(self.bucket))
-            and not _is_ip(host)
-            and "." not in self.bucket
-        )
+        virtual = self._virtual_host(parts.scheme, host)
         if virtual:
             host = f"{self.bucket}.{host}"
         netloc = host + (f":{parts.port}" if parts.port else "")
@@ -541,9 +576,26 @@ class S3Endpoint:
                 kw["cert_reqs"] = "CERT_NONE"
                 kw["assert_hostname"] = False
         old = getattr(self, "_pool", None)
-        self._pool = self._urllib3.connection_from_url(f"{parts.scheme}://{netloc}", **kw)
+        old_manager = getattr(self, "_proxy_manager", None)
+        proxy = _proxy_for(parts.scheme, host)
+        self._target_prefix = ""
+        self._proxy_manager = None
+        if proxy is None:
+            self._pool = self._urllib3.connection_from_url(f"{parts.scheme}://{netloc}", **kw)
+        else:
+            proxy_url, proxy_auth = proxy
+            if proxy_auth:
+                self._secrets = self._secrets | {proxy_auth.split(":", 1)[-1]}
+                kw["proxy_headers"] = self._urllib3.make_headers(proxy_basic_auth=proxy_auth)
+            self._proxy_manager = self._urllib3.ProxyManager(proxy_url, num_pools=2, **kw)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            self._pool = self._proxy_manager.connection_from_host(host, port, parts.scheme)
+            if parts.scheme == "http":  # a forwarding proxy: the request line has the URL
+                self._target_prefix = f"http://{netloc}"
         if old is not None:
             old.close()
+        if old_manager is not None:
+            old_manager.clear()
 
     def _fingerprint(self) -> tuple[str, str, str]:
         """Endpoint and credential identity (no secret in clear) for ``can_copy_from``."""
@@ -576,10 +628,13 @@ class S3Endpoint:
         payload_sha256: str | None = None,
         stream: bool = False,
         ok: tuple[int, ...] = (200,),
+        resent: list[bool] | None = None,
     ) -> Any:
         """Send one signed request; returns the urllib3 response (body read unless
         ``stream``). Retries what a retry can cure; raises :class:`_Failure`,
-        :class:`_Unreachable` or :class:`_TlsFailure`."""
+        :class:`_Unreachable` or :class:`_TlsFailure`. ``resent`` gets an entry each time
+        the request is sent again after a failure that may have reached the store (its
+        reply lost): a POST's caller checks what the lost one did."""
         self._setup()
         urllib3 = self._urllib3
         query = canonical_query(params) if params else ""
@@ -601,7 +656,7 @@ class S3Endpoint:
             try:
                 response = self._pool.urlopen(
                     method,
-                    target,
+                    self._target_prefix + target,
                     body=body,
                     headers=hdrs,
                     retries=False,
@@ -614,6 +669,11 @@ class S3Endpoint:
                 raise _TlsFailure(str(exc)) from None
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 if attempt < ATTEMPTS:
+                    if resent is not None and not isinstance(
+                        exc,
+                        urllib3.exceptions.ConnectTimeoutError,  # never connected
+                    ):
+                        resent.append(True)
                     self._backoff(attempt)
                     continue
                 raise _Unreachable(_short(exc)) from None
@@ -725,6 +785,21 @@ class S3Endpoint:
         except (_Failure, _Unreachable, _TlsFailure) as exc:
             raise self._error(what, key, exc) from None
 
+    def _xml(self, what: str, key: str | None, data: bytes) -> ElementTree.Element:
+        """A reply's XML document; a body that is not XML (a proxy's page, a reply cut
+        short) is a :class:`TransientError` naming the connection and the key."""
+        try:
+            return ElementTree.fromstring(data)
+        except ElementTree.ParseError:
+            start = " ".join(data[:60].decode("utf-8", "replace").split())
+            shown = f"starts {start!r}" if start else "is empty"
+            raise TransientError(
+                self._scrub(
+                    f"{self.name}: cannot {what} {self._where(key)}: the store's reply is not"
+                    f" S3 XML (it {shown})"
+                )
+            ) from None
+
     # -- describe -----------------------------------------------------------------------
     def describe(self) -> str:
         where = self._endpoint_url or "Amazon S3"
@@ -743,7 +818,7 @@ class S3Endpoint:
         pending_key = ""
         while True:
             response = self._call("list", None, "GET", params=params)
-            root = ElementTree.fromstring(response.data)
+            root = self._xml("list", None, response.data)
             for item in _children(root, "Contents"):
                 key = unquote_plus(_child_text(item, "Key") or "")
                 if pending is not None:
@@ -760,9 +835,14 @@ class S3Endpoint:
                     pending_key = key
                     continue
                 yield FileInfo(rel, size, mtime, etag=_etag(_child_text(item, "ETag")))
-            token = _child_text(root, "NextContinuationToken")
-            if (_child_text(root, "IsTruncated") or "").lower() != "true" or not token:
+            if (_child_text(root, "IsTruncated") or "").lower() != "true":
                 break
+            token = _child_text(root, "NextContinuationToken")
+            if not token:
+                raise ConnectorError(
+                    f"{self.name}: cannot list {self._where(None)} prefix /{self.prefix}: the"
+                    " store says the listing goes on but gives no continuation token"
+                )
             params = {**params, "continuation-token": token}
         if pending is not None:
             yield pending
@@ -884,13 +964,7 @@ class S3Endpoint:
         headers = self._upload_headers(key)
         if self._sha256:
             headers["x-amz-checksum-algorithm"] = "SHA256"
-        response = self._call(
-            "start upload of", key, "POST", params={"uploads": ""}, headers=headers
-        )
-        upload_id = _child_text(ElementTree.fromstring(response.data), "UploadId")
-        if not upload_id:
-            raise ConnectorError(f"{self.name}: cannot write {self._where(key)}: no UploadId")
-        self._active_uploads.add(upload_id)
+        upload_id = self._start_upload("start upload of", key, headers)
         try:
             parts: list[tuple[int, str, str | None]] = []
             buf = bytearray(part_size)
@@ -937,7 +1011,7 @@ class S3Endpoint:
                 + "</Part>"
                 for n, e, c in parts
             )
-            etag = self._complete(key, upload_id, xml)
+            etag = self._complete(key, upload_id, xml, [e for _, e, _ in parts])
         except BaseException:
             self._abort(key, upload_id)
             raise
@@ -945,19 +1019,87 @@ class S3Endpoint:
             self._active_uploads.discard(upload_id)
         return PutResult(size=total, etag=etag, parts=len(parts), part_size=part_size)
 
-    def _complete(self, key: str, upload_id: str, parts_xml: str) -> str | None:
-        """CompleteMultipartUpload; returns the object's ETag. A 200 whose body is an
-        error (S3 does that for slow completions) is an error too."""
-        body = f"<CompleteMultipartUpload>{parts_xml}</CompleteMultipartUpload>".encode()
+    def _start_upload(self, what: str, key: str, headers: dict[str, str]) -> str:
+        """CreateMultipartUpload; returns the upload id (recorded as running). When a
+        first request may have started an upload whose reply was lost (or the reply
+        cannot be read), that upload is looked for and aborted."""
+        started = time.time_ns()
+        resent: list[bool] = []
         response = self._call(
-            "complete upload of",
-            key,
-            "POST",
-            params={"uploadId": upload_id},
-            headers={"content-type": "application/xml"},
-            body=body,
+            what, key, "POST", params={"uploads": ""}, headers=headers, resent=resent
         )
-        root = ElementTree.fromstring(response.data)
+        try:
+            upload_id = _child_text(self._xml(what, key, response.data), "UploadId")
+            if not upload_id:
+                raise TransientError(
+                    f"{self.name}: cannot {what} {self._where(key)}: the reply has no UploadId"
+                )
+        except ConnectorError:
+            self._abort_lost_uploads(key, started, keep=None)
+            raise
+        self._active_uploads.add(upload_id)
+        if resent:
+            self._abort_lost_uploads(key, started, keep=upload_id)
+        return upload_id
+
+    def _abort_lost_uploads(self, key: str, started_ns: int, keep: str | None) -> int:
+        """Abort the uploads of exactly ``key`` initiated since ``started_ns`` (local
+        clock, moved to the store's by its Date header), except ``keep`` and the ones
+        running here: what a CreateMultipartUpload whose reply was lost started. Best
+        effort; returns how many were aborted."""
+        params = {"uploads": "", "prefix": key, "encoding-type": "url"}
+        try:
+            response = self._request("GET", None, params=params)
+            root = ElementTree.fromstring(response.data)
+        except Exception:
+            return 0
+        server_now = _http_date_ns(response.headers.get("date"))
+        skew = server_now - time.time_ns() if server_now else 0
+        since = started_ns + skew - 2_000_000_000  # the Date header has whole seconds
+        aborted = 0
+        for upload in _children(root, "Upload"):
+            upload_id = _child_text(upload, "UploadId") or ""
+            initiated = _iso_ns(_child_text(upload, "Initiated"))
+            if (
+                unquote_plus(_child_text(upload, "Key") or "") == key
+                and upload_id
+                and upload_id != keep
+                and upload_id not in self._active_uploads
+                and initiated is not None
+                and initiated >= since
+            ):
+                aborted += self._abort(key, upload_id)
+        return aborted
+
+    def _complete(
+        self, key: str, upload_id: str, parts_xml: str, part_etags: list[str] | None = None
+    ) -> str | None:
+        """CompleteMultipartUpload; returns the object's ETag. A 200 whose body is an
+        error (S3 does that for slow completions) is an error too. When the first request's
+        reply was lost and the retry finds the upload gone, the object's ETag tells
+        whether that first request completed it."""
+        body = f"<CompleteMultipartUpload>{parts_xml}</CompleteMultipartUpload>".encode()
+        resent: list[bool] = []
+        what = "complete upload of"
+        try:
+            response = self._request(
+                "POST",
+                key,
+                params={"uploadId": upload_id},
+                headers={"content-type": "application/xml"},
+                body=body,
+                resent=resent,
+            )
+        except _Failure as exc:
+            want = _expected_multipart_etag(part_etags)
+            if resent and exc.status == 404 and want is not None:
+                head = self._head(key)
+                if head is not None and _etag(head.headers.get("etag")) == want:
+                    return want  # done by the request whose reply was lost
+            raise self._error(what, key, exc) from None
+        except (_Unreachable, _TlsFailure) as exc:
+            raise self._error(what, key, exc) from None
+        root = self._xml(what, key, response.data)
         if _local(root.tag) == "Error":
             failure = _Failure(
                 500, _child_text(root, "Code") or "", _child_text(root, "Message") or ""
@@ -967,7 +1109,7 @@ class S3Endpoint:
 
     def _abort(self, key: str, upload_id: str) -> bool:
         """Abort a multipart upload (best effort: a failure here is not reported over the
-        error that caused it; ``abort_stale_uploads`` finds what is left)."""
+        error that caused it; ``abort_stale_uploads`` finds what is left a day later)."""
         try:
             self._request("DELETE", key, params={"uploadId": upload_id}, ok=(200, 204, 404))
         except Exception:
@@ -1032,7 +1174,7 @@ class S3Endpoint:
         if size <= self.provider.max_single_put:
             headers.update({"x-amz-copy-source": source, "x-amz-metadata-directive": "COPY"})
             response = self._call("copy to", key, "PUT", headers=headers, body=b"")
-            root = ElementTree.fromstring(response.data)
+            root = self._xml("copy to", key, response.data)
             if _local(root.tag) == "Error":
                 failure = _Failure(
                     500, _child_text(root, "Code") or "", _child_text(root, "Message") or ""
@@ -1041,11 +1183,10 @@ class S3Endpoint:
             return PutResult(size=size, etag=_etag(_child_text(root, "ETag")))
         ps = effective_part_size(size, part_size or DEFAULT_PART_SIZE, self.capabilities)
         ps = min(ps, self.provider.max_part_size)
-        response = self._call("start copy to", key, "POST", params={"uploads": ""}, headers=headers)
-        upload_id = _child_text(ElementTree.fromstring(response.data), "UploadId") or ""
-        self._active_uploads.add(upload_id)
+        upload_id = self._start_upload("start copy to", key, headers)
         try:
             xml = []
+            etags = []
             for number, start in enumerate(range(0, size, ps), 1):
                 end = min(size, start + ps) - 1
                 response = self._call(
@@ -1059,11 +1200,12 @@ class S3Endpoint:
                     },
                     body=b"",
                 )
-                etag = _child_text(ElementTree.fromstring(response.data), "ETag") or ""
+                etag = _child_text(self._xml("copy to", key, response.data), "ETag") or ""
+                etags.append(etag)
                 xml.append(
                     f"<Part><PartNumber>{number}</PartNumber><ETag>{xml_escape(etag)}</ETag></Part>"
                 )
-            etag = self._complete(key, upload_id, "".join(xml))
+            etag = self._complete(key, upload_id, "".join(xml), etags)
         except BaseException:
             self._abort(key, upload_id)
             raise
@@ -1073,29 +1215,44 @@ class S3Endpoint:
 
     # -- housekeeping -------------------------------------------------------------------
     def abort_stale_uploads(self) -> int:
-        """Abort every incomplete multipart upload under the prefix that this endpoint did
-        not start itself, and return how many. Such uploads are what a killed run leaves:
-        invisible, but billed. The copy engine calls this when a step starts, while its
-        lock keeps other runs of the plan out; an upload another *tool* is running under
-        the same prefix at that moment would be aborted too."""
+        """Abort the incomplete multipart uploads under the prefix that were initiated
+        more than :data:`STALE_UPLOAD_AGE` (24 h) ago, and return how many. Such uploads
+        are what a killed run leaves: invisible, but billed. Younger ones are left alone:
+        another process (another plan whose prefix lies below this one, another tool) may
+        be running them; a killed run's own leftovers go a day later (a bucket lifecycle
+        rule "abort incomplete multipart uploads after N days" does the same). The age is
+        measured on the store's clock (its Date header); an upload whose start time the
+        store does not report is left alone."""
         params = {"uploads": "", "encoding-type": "url"}
         if self.prefix:
             params["prefix"] = self.prefix
         stale: list[tuple[str, str]] = []
+        what = "list uploads in"
         while True:
-            response = self._call("list uploads in", None, "GET", params=params)
-            root = ElementTree.fromstring(response.data)
+            response = self._call(what, None, "GET", params=params)
+            root = self._xml(what, None, response.data)
+            now = _http_date_ns(response.headers.get("date")) or time.time_ns()
+            cutoff = now - STALE_UPLOAD_AGE * 1_000_000_000
             for upload in _children(root, "Upload"):
                 key = unquote_plus(_child_text(upload, "Key") or "")
                 upload_id = _child_text(upload, "UploadId") or ""
-                if upload_id and upload_id not in self._active_uploads:
+                initiated = _iso_ns(_child_text(upload, "Initiated"))
+                if (
+                    upload_id
+                    and upload_id not in self._active_uploads
+                    and initiated is not None
+                    and initiated <= cutoff
+                ):
                     stale.append((key, upload_id))
             if (_child_text(root, "IsTruncated") or "").lower() != "true":
                 break
             key_marker = _child_text(root, "NextKeyMarker")
             id_marker = _child_text(root, "NextUploadIdMarker")
             if not key_marker and not id_marker:
-                break
+                raise ConnectorError(
+                    f"{self.name}: cannot {what} {self._where(None)}: the store says the"
+                    " listing goes on but gives no marker to continue from"
+                )
             params = {
                 **params,
                 "key-marker": unquote_plus(key_marker or ""),
@@ -1114,6 +1271,52 @@ class S3Endpoint:
         pool = getattr(self, "_pool", None)
         if pool is not None:
             pool.close()
+        manager = getattr(self, "_proxy_manager", None)
+        if manager is not None:
+            manager.clear()
+
+
+def _dns_bucket(bucket: str) -> bool:
+    """Whether ``bucket`` can be a host name: lower-case DNS labels, 3 to 63 characters,
+    not an IP address."""
+    return 3 <= len(bucket) <= 63 and bool(_DNS_NAME_RE.match(bucket)) and not _is_ip(bucket)
+
+
+def _expected_multipart_etag(part_etags: list[str] | None) -> str | None:
+    """The ETag of an object completed from parts with these ETags (None when a part's
+    ETag is not an MD5, as with SSE-KMS)."""
+    if not part_etags:
+        return None
+    digests = []
+    for value in part_etags:
+        etag = _etag(value) or ""
+        if not re.fullmatch(r"[0-9a-f]{32}", etag):
+            return None
+        digests.append(bytes.fromhex(etag))
+    return multipart_etag(digests)
+
+
+def _proxy_for(scheme: str, host: str) -> tuple[str, str | None] | None:
+    """The proxy for ``scheme://host`` from the environment (``HTTPS_PROXY``,
+    ``HTTP_PROXY``, ``NO_PROXY``, as urllib and botocore read them): its URL without
+    credentials, and ``user:password`` when it has some; None to go direct."""
+    import urllib.request
+
+    proxy = urllib.request.getproxies_environment().get(scheme)
+    if not proxy or urllib.request.proxy_bypass_environment(host):
+        return None
+    if "://" not in proxy:
+        proxy = f"http://{proxy}"
+    parts = urlsplit(proxy)
+    auth = None
+    if parts.username is not None:
+        auth = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+    netloc = parts.hostname or ""
+    if ":" in netloc:
+        netloc = f"[{netloc}]"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return f"{parts.scheme}://{netloc}", auth
 
 
 def _is_ip(host: str) -> bool:

@@ -16,11 +16,27 @@ Options (``[connections.NAME.options]``):
   its key to ``known_hosts`` and leave one warning line in :attr:`SFTPEndpoint.notes`
 - ``timeout`` (seconds, default 30): connecting, and any single request
 
-One SSH connection per endpoint, opened on first use; each thread gets its own SFTP
-channel on it. A dropped connection is reopened once, after that the operation fails
-with a :class:`~migrate.errors.TransientError`. Puts write ``<dir>/.migrate-tmp-<random>``
-and rename it over the final name (``posix-rename@openssh.com``, else remove + rename),
-keeping the source's modification time (SFTP keeps whole seconds).
+One SSH connection per endpoint, opened on first use, and a pool of at most
+:data:`MAX_CHANNELS` SFTP channels on it shared by every thread (OpenSSH refuses more than
+``MaxSessions`` = 10 per connection): an operation takes an idle channel (or opens one) and
+gives it back when it is done; an open reader keeps its channel until it is closed; a
+thread finding every channel busy waits for one. A dropped connection is reopened once,
+after that the operation fails with a :class:`~migrate.errors.TransientError`.
+
+Reads and writes are pipelined without a helper thread: a reader asks for at most
+:data:`READ_AHEAD` bytes ahead of what it returned (the server holds what does not fit the
+channel window) and closing it early waits for those replies only. Puts write
+``<dir>/.migrate-tmp-<random>`` with writes of 32 KiB pipelined (:data:`DEPTH`),
+check the status of every one and the temporary file's size, and rename it over the
+final name (``posix-rename@openssh.com``, else remove + rename), keeping the source's
+modification time (SFTP keeps whole seconds).
+
+Writes (put, make_dir, move, delete) never go through a symbolic link that leads out of
+the root: the folder written to is resolved on the server first (cached per folder) and
+refused when it lies outside; ``stat`` reports nothing for a path that leads out.
+
+``known_hosts``: hashed names are understood; a key listed as ``@revoked`` is refused;
+``@cert-authority`` lines are skipped (host certificates are not used).
 """
 
 from __future__ import annotations
@@ -33,6 +49,7 @@ import socket
 import stat as stat_mod
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, TypeVar
@@ -59,9 +76,21 @@ T = TypeVar("T")
 REQUEST = 32 * 1024
 #: SSH channel window: measured best for paramiko on loopback (larger windows were slower)
 WINDOW = 2 * 1024 * 1024
-#: files larger than this are read with paramiko's prefetch (a thread that pipelines every
-#: request); smaller ones with plain requests, cheaper than starting that thread
-PREFETCH_ABOVE = 2 * REQUEST
+#: write requests a put may have unanswered (what is in flight is bounded by the channel
+#: window: sending waits for it; a write that failed is noticed at most this many later)
+DEPTH = 256
+#: read request size: what OpenSSH answers in one reply (its limit is 255 KiB); a server
+#: that answers less is asked for what it answers from then on
+READ_REQUEST = 128 * 1024
+#: bytes a reader asks for ahead of what it returned (what arrives beyond the channel
+#: window waits on the server)
+READ_AHEAD = 4 * 1024 * 1024
+#: SFTP channels per endpoint: below OpenSSH's default MaxSessions (10), so a thread that
+#: already holds one (an open reader) may still open another without being refused
+MAX_CHANNELS = 8
+HARD_MAX_CHANNELS = 10
+#: folders known to lie inside the root (resolved on the server), forgotten past this many
+SAFE_DIRS_CACHE = 100_000
 #: ciphers tried first: AES-GCM needs no separate MAC pass (cheaper in paramiko)
 FAST_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr")
 
@@ -114,7 +143,7 @@ class SFTPEndpoint:
             port = parts.port or 22
         except ValueError:
             raise PlanError(f"connections.{name}.url: the port is not a number") from None
-        if parts.query or parts.fragment:
+        if "?" in url or "#" in url:
             raise PlanError(
                 f"connections.{name}.url: an sftp URL takes no '?' or '#' part"
                 " (quote them as %3F / %23 in the path)"
@@ -149,12 +178,17 @@ class SFTPEndpoint:
         #: warnings for the run's report (a host key that was added, ...)
         self.notes: list[str] = []
         self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._transport: paramiko.Transport | None = None
         self._generation = 0
-        self._local = threading.local()
-        self._clients: list[paramiko.SFTPClient] = []
+        #: the channel pool: idle channels, how many of this generation are open, and how
+        #: many each thread holds (a thread holding one may open past MAX_CHANNELS)
+        self._idle: list[tuple[int, paramiko.SFTPClient]] = []
+        self._open = 0
+        self._held: dict[int, int] = {}
         self._real_root: str | None = None
         self._abs_root: str | None = None
+        self._safe_dirs: set[str] = set()  # absolute folders known to resolve inside the root
 
     def describe(self) -> str:
         path = f"~/{self.root}" if self._home_relative else self.root
@@ -188,13 +222,17 @@ class SFTPEndpoint:
                 f"{self.name}: cannot connect to sftp {self._where}: {self._clean(reason)}"
             ) from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # many small requests
-        transport = paramiko.Transport(
-            sock, default_window_size=WINDOW, default_max_packet_size=REQUEST
-        )
+        try:
+            transport = paramiko.Transport(
+                sock, default_window_size=WINDOW, default_max_packet_size=REQUEST
+            )
+        except BaseException:
+            sock.close()
+            raise
         try:
             transport.banner_timeout = self.timeout
             transport.auth_timeout = self.timeout
-            host_keys = self._load_known_hosts()
+            host_keys, revoked = self._load_known_hosts()
             known = host_keys.lookup(self._host_key_name()) or {}
             sec = transport.get_security_options()
             fast = [c for c in FAST_CIPHERS if c in sec.ciphers]
@@ -203,7 +241,7 @@ class SFTPEndpoint:
                 ours = [k for k in known if k in sec.key_types]
                 sec.key_types = tuple(ours + [k for k in sec.key_types if k not in ours])
             transport.start_client(timeout=self.timeout)
-            self._check_host_key(transport.get_remote_server_key(), known)
+            self._check_host_key(transport.get_remote_server_key(), known, revoked)
             self._authenticate(transport)
         except ConnectorError:
             transport.close()
@@ -214,29 +252,64 @@ class SFTPEndpoint:
                 f"{self.name}: ssh connection to {self._where} failed:"
                 f" {self._clean(str(exc) or type(exc).__name__)}"
             ) from None
+        except BaseException:
+            transport.close()
+            raise
         transport.set_keepalive(30)
         return transport
 
     def _host_key_name(self) -> str:
         return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
 
-    def _load_known_hosts(self) -> paramiko.HostKeys:
+    def _load_known_hosts(self) -> tuple[paramiko.HostKeys, list[Any]]:
+        """The known host keys, and the keys listed as ``@revoked``. Read line by line
+        (paramiko's loader fails on marker lines): ``@cert-authority`` lines are skipped
+        (host certificates are not used), so are lines that cannot be parsed, as OpenSSH
+        does."""
         paramiko = _paramiko()
         keys = paramiko.HostKeys()
+        revoked: list[Any] = []
         try:
-            keys.load(str(self.known_hosts))
+            text = self.known_hosts.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
-            pass
-        except (OSError, paramiko.SSHException) as exc:
+            return keys, revoked
+        except OSError as exc:
             raise ConnectorError(
-                f"{self.name}: cannot read known_hosts file {self.known_hosts}: {exc}"
+                f"{self.name}: cannot read known_hosts file {self.known_hosts}:"
+                f" {exc.strerror or exc}"
             ) from None
-        return keys
+        for lineno, raw in enumerate(text.splitlines(), 1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            marker = ""
+            if line.startswith("@"):
+                marker, line = [*line.split(None, 1), ""][:2]
+                if marker != "@revoked":
+                    continue  # @cert-authority (or an unknown marker): not a host key
+            try:
+                entry = paramiko.hostkeys.HostKeyEntry.from_line(line.strip(), lineno)
+            except Exception:  # InvalidHostKey, a bad key blob: skipped, as OpenSSH does
+                continue
+            if entry is None or entry.key is None:
+                continue
+            if marker:
+                revoked.append(entry.key)
+                continue
+            for host in entry.hostnames:
+                keys.add(host, entry.key.get_name(), entry.key)
+        return keys, revoked
 
-    def _check_host_key(self, key: paramiko.PKey, known: Any) -> None:
-        """Refuse unknown (unless accept_new_host_key) and changed server keys."""
+    def _check_host_key(self, key: paramiko.PKey, known: Any, revoked: list[Any]) -> None:
+        """Refuse revoked, unknown (unless accept_new_host_key) and changed server keys.
+        A key marked ``@revoked`` is refused whatever host names its line lists."""
         name = self._host_key_name()
         kind, fingerprint = key.get_name(), key.fingerprint
+        if any(key == bad for bad in revoked):
+            raise ConnectorError(
+                f"{self.name}: the host key of sftp {self._where} ({kind} {fingerprint}) is"
+                f" marked @revoked in {self.known_hosts}; refusing to connect"
+            )
         if known:
             if kind in known and known[kind] == key:
                 return
@@ -325,44 +398,111 @@ class SFTPEndpoint:
             f" (tried {what})"
         )
 
-    def _client(self) -> tuple[int, paramiko.SFTPClient]:
-        """This thread's SFTP channel (opened on first use, and after a reconnect)."""
-        mine = getattr(self._local, "client", None)
-        if mine is not None and mine[0] == self._generation:
-            return mine
-        with self._lock:
-            if self._transport is None or not self._transport.is_active():
-                self._reopen()
-            transport, generation = self._transport, self._generation
+    # -- the channel pool ---------------------------------------------------------------
+    def _checkout(self) -> tuple[int, paramiko.SFTPClient]:
+        """An SFTP channel for this thread's exclusive use (an idle one, else a new one;
+        the connection is opened or reopened here). Give it back with :meth:`_checkin`.
+        Waits while :data:`MAX_CHANNELS` are in use, unless this thread already holds
+        one (it would wait for itself)."""
+        me = threading.get_ident()
+        stale: list[paramiko.SFTPClient] = []
+        try:
+            with self._cond:
+                while True:
+                    if self._transport is None or not self._transport.is_active():
+                        self._reopen()
+                    generation = self._generation
+                    while self._idle:
+                        gen, client = self._idle.pop()
+                        if gen == generation and not client.sock.closed:
+                            self._held[me] = self._held.get(me, 0) + 1
+                            return gen, client
+                        if gen == generation:
+                            self._open -= 1
+                        stale.append(client)
+                    mine = self._held.get(me, 0)
+                    limit = HARD_MAX_CHANNELS if mine else MAX_CHANNELS
+                    if self._open < limit:
+                        self._open += 1
+                        self._held[me] = mine + 1
+                        transport = self._transport
+                        break
+                    if mine >= self._open:  # it would wait for itself
+                        raise ConnectorError(
+                            f"{self.name}: this thread already holds all {mine} sftp channels"
+                            f" on {self._where} (open readers that were not closed?)"
+                        )
+                    self._cond.wait(self.timeout)
+        finally:
+            for old in stale:
+                _close_quietly(old)
         paramiko = _paramiko()
         assert transport is not None
         try:
             client = paramiko.SFTPClient.from_transport(
                 transport, window_size=WINDOW, max_packet_size=REQUEST
             )
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise TransientError(
-                f"{self.name}: cannot open an sftp channel on {self._where}:"
-                f" {self._clean(str(exc) or type(exc).__name__)}"
-            ) from None
-        if client is None:  # pragma: no cover - paramiko returns None on a closed transport
-            raise TransientError(f"{self.name}: cannot open an sftp channel on {self._where}")
+            if client is None:  # pragma: no cover - paramiko returns None on a closed transport
+                raise EOFError("the connection is closed")
+        except BaseException as exc:
+            self._release(generation, me)
+            if isinstance(exc, (paramiko.SSHException, EOFError, OSError)):
+                raise TransientError(
+                    f"{self.name}: cannot open an sftp channel on {self._where}:"
+                    f" {self._clean(str(exc) or type(exc).__name__)}"
+                ) from None
+            raise
         client.get_channel().settimeout(self.timeout)
-        with self._lock:
-            self._clients.append(client)
-        self._local.client = (generation, client)
         return generation, client
 
+    def _release(self, generation: int, owner: int) -> None:
+        """Forget one channel of ``generation`` held by thread ``owner`` (closed, or
+        never opened)."""
+        with self._cond:
+            self._unhold(owner)
+            if generation == self._generation:
+                self._open -= 1
+            self._cond.notify()
+
+    def _unhold(self, owner: int) -> None:
+        count = self._held.get(owner, 0) - 1
+        if count > 0:
+            self._held[owner] = count
+        else:
+            self._held.pop(owner, None)
+
+    def _checkin(
+        self, generation: int, client: paramiko.SFTPClient, owner: int, broken: bool = False
+    ) -> None:
+        """Give a channel back to the pool; a ``broken`` one (it may hold half a reply, or
+        its connection dropped) or one of an older connection is closed instead."""
+        keep = not broken and not client.sock.closed
+        with self._cond:
+            self._unhold(owner)
+            if keep and generation == self._generation:
+                self._idle.append((generation, client))
+            else:
+                if generation == self._generation:
+                    self._open -= 1
+                keep = False
+            self._cond.notify()
+        if not keep:
+            _close_quietly(client)
+
     def _reopen(self) -> None:
-        """Replace the transport (the lock is held)."""
+        """Replace the transport (the lock is held); the old one's channels are dropped."""
+        idle, self._idle = self._idle, []
         if self._transport is not None:
             self._transport.close()
-        self._transport = self._connect()
+        self._transport = None
         self._generation += 1
+        self._open = 0
+        for _, client in idle:
+            _close_quietly(client)
+        self._transport = self._connect()
 
     def _dropped(self, generation: int) -> None:
-        """The connection of ``generation`` broke: forget it (the next call reconnects)."""
-        self._local.client = None
+        """The connection of ``generation`` broke: close it (the next call reconnects)."""
         with self._lock:
             if self._generation == generation and self._transport is not None:
                 self._transport.close()
@@ -381,25 +521,50 @@ class SFTPEndpoint:
             errno.ETIMEDOUT,
         )
 
-    def _run(self, what: str, path: str, fn: Callable[[paramiko.SFTPClient], T]) -> T:
-        """``fn(client)``; a dropped connection is reopened once and ``fn`` retried.
-        SFTP errors become :class:`ConnectorError` naming ``what`` and ``path``."""
+    def _run(
+        self,
+        what: str,
+        path: str,
+        fn: Callable[[paramiko.SFTPClient], T],
+        *,
+        retry: bool = True,
+        keep: bool = False,
+    ) -> T:
+        """``fn(client)`` on a channel of the pool; a dropped connection is reopened once
+        and ``fn`` retried (unless ``retry`` is false: ``fn`` consumed a stream). SFTP
+        errors become :class:`ConnectorError` naming ``what`` and ``path``. With ``keep``,
+        the channel is not given back: ``(result, lease)`` is returned, and whoever owns
+        ``result`` (a reader) gives ``lease`` back with :meth:`_checkin`."""
+        paramiko = _paramiko()
         for attempt in (0, 1):
-            generation, client = self._client()
+            generation, client = self._checkout()
+            owner = threading.get_ident()
+            broken = True  # unless fn returns or fails with a proper SFTP status
             try:
-                return fn(client)
+                result = fn(client)
+                broken = False
+                if keep:
+                    return result, (generation, client, owner)  # type: ignore[return-value]
             except UnicodeError as exc:  # a name on the server that is not UTF-8
-                self._local.client = None  # the channel may hold half a reply: use a new one
-                raise self._error(what, path, exc) from None
-            except (OSError, EOFError, _paramiko().SSHException) as exc:
+                raise self._error(what, path, exc) from None  # the channel may hold half a reply
+            except (OSError, EOFError, paramiko.SSHException) as exc:
                 if not self._is_drop(exc):
+                    broken = False
                     raise self._error(what, path, exc) from None
                 self._dropped(generation)
-                if attempt:
+                if attempt or not retry:
                     raise TransientError(
                         f"{self.name}: cannot {what} {path or '/'}: the connection to sftp"
                         f" {self._where} dropped: {self._clean(str(exc) or type(exc).__name__)}"
                     ) from None
+                continue
+            except ConnectorError:
+                broken = False  # raised by fn after a complete reply
+                raise
+            finally:
+                if broken or not keep:
+                    self._checkin(generation, client, owner, broken)
+            return result
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _error(self, what: str, path: str, exc: BaseException) -> ConnectorError:
@@ -437,6 +602,55 @@ class SFTPEndpoint:
         if why:
             raise ConnectorError(f"{self.name}: cannot {what} {path!r}: {why}")
         return self._abs(path)
+
+    # -- staying inside the root ----------------------------------------------------------
+    def _resolve_dir(self, client: paramiko.SFTPClient, abs_dir: str) -> str:
+        """``abs_dir`` with its symbolic links resolved by the server; missing folders at
+        its end (a put creates them) are kept as named."""
+        rest: list[str] = []
+        probe = abs_dir
+        while True:
+            try:
+                real = client.normalize(probe)
+                break
+            except OSError as exc:
+                parent = posixpath.dirname(probe)
+                if exc.errno != errno.ENOENT or parent == probe:
+                    raise
+                rest.insert(0, posixpath.basename(probe))
+                probe = parent
+        return posixpath.join(real, *rest) if rest else real
+
+    def _real_root_on(self, client: paramiko.SFTPClient) -> str:
+        """The root with its links resolved (kept once the root exists)."""
+        if self._real_root is not None:
+            return self._real_root
+        root = self._root()
+        real = self._resolve_dir(client, root)
+        try:
+            client.stat(root)
+        except OSError:
+            return real  # not there yet: a put creates it
+        self._real_root = real
+        return real
+
+    def _inside(self, client: paramiko.SFTPClient, real: str) -> bool:
+        root = self._real_root_on(client).rstrip("/")
+        return real == root or real.startswith(root + "/") or root == ""
+
+    def _check_dir(self, client: paramiko.SFTPClient, abs_dir: str, what: str, path: str) -> None:
+        """Refuse to write in ``abs_dir`` when a symbolic link takes it out of the root
+        (the answer is cached per folder)."""
+        if abs_dir in self._safe_dirs:
+            return
+        if not self._inside(client, self._resolve_dir(client, abs_dir)):
+            raise ConnectorError(
+                f"{self.name}: cannot {what} {path} on sftp {self._where}:"
+                f" {self._rel(abs_dir)} is a symbolic link that leads out of the root"
+            )
+        if len(self._safe_dirs) >= SAFE_DIRS_CACHE:
+            self._safe_dirs = set()
+        self._safe_dirs.add(abs_dir)
 
     # -- reading -----------------------------------------------------------------------
     def list(self, *, follow_symlinks: bool = False) -> Iterator[FileInfo]:
@@ -523,32 +737,50 @@ class SFTPEndpoint:
         return stat_mod.S_ISDIR(st.st_mode or 0)
 
     def stat(self, path: str) -> FileInfo | None:
+        """The entry at ``path``; None when nothing is there, or when a symbolic link
+        takes the path out of the root (list skips those too)."""
         target = self._abs(path)
+
+        def run(client: paramiko.SFTPClient) -> Any:
+            if not path:
+                return client.stat(target)
+            st = client.lstat(target)  # nothing there: no need to look further
+            try:
+                self._check_dir(client, posixpath.dirname(target), "stat", path)
+            except ConnectorError:
+                return None  # through a link out of the root
+            if stat_mod.S_ISLNK(st.st_mode or 0):
+                if not self._inside(client, client.normalize(target)):
+                    return None
+                st = client.stat(target)
+            return st
+
         try:
-            st = self._run("stat", path, lambda c: c.stat(target))
+            st = self._run("stat", path, run)
         except _NotFound:
+            return None
+        if st is None:
             return None
         if stat_mod.S_ISDIR(st.st_mode or 0):
             return FileInfo(path, 0, _mtime_ns(st), is_dir=True)
         return FileInfo(path, st.st_size or 0, _mtime_ns(st))
 
     def open_read(self, path: str) -> BinaryIO:
-        """A stream over the remote file with read-ahead (paramiko's prefetch): requests
-        are pipelined, and what is buffered stays within the SSH channel's window."""
+        """A stream over the remote file; up to :data:`READ_AHEAD` bytes are asked for ahead
+        (bounded memory), and the reader keeps its channel until it is closed."""
         target = self._abs(path)
 
-        def opener(client: paramiko.SFTPClient) -> _Reader:
+        def opener(client: paramiko.SFTPClient) -> tuple[Any, int]:
             handle = client.open(target, "rb")
             try:
                 size = handle.stat().st_size or 0
-                if size > PREFETCH_ABOVE:
-                    handle.prefetch(size)
             except BaseException:
                 handle.close()
                 raise
-            return _Reader(self, path, handle, size)
+            return handle, size
 
-        return self._run("read", path, opener)  # type: ignore[return-value]
+        (handle, size), lease = self._run("read", path, opener, keep=True)
+        return _Reader(self, path, handle, size, lease)  # type: ignore[return-value]
 
     # -- writing -----------------------------------------------------------------------
     def put(
@@ -561,6 +793,8 @@ class SFTPEndpoint:
         multipart_threshold: int = 0,
         mtime_ns: int | None = None,
     ) -> PutResult:
+        """Write ``<dir>/.migrate-tmp-<random>`` with pipelined requests (every reply is
+        checked), check the size the server kept, set the mtime, rename it over ``path``."""
         final = self._writable("write", path)
         directory = posixpath.dirname(final)
         tmp = posixpath.join(directory, f"{TMP_PREFIX}{uuid.uuid4().hex[:16]}")
@@ -568,9 +802,12 @@ class SFTPEndpoint:
         state = {"opened": False}
 
         def write(client: paramiko.SFTPClient) -> int:
+            sftp = _sftp()
+            self._check_dir(client, directory, "write", path)
+            flags = sftp.SFTP_FLAG_WRITE | sftp.SFTP_FLAG_CREATE | sftp.SFTP_FLAG_TRUNC
             for attempt in range(5):
                 try:
-                    handle = client.open(tmp, "wbx")
+                    handle = _open_raw(client, tmp, flags | sftp.SFTP_FLAG_EXCL)
                     break
                 except OSError as exc:
                     if exc.errno != errno.ENOENT or attempt == 4:
@@ -578,26 +815,39 @@ class SFTPEndpoint:
                     # the folder is missing (or a delete pruned it meanwhile)
                     made.extend(self._mkdirs(client, directory, path))
             state["opened"] = True
-            with handle:
-                handle.set_pipelined(True)
-                while True:
-                    block = stream.read(BLOCK)
-                    if not block:
-                        break
-                    handle.write(bytes(block))
-            if mtime_ns is not None:
-                seconds = mtime_ns // 1_000_000_000
-                client.utime(tmp, (seconds, seconds))
+            pipe = _Pipe(client)
+            pending: deque[int] = deque()
+            try:
+                sent = _write_pipelined(pipe, handle, stream, pending)
+            except BaseException:
+                try:  # close the file and read every reply: the channel stays usable
+                    pending.append(pipe.send(sftp.CMD_CLOSE, handle))
+                    pipe.finish(pending)
+                except Exception:
+                    pass
+                raise
+            # the close goes with the last writes; then every status is read (a failed
+            # write, or a failed close: a deferred write error, fails the put)
+            pending.append(pipe.send(sftp.CMD_CLOSE, handle))
+            failed = pipe.finish(pending)
+            if failed is not None:
+                raise failed
+            kept = _set_mtime_and_size(pipe, tmp, mtime_ns)
+            if kept != sent:
+                raise ConnectorError(
+                    f"{self.name}: cannot write {path} on sftp {self._where}: the server"
+                    f" kept {kept} of the {sent} bytes written"
+                )
             try:
                 client.posix_rename(tmp, final)
             except OSError as exc:
                 if self._is_drop(exc):
                     raise
                 self._rename_fallback(client, tmp, final, path, exc)
-            return client.stat(final).st_size or 0
+            return kept
 
         try:
-            written = self._run_once("write", path, write)
+            written = self._run("write", path, write, retry=False)
         except BaseException:
             self._discard(tmp, made, state["opened"])
             raise
@@ -620,20 +870,6 @@ class SFTPEndpoint:
             client.rename(tmp, final)
         except OSError:
             raise exc from None
-
-    def _run_once(self, what: str, path: str, fn: Callable[[paramiko.SFTPClient], T]) -> T:
-        """Like :meth:`_run` without the retry (``fn`` consumed a stream)."""
-        generation, client = self._client()
-        try:
-            return fn(client)
-        except (OSError, EOFError, _paramiko().SSHException) as exc:
-            if not self._is_drop(exc):
-                raise self._error(what, path, exc) from None
-            self._dropped(generation)
-            raise TransientError(
-                f"{self.name}: cannot {what} {path}: the connection to sftp {self._where}"
-                f" dropped: {self._clean(str(exc) or type(exc).__name__)}"
-            ) from None
 
     def _mkdirs(self, client: paramiko.SFTPClient, directory: str, path: str) -> list[str]:
         """Create ``directory`` and its missing parents; return those created, deepest
@@ -667,25 +903,35 @@ class SFTPEndpoint:
 
     def _discard(self, tmp: str, made: list[str], opened: bool) -> None:
         """After a failed put: remove its temporary file and the folders it created."""
-        try:
-            _, client = self._client()
+        if not opened and not made:
+            return
+
+        def clean(client: paramiko.SFTPClient) -> None:
             if opened:
                 try:
                     client.remove(tmp)
-                except OSError:
-                    pass
+                except OSError as exc:
+                    if self._is_drop(exc):
+                        raise
             for directory in made:  # deepest first
                 try:
                     client.rmdir(directory)
-                except OSError:
+                except OSError as exc:
+                    if self._is_drop(exc):
+                        raise
                     break
-        except (ConnectorError, EOFError, OSError, _paramiko().SSHException):
+                self._safe_dirs.discard(directory)
+
+        try:
+            self._run("clean up after writing", self._rel(tmp), clean)
+        except ConnectorError:
             pass  # the connection is gone: the temporary name stays (reserved, skipped)
 
     def delete(self, path: str) -> None:
         target = self._writable("delete", path)
 
         def remove(client: paramiko.SFTPClient) -> bool:
+            self._check_dir(client, posixpath.dirname(target), "delete", path)
             try:
                 client.remove(target)
             except OSError as exc:
@@ -703,9 +949,14 @@ class SFTPEndpoint:
                     if rm_exc.errno == errno.ENOENT:
                         return False
                     raise
+                self._safe_dirs.discard(target)
             return True
 
-        if self._run("delete", path, remove):
+        try:
+            removed = self._run("delete", path, remove)
+        except _NotFound:
+            return  # a parent folder is missing
+        if removed:
             self._prune(posixpath.dirname(target))
 
     def _prune(self, directory: str) -> None:
@@ -717,15 +968,23 @@ class SFTPEndpoint:
             while current.startswith(root + "/"):
                 try:
                     client.rmdir(current)
-                except OSError:
+                except OSError as exc:
+                    if self._is_drop(exc):
+                        raise
                     return
+                self._safe_dirs.discard(current)
                 current = posixpath.dirname(current)
 
         self._run("delete", self._rel(directory), prune)
 
     def make_dir(self, path: str) -> None:
         target = self._writable("create directory", path)
-        self._run("create directory", path, lambda c: self._mkdirs(c, target, path))
+
+        def mkdirs(client: paramiko.SFTPClient) -> None:
+            self._check_dir(client, posixpath.dirname(target), "create directory", path)
+            self._mkdirs(client, target, path)
+
+        self._run("create directory", path, mkdirs)
 
     def move(self, path: str, new_path: str) -> None:
         source = self._writable("move", path)
@@ -733,6 +992,8 @@ class SFTPEndpoint:
 
         def rename(client: paramiko.SFTPClient) -> None:
             client.stat(source)  # a missing source names the source, not the target
+            self._check_dir(client, posixpath.dirname(source), "move", path)
+            self._check_dir(client, posixpath.dirname(dest), "move to", new_path)
             self._mkdirs(client, posixpath.dirname(dest), new_path)
             try:
                 client.posix_rename(source, dest)
@@ -745,38 +1006,210 @@ class SFTPEndpoint:
         self._prune(posixpath.dirname(source))
 
     def close(self) -> None:
-        with self._lock:
-            clients, self._clients = self._clients, []
+        """Close the idle channels and the connection; channels still held (an open
+        reader) are closed when given back. A later call connects again."""
+        with self._cond:
+            idle, self._idle = self._idle, []
             transport, self._transport = self._transport, None
             self._generation += 1
-        for client in clients:
-            try:
-                client.close()
-            except Exception:  # closing a broken channel
-                pass
+            self._open = 0
+            self._cond.notify_all()
+        for _, client in idle:
+            _close_quietly(client)
         if transport is not None:
             transport.close()
 
 
-class _Reader(io.RawIOBase):
-    """A read-only binary stream over an :class:`paramiko.SFTPFile`.
+class _Pipe:
+    """Pipelined requests on one SFTP channel: paramiko hands each reply to this object
+    (``_async_response``) and it is kept by request number until asked for, whatever order
+    the server answers in."""
 
-    ``read(n)`` returns up to ``n`` bytes (less only at the end), gathered from the
-    prefetched 32 KiB responses without paramiko's quadratic buffer growth. The stream
-    ends at the size the file had when it was opened (a file that grows meanwhile is
-    noticed by the engine through its size and mtime). Errors are
-    :class:`ConnectorError`; a dropped connection is a :class:`TransientError`.
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._replies: dict[int, tuple[int, Any]] = {}
+
+    def _async_response(self, kind: int, msg: Any, num: int) -> None:
+        self._replies[num] = (kind, msg)
+
+    def send(self, kind: int, *args: Any) -> int:
+        return self._client._async_request(self, kind, *args)
+
+    def reply(self, num: int) -> tuple[int, Any]:
+        while num not in self._replies:
+            self._client._read_response()
+        return self._replies.pop(num)
+
+    def check(self, num: int) -> None:
+        """Wait for the status reply of request ``num``; a failure raises OSError."""
+        kind, msg = self.reply(num)
+        if kind != _sftp().CMD_STATUS:
+            raise OSError(f"unexpected reply {kind} to a write")
+        _raise_status(msg)
+
+    def finish(self, nums: deque[int]) -> OSError | None:
+        """Read the status replies of every request in ``nums``; the first failure is
+        returned once all are read (a dropped connection raises at once)."""
+        first: OSError | None = None
+        while nums:
+            try:
+                self.check(nums.popleft())
+            except OSError as exc:
+                first = first or exc
+        return first
+
+
+def _sftp() -> Any:
+    from paramiko import sftp
+
+    return sftp
+
+
+def _raise_status(msg: Any) -> None:
+    """Raise the OSError an SFTP status reply stands for (nothing for SFTP_OK)."""
+    sftp = _sftp()
+    code = msg.get_int()
+    if code == sftp.SFTP_OK:
+        return
+    text = msg.get_text()
+    if code == sftp.SFTP_NO_SUCH_FILE:
+        raise OSError(errno.ENOENT, text)
+    if code == sftp.SFTP_PERMISSION_DENIED:
+        raise OSError(errno.EACCES, text)
+    if code == sftp.SFTP_EOF:
+        raise OSError(f"unexpected end of file: {text}")
+    raise OSError(text or f"SFTP status {code}")
+
+
+def _open_raw(client: Any, path: str, flags: int) -> bytes:
+    """Open a remote file; its SFTP handle (closed by the caller with CMD_CLOSE)."""
+    sftp = _sftp()
+    kind, msg = client._request(sftp.CMD_OPEN, path, flags, _paramiko().SFTPAttributes())
+    if kind != sftp.CMD_HANDLE:
+        raise OSError(f"unexpected reply {kind} to an open")
+    return msg.get_binary()
+
+
+def _write_pipelined(pipe: _Pipe, handle: bytes, stream: BinaryIO, pending: deque[int]) -> int:
+    """Copy ``stream`` into the open remote file ``handle``, checking the status of
+    every write while at most :data:`DEPTH` are in flight; the last ones are left in
+    ``pending``. Returns the bytes sent."""
+    sftp = _sftp()
+    offset = 0
+    while True:
+        block = stream.read(BLOCK)
+        if not block:
+            break
+        view = memoryview(block)
+        for start in range(0, len(view), REQUEST):
+            piece = view[start : start + REQUEST]
+            pending.append(pipe.send(sftp.CMD_WRITE, handle, sftp.int64(offset), piece))
+            offset += len(piece)
+            if len(pending) >= DEPTH:
+                pipe.check(pending.popleft())
+    return offset
+
+
+def _set_mtime_and_size(pipe: _Pipe, path: str, mtime_ns: int | None) -> int:
+    """Set ``path``'s times to ``mtime_ns`` (whole seconds) and return its size, in one
+    round trip (SETSTAT and STAT of one path are answered in order)."""
+    paramiko, sftp = _paramiko(), _sftp()
+    setting = None
+    if mtime_ns is not None:
+        attrs = paramiko.SFTPAttributes()
+        attrs.st_atime = attrs.st_mtime = mtime_ns // 1_000_000_000
+        setting = pipe.send(sftp.CMD_SETSTAT, path, attrs)
+    asking = pipe.send(sftp.CMD_STAT, path)
+    failed = pipe.finish(deque([setting])) if setting is not None else None
+    kind, msg = pipe.reply(asking)
+    if failed is not None:
+        raise failed
+    if kind == sftp.CMD_STATUS:
+        _raise_status(msg)
+    if kind != sftp.CMD_ATTRS:
+        raise OSError(f"unexpected reply {kind} to a stat")
+    return paramiko.SFTPAttributes._from_msg(msg).st_size or 0
+
+
+class _Reader(io.RawIOBase):
+    """A read-only binary stream over an open remote file.
+
+    Up to :data:`READ_AHEAD` bytes are asked for ahead of what ``read`` returned, in
+    requests of :data:`READ_REQUEST` (no helper thread, no unbounded queue); ``read(n)``
+    returns up to ``n`` bytes
+    (less only at the end). The stream ends at the size the file had when it was opened (a
+    file that grows meanwhile is noticed by the engine through its size and mtime).
+    Closing it early waits for the requests in flight only, then gives the channel back.
+    Errors are :class:`ConnectorError`; a dropped connection is a :class:`TransientError`.
     """
 
-    def __init__(self, endpoint: SFTPEndpoint, path: str, handle: Any, size: int) -> None:
+    def __init__(
+        self, endpoint: SFTPEndpoint, path: str, handle: Any, size: int, lease: Any
+    ) -> None:
         super().__init__()
         self._endpoint = endpoint
         self._path = path
         self._handle = handle
-        self._left = size  # bytes the open file had: no request is spent on reading EOF
+        self._lease = lease  # (generation, client, owner) of the channel it holds
+        self._pipe = _Pipe(lease[1])
+        self._pending: deque[tuple[int, int, int]] = deque()  # (request, offset, length)
+        self._next = 0  # offset of the next request
+        self._size = size  # bytes the open file had: no request is spent on reading EOF
+        self._buf = b""  # the rest of a reply larger than what read() asked for
+        self._broken = False
+        self._chunk = READ_REQUEST  # lowered to what the server answers
+        self._ahead = 0  # bytes asked for and not yet answered
 
     def readable(self) -> bool:
         return True
+
+    def _request_ahead(self) -> None:
+        sftp = _sftp()
+        while self._ahead < READ_AHEAD and self._next < self._size:
+            length = min(self._chunk, self._size - self._next)
+            num = self._pipe.send(
+                sftp.CMD_READ, self._handle.handle, sftp.int64(self._next), length
+            )
+            self._pending.append((num, self._next, length))
+            self._next += length
+            self._ahead += length
+
+    def _drain(self) -> None:
+        """Read and drop the replies of the requests in flight."""
+        while self._pending:
+            self._pipe.reply(self._pending.popleft()[0])
+        self._ahead = 0
+
+    def _piece(self) -> bytes:
+        """The next bytes in file order, b"" at the end."""
+        sftp = _sftp()
+        self._request_ahead()
+        if not self._pending:
+            return b""
+        num, offset, length = self._pending.popleft()
+        self._ahead -= length
+        kind, msg = self._pipe.reply(num)
+        if kind == sftp.CMD_DATA:
+            data = msg.get_binary()
+            if len(data) < length:  # a short reply: go on from where it ended
+                self._drain()
+                self._next = offset + len(data)
+                if not data:
+                    self._size = offset  # the file shrank
+                elif offset + len(data) < self._size:  # the server's largest reply
+                    self._chunk = max(len(data), 512)
+            return data
+        if kind != sftp.CMD_STATUS:
+            raise OSError(f"unexpected reply {kind} to a read")
+        code = msg.get_int()
+        if code == sftp.SFTP_EOF:  # the file shrank: it ends here
+            self._drain()
+            self._size = self._next = offset
+            return b""
+        msg.rewind()
+        msg.get_int()  # the request number
+        _raise_status(msg)
+        raise OSError("unexpected reply to a read")  # pragma: no cover - _raise_status raised
 
     def read(self, n: int | None = -1) -> bytes:
         if self.closed:
@@ -785,21 +1218,35 @@ class _Reader(io.RawIOBase):
         pieces: list[bytes] = []
         got = 0
         try:
-            while got < want and self._left > 0:
-                piece = self._handle.read(min(REQUEST, want - got, self._left))
-                if not piece:
-                    break  # the file shrank
-                pieces.append(piece)
-                got += len(piece)
-                self._left -= len(piece)
+            if self._buf and want:
+                take = self._buf[:want]
+                self._buf = self._buf[len(take) :]
+                pieces.append(take)
+                got += len(take)
+            while got < want:
+                data = self._piece()
+                if not data:
+                    if self._next >= self._size and not self._pending:
+                        break
+                    continue
+                if len(data) > want - got:
+                    self._buf = data[want - got :]
+                    data = data[: want - got]
+                pieces.append(data)
+                got += len(data)
         except (OSError, EOFError, _paramiko().SSHException) as exc:
             ep = self._endpoint
             if ep._is_drop(exc):
+                self._broken = True
+                ep._dropped(self._lease[0])
                 raise TransientError(
                     f"{ep.name}: cannot read {self._path}: the connection to sftp {ep._where}"
                     f" dropped: {ep._clean(str(exc) or type(exc).__name__)}"
                 ) from None
             raise ep._error("read", self._path, exc) from None
+        except BaseException:
+            self._broken = True  # interrupted between a request and its reply
+            raise
         return b"".join(pieces)
 
     def readinto(self, buf: Any) -> int:
@@ -808,12 +1255,30 @@ class _Reader(io.RawIOBase):
         return len(data)
 
     def close(self) -> None:
-        if not self.closed:
-            try:
-                self._handle.close()
-            except (OSError, EOFError, _paramiko().SSHException):
-                pass  # nothing to keep: the read is over
-        super().close()
+        if self.closed:
+            return
+        broken = self._broken
+        try:
+            if not broken:
+                try:
+                    self._drain()  # at most READ_AHEAD bytes: what was asked for, not the file
+                    self._handle.close()
+                except (OSError, EOFError, _paramiko().SSHException):
+                    broken = True  # nothing to keep: the read is over
+                except BaseException:
+                    broken = True
+                    raise
+        finally:
+            generation, client, owner = self._lease
+            self._endpoint._checkin(generation, client, owner, broken)
+            super().close()
+
+
+def _close_quietly(client: Any) -> None:
+    try:
+        client.close()
+    except Exception:  # closing a broken channel
+        pass
 
 
 def _mtime_ns(st: Any) -> int | None:
