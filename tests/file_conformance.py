@@ -365,6 +365,45 @@ class FileConformance:
         assert listing(endpoint) == {}
         assert endpoint.stat("anything.txt") is None
 
+    # -- the root ------------------------------------------------------------------------
+    def test_root_exists_on_a_fresh_endpoint(self, endpoint: Any) -> None:
+        assert endpoint.root_exists() is True
+        put_bytes(endpoint, "a/b.txt", b"b")
+        endpoint.delete("a/b.txt")
+        assert endpoint.root_exists() is True, "a root emptied by deletes is still there"
+
+    def test_root_exists_is_false_for_a_missing_root(
+        self, endpoint: Any, local_dir: Path | None
+    ) -> None:
+        """Asked again each time: a root that goes away (an unmounted share) is seen."""
+        root = self.need_local_dir(local_dir)
+        aside = root.with_name(root.name + ".aside")
+        root.rename(aside)
+        try:
+            assert endpoint.root_exists() is False
+            root.write_bytes(b"a file, not a folder")
+            try:
+                assert endpoint.root_exists() is False
+            finally:
+                root.unlink()
+        finally:
+            aside.rename(root)
+        assert endpoint.root_exists() is True
+
+    def test_root_exists_after_use_sees_the_root_go(
+        self, endpoint: Any, local_dir: Path | None
+    ) -> None:
+        root = self.need_local_dir(local_dir)
+        put_bytes(endpoint, "f.txt", b"f")
+        assert listing(endpoint).keys() == {"f.txt"}
+        assert endpoint.root_exists() is True
+        aside = root.with_name(root.name + ".aside")
+        root.rename(aside)
+        try:
+            assert endpoint.root_exists() is False
+        finally:
+            aside.rename(root)
+
     # -- put / stat / list / open_read ---------------------------------------------------
     def test_put_then_stat_list_read(self, endpoint: Any) -> None:
         data = random.Random(1).randbytes(300_001)

@@ -107,3 +107,41 @@ def test_root_reached_through_a_link_is_still_inside(tmp_path: Path) -> None:
     assert ep.stat("d/f.txt") is not None
     ep.delete("d/f.txt")
     assert not (tmp_path / "real" / "d").exists()
+
+
+def test_root_exists(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "alias").symlink_to("real")
+    (tmp_path / "dangling").symlink_to("nowhere")
+    (tmp_path / "plain.txt").write_bytes(b"not a dir")
+    assert make((tmp_path / "real").as_uri(), tmp_path).root_exists() is True
+    assert make((tmp_path / "alias").as_uri(), tmp_path).root_exists() is True
+    assert make("file:real", tmp_path).root_exists() is True  # relative to the plan
+    for missing in ("not-there", "not-there/deeper", "dangling", "plain.txt", "plain.txt/x"):
+        assert make((tmp_path / missing).as_uri(), tmp_path).root_exists() is False, missing
+
+
+def test_put_syncs_the_file_before_the_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A power loss must not leave the final name with blocks that never reached the disk."""
+    import os
+
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))))
+        real_fsync(fd)
+
+    def replace(src: object, dst: object) -> None:
+        events.append(("replace", os.path.basename(str(src))))
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    ep = make(tmp_path.as_uri(), tmp_path)
+    put_bytes(ep, "d/f.txt", b"content")
+    assert [kind for kind, _ in events] == ["fsync", "replace"]
+    assert events[0][1] == events[1][1] and events[0][1].startswith(".migrate-tmp-")
+    assert (tmp_path / "d" / "f.txt").read_bytes() == b"content"

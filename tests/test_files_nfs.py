@@ -428,3 +428,17 @@ def test_contexts_are_shared_by_thread_pools(ep: NFSEndpoint, workdir: Path) -> 
     ep.close()
     assert ep._contexts == [] and ep._open == 0
     assert read_bytes(ep, "f.txt") == b"x"
+
+
+def test_root_exists(nfs_server: dict[str, str], version: int, workdir: Path) -> None:
+    (workdir / "sub").mkdir()
+    (workdir / "plain.txt").write_bytes(b"not a dir")
+    (workdir / "alias").symlink_to("sub")
+    cases = {"sub": True, "alias": True, "missing": False, "missing/deeper": False}
+    cases |= {"plain.txt": False}
+    for rel, expected in cases.items():
+        ep = make(nfs_server, version, workdir / rel)
+        try:
+            assert ep.root_exists() is expected, rel
+        finally:
+            ep.close()

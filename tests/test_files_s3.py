@@ -992,3 +992,14 @@ def test_https_proxy_is_used_for_https_endpoints(monkeypatch: pytest.MonkeyPatch
     )  # fmt: skip
     direct._setup()
     assert direct._pool.proxy is None
+
+
+def test_root_exists_is_the_bucket(s3_server: dict[str, str], bucket: str) -> None:
+    """A prefix is part of the keys, not a folder: a bucket without it still exists."""
+    assert make(s3_server, f"s3://{bucket}").root_exists() is True
+    assert make(s3_server, f"s3://{bucket}/no/such/prefix").root_exists() is True
+    missing = f"mt-missing-{secrets.token_hex(4)}"
+    assert make(s3_server, f"s3://{missing}/p").root_exists() is False
+    with pytest.raises(ConnectorError) as info:
+        make(s3_server, f"s3://{bucket}", secret_key="wrong-secret").root_exists()
+    one_line_naming(info.value, "obs", "access denied")

@@ -6,6 +6,7 @@ user, so the server can write there; files the tests plant as root stay readable
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import shutil
@@ -26,6 +27,7 @@ from tests.file_conformance import (
     SourceFailed,
     bytes_chunks,
     failing,
+    files_of,
     listing,
     put_bytes,
     read_bytes,
@@ -283,8 +285,9 @@ def test_reconnects_once_after_a_dropped_connection(
     sftp_server: dict[str, str], ep: SFTPEndpoint, workdir: Path
 ) -> None:
     put_bytes(ep, "a.txt", b"a")
-    assert ep._transport is not None
-    ep._transport.sock.close()  # the network drops the connection
+    assert ep._conns
+    for conn in ep._conns:
+        conn.transport.sock.close()  # the network drops the connection
     assert read_bytes(ep, "a.txt") == b"a"  # reopened on its own
     put_bytes(ep, "b.txt", b"b")
     assert (workdir / "b.txt").read_bytes() == b"b"
@@ -296,8 +299,9 @@ def test_drop_during_a_put_is_transient_and_leaves_no_final_name(
     put_bytes(ep, "warm.txt", b"w")
 
     def drop() -> None:
-        assert ep._transport is not None
-        ep._transport.sock.close()
+        assert ep._conns
+        for conn in ep._conns:
+            conn.transport.sock.close()
 
     data = os.urandom(3 << 20)
     stream = IterStream(bytes_chunks(data), trigger=1 << 20, on_trigger=drop)
@@ -751,3 +755,202 @@ def test_url_with_a_bare_fragment_or_query_is_a_plan_error(tmp_path: Path) -> No
     for url in ("sftp://u@h/data#2024", "sftp://u@h/data?x", "sftp://u@h/data#"):
         with pytest.raises(PlanError, match=r"connections\.nas\.url: .*%3F / %23"):
             SFTPEndpoint("nas", url, {}, base_dir=tmp_path)
+
+
+def test_root_exists(sftp_server: dict[str, str], workdir: Path) -> None:
+    (workdir / "sub").mkdir()
+    (workdir / "plain.txt").write_bytes(b"not a dir")
+    (workdir / "alias").symlink_to("sub")
+    cases = {"sub": True, "alias": True, "missing": False, "missing/deeper": False}
+    cases |= {"plain.txt": False, "plain.txt/x": False}
+    for rel, expected in cases.items():
+        ep = make(sftp_server, workdir / rel)
+        try:
+            assert ep.root_exists() is expected, rel
+        finally:
+            ep.close()
+
+
+# -- several connections, size hints, reads without a stat ------------------------------------
+def make_workers(server: dict[str, str], directory: Path, workers: int, **options: Any) -> Any:
+    opts: dict[str, Any] = {"known_hosts": server["known_hosts"], "allow_agent": False}
+    opts["key_file"] = server["key"]
+    opts.update(options)
+    return SFTPEndpoint(
+        "nas", url_for(server, directory), opts, base_dir=directory, workers=workers
+    )
+
+
+def test_channels_spread_over_several_connections(
+    sftp_server: dict[str, str], workdir: Path
+) -> None:
+    from connectors.files import sftp as sftp_mod
+
+    per = sftp_mod.CHANNELS_PER_CONNECTION
+    ep = make_workers(sftp_server, workdir, 16)
+    assert ep.max_channels == 16 and ep.max_connections == -(-16 // per)
+    try:
+        for i in range(20):
+            (workdir / f"{i}.txt").write_bytes(b"%d" % i)
+        readers = [ep.open_read(f"{i}.txt") for i in range(16)]
+        assert len(ep._conns) == ep.max_connections
+        assert all(c.open <= per for c in ep._conns)
+        # this thread holds every channel: a few more go on the connections there are
+        extra = [ep.open_read(f"{i}.txt") for i in range(16, 18)]
+        assert len(ep._conns) == ep.max_connections
+        assert all(c.open <= sftp_mod.HARD_MAX_CHANNELS for c in ep._conns)
+        got = [r.read() for r in readers + extra]
+        assert got == [b"%d" % i for i in range(18)]
+        for reader in readers + extra:
+            reader.close()
+        assert ep._open == 18 and len(ep._idle) == 18 and not ep._held
+    finally:
+        ep.close()
+    assert ep._open == 0 and not ep._conns
+
+
+def test_many_threads_share_the_connections(sftp_server: dict[str, str], workdir: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    for i in range(100):
+        (workdir / f"{i}.bin").write_bytes(os.urandom(1000 + i * 997))
+    ep = make_workers(sftp_server, workdir, 12)
+    try:
+        entries = listing(ep)
+        with ThreadPoolExecutor(24) as pool:  # more threads than channels: some wait
+            datas = dict(pool.map(lambda p: (p, read_bytes(ep, p)), sorted(entries)))
+        assert datas == {p: (workdir / p).read_bytes() for p in entries}
+        assert ep._open <= ep.max_channels and len(ep._conns) <= ep.max_connections
+    finally:
+        ep.close()
+
+
+def test_first_connection_alone_adds_the_host_key_once(
+    sftp_server: dict[str, str], workdir: Path, tmp_path: Path
+) -> None:
+    """Several threads start at once: one connection checks the unknown key and adds it;
+    the others are opened after it (known by then)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    known = tmp_path / "known_hosts"
+    (workdir / "f.txt").write_bytes(b"f")
+    ep = make_workers(sftp_server, workdir, 16, known_hosts=str(known), accept_new_host_key=True)
+    try:
+        barrier = threading.Barrier(12)
+
+        def hold() -> Any:
+            reader = ep.open_read("f.txt")
+            barrier.wait(30)  # every thread holds a channel: several connections
+            data = reader.read()
+            reader.close()
+            return data
+
+        with ThreadPoolExecutor(12) as pool:
+            assert list(pool.map(lambda _i: hold(), range(12))) == [b"f"] * 12
+        assert len(ep._conns) > 1
+    finally:
+        ep.close()
+    assert len(ep.notes) == 1
+    assert len(known.read_text().splitlines()) == 1
+
+
+def test_a_listed_file_is_opened_without_a_stat_and_read_to_its_size_only(
+    ep: SFTPEndpoint, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connectors.files import base
+    from connectors.files import sftp as sftp_mod
+
+    data = os.urandom(700_000)
+    (workdir / "f.bin").write_bytes(data)
+    assert files_of(listing(ep)) == {"f.bin": len(data)}
+    sent: list[tuple[int, int]] = []
+    real_send = sftp_mod._Pipe.send
+
+    def send(self: Any, kind: int, *args: Any) -> int:
+        sent.append((kind, args[1] + args[2] if kind == sftp_mod._sftp().CMD_READ else 0))
+        return real_send(self, kind, *args)
+
+    monkeypatch.setattr(sftp_mod._Pipe, "send", send)
+    sftp = sftp_mod._sftp()
+    reader = base.HashingReader(ep.open_read("f.bin"), limit=len(data))  # as the engine reads
+    while reader.read(1 << 20):
+        pass
+    reader.close()
+    assert reader.bytes_read == len(data) and reader.md5 == hashlib.md5(data).hexdigest()
+    kinds = {kind for kind, _ in sent}
+    assert sftp.CMD_STAT not in kinds and sftp.CMD_FSTAT not in kinds
+    assert max(end for kind, end in sent if kind == sftp.CMD_READ) == len(data)
+    # the size was used once: a second open asks the server (with the open, no round trip)
+    sent.clear()
+    assert read_bytes(ep, "f.bin") == data
+    assert sftp.CMD_STAT in {kind for kind, _ in sent}
+
+
+@pytest.mark.parametrize("change", ["grew", "shrank", "was empty"])
+def test_a_file_changed_after_the_listing_is_read_to_its_real_end(
+    ep: SFTPEndpoint, workdir: Path, change: str
+) -> None:
+    """The listing's size only says how far to ask ahead: a reader that wants more finds
+    where the file really ends."""
+    from connectors.files import sftp as sftp_mod
+
+    big = sftp_mod.READ_REQUEST * 3 + 11
+    before = b"" if change == "was empty" else os.urandom(big)
+    (workdir / "f.bin").write_bytes(before)
+    assert files_of(listing(ep)) == {"f.bin": len(before)}
+    after = {
+        "grew": before + os.urandom(big),
+        "shrank": before[: sftp_mod.READ_REQUEST + 5],
+        "was empty": os.urandom(big),
+    }[change]
+    (workdir / "f.bin").write_bytes(after)
+    assert read_bytes(ep, "f.bin") == after
+    assert read_bytes(ep, "f.bin", block=4093) == after  # (no listing size this time)
+
+
+def test_stray_replies_of_a_closed_reader_do_not_reach_the_next_user(
+    ep: SFTPEndpoint, workdir: Path
+) -> None:
+    """Closing sends CLOSE and leaves the replies in flight to whoever takes the channel
+    next: its own replies are still the ones it gets."""
+    big = os.urandom(8 << 20)
+    (workdir / "big.bin").write_bytes(big)
+    (workdir / "small.txt").write_bytes(b"small")
+    for round_ in range(5):
+        reader = ep.open_read("big.bin")
+        assert reader.read(100_000) == big[:100_000]
+        reader.close()  # 4 MiB asked for, unread
+        assert ep._open == 1  # one channel: the next calls use the same one
+        assert ep.stat("small.txt").size == 5
+        put_bytes(ep, f"out{round_}.txt", b"out %d" % round_)
+        assert read_bytes(ep, "small.txt") == b"small"
+        assert (workdir / f"out{round_}.txt").read_bytes() == b"out %d" % round_
+    assert read_bytes(ep, "big.bin", block=1 << 20) == big
+
+
+def test_an_extra_connection_that_fails_is_not_an_error(
+    sftp_server: dict[str, str], workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sshd drops connections beyond MaxStartups: the operation shares the connections
+    there are, and no other is tried for a while."""
+    ep = make_workers(sftp_server, workdir, 16)
+    real_connect = ep._connect
+    calls: list[int] = []
+
+    def connect() -> Any:
+        calls.append(1)
+        if len(calls) > 1:
+            raise TransientError("nas: ssh connection to x failed: Error reading SSH banner")
+        return real_connect()
+
+    monkeypatch.setattr(ep, "_connect", connect)
+    try:
+        for i in range(6):
+            (workdir / f"{i}.txt").write_bytes(b"%d" % i)
+        readers = [ep.open_read(f"{i}.txt") for i in range(6)]
+        assert [r.read() for r in readers] == [b"%d" % i for i in range(6)]
+        for reader in readers:
+            reader.close()
+        assert len(ep._conns) == 1 and len(calls) == 2
+    finally:
+        ep.close()

@@ -22,6 +22,11 @@ Contract of every connector (checked by ``tests/file_conformance.py``):
 - ``delete(path)``: removes a file (or a directory marker); a missing path is not an error.
 - ``make_dir(path)`` keeps an empty directory (a marker object on object stores).
 - ``move(path, new_path)`` renames within the endpoint (object stores: copy + delete).
+- ``root_exists()`` tells whether the root is there: file systems, that it exists and is
+  a directory; object stores, that the bucket exists and answers (a prefix is not a
+  folder: a missing prefix is fine). The engine asks when the source lists nothing, so
+  that an unmounted share or a mistyped path is an error rather than an empty copy. A
+  failure to find out (connection, permission) is an error, not False.
 - Errors are :class:`~migrate.errors.ConnectorError` (``TransientError`` when a retry can
   help) with one line naming the connection and the path, never a secret.
 - One instance per connection per run, used from several threads at once.
@@ -144,6 +149,11 @@ class FileEndpoint(Protocol):
     def make_dir(self, path: str) -> None: ...
 
     def move(self, path: str, new_path: str) -> None: ...
+
+    def root_exists(self) -> bool:
+        """Whether the root exists: a directory (file systems), the bucket (object
+        stores, whatever the prefix holds)."""
+        ...
 
     def close(self) -> None: ...
 

@@ -1,8 +1,11 @@
 """``file:///path``: a directory on a local or mounted file system.
 
 ``file:///mnt/nas/share`` is absolute; ``file:data/in`` is relative to the plan's folder.
-Puts write a temporary name in the target directory and rename it over the final name
-(atomic on POSIX file systems), and keep the source's modification time.
+Puts write a temporary name in the target directory, fsync it and rename it over the
+final name (atomic on POSIX file systems), and keep the source's modification time. The
+file is on disk before its name appears: after a power loss the final name holds the old
+content or the new, never a new file's unwritten blocks (the rename itself may be lost,
+then the next run copies the file again).
 
 A URL holds no ``?`` or ``#`` part: a folder whose name has one is written ``%3F`` / ``%23``.
 Writes never go through a symbolic link that leads out of the root (the folder written to
@@ -212,6 +215,17 @@ class LocalEndpoint:
                 yield FileInfo(path, st.st_size, st.st_mtime_ns)
             # sockets, fifos, devices: not files to copy
 
+    def root_exists(self) -> bool:
+        """Whether the root is an existing directory (a link to one counts)."""
+        try:
+            return stat_mod.S_ISDIR(os.stat(self.root).st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return False
+            raise self._error("stat", "", exc) from None
+
     def stat(self, path: str) -> FileInfo | None:
         """The entry at ``path``; None when nothing is there, or when a symbolic link
         takes the path out of the root (list skips those too)."""
@@ -278,8 +292,12 @@ class LocalEndpoint:
                     if not block:
                         break
                     out.write(block)
-            if mtime_ns is not None:
-                os.utime(tmp, ns=(mtime_ns, mtime_ns))
+                out.flush()
+                if mtime_ns is not None:
+                    os.utime(out.fileno(), ns=(mtime_ns, mtime_ns))
+                # on disk before the rename: a crash never leaves the final name with
+                # content the manifest did not see
+                os.fsync(out.fileno())
             if final.is_dir() and not final.is_symlink():
                 raise ConnectorError(f"{self.name}: cannot write {path}: a directory has that name")
             os.replace(tmp, final)

@@ -620,6 +620,12 @@ class NFSEndpoint:
         real_root = self._base()
         yield from self._walk(real_root, "", follow_symlinks, real_root, {real_root})
 
+    def root_exists(self) -> bool:
+        """Whether the root is a directory on the export (a missing export is an error:
+        the mount fails)."""
+        info = self._stat_path("stat", "", self._base())
+        return info is not None and info[0]
+
     def _stat_path(self, what: str, path: str, nfs_path: str) -> tuple[bool, int, int] | None:
         """(is_dir, size, mtime_ns) of ``nfs_path`` (links followed), or None if missing."""
 

@@ -847,6 +847,19 @@ class S3Endpoint:
         if pending is not None:
             yield pending
 
+    def root_exists(self) -> bool:
+        """Whether the bucket exists (HEAD of the bucket). The prefix is not checked: it
+        is part of the keys, not a folder, and an empty one is simply empty."""
+        try:
+            self._request("HEAD", None)
+        except _Failure as exc:
+            if exc.status == 404:
+                return False
+            raise self._error("check", None, exc) from None
+        except (_Unreachable, _TlsFailure) as exc:
+            raise self._error("check", None, exc) from None
+        return True
+
     def _head(self, key: str) -> Any | None:
         headers = {"x-amz-checksum-mode": "ENABLED"} if self._sha256 else None
         try:
