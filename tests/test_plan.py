@@ -474,3 +474,20 @@ def test_rules_are_off_by_default_and_a_table_adds_to_its_step(tmp_path: Path) -
     assert not orders.trailing_blanks and not orders.empty_is_null
     (tmp_path / "plan.toml").write_text(HEAD + STEP_A, encoding="utf-8")
     assert load_plan(tmp_path / "plan.toml").step("a").table_rules("x").names() == []
+
+
+def test_the_nas_to_cloud_example_plan_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """plans/nas-to-cloud.toml (file steps, connector options beside the url) is valid."""
+    for var in ("OBS_KEY", "OBS_SECRET", "DROP_PW"):
+        monkeypatch.setenv(var, f"value-of-{var}")
+    plan = load_plan(Path(__file__).parent.parent / "plans" / "nas-to-cloud.toml")
+    share, drop = plan.steps
+    assert (share.kind, share.deletes, share.empty_dirs, share.part_size) == (
+        "file",
+        "propagate",
+        "keep",
+        16 << 20,
+    )
+    assert drop.compare == "hash"
+    assert plan.connections["obs"].options["storage_class"] == "WARM"
+    assert "value-of-OBS_SECRET" in plan.secrets and "value-of-DROP_PW" in plan.secrets
