@@ -192,9 +192,8 @@ def _check_file_step(
 ) -> Any:
     """One file step's lists, sizes and content hashes (reads both sides, writes nothing;
     the manifest, when a state file exists, only tells the part sizes used)."""
-    from validators.files import FileCheck, check_files
-
     from migrate.state import State
+    from validators.files import FileCheck, check_files
 
     manifest: dict[str, Any] = {}
     if plan.state_path.exists():
