@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from migrate.endpoints import TableEndpoint
 from migrate.errors import MigrateError
+from migrate.file_report import human_bytes
 from migrate.filecopy import preview
 from migrate.incremental import show
 from migrate.plan import Plan, Step, redact
@@ -195,12 +196,10 @@ def print_dry_run(console: Console, report: dict[str, Any]) -> None:
 
 
 def _print_files(console: Console, step: dict[str, Any], f: dict[str, Any]) -> None:
-    from migrate.report import _bytes
-
     largest = f["largest"]
-    big = f", largest {escape(largest['path'])} ({_bytes(largest['size'])})" if largest else ""
+    big = f", largest {escape(largest['path'])} ({human_bytes(largest['size'])})" if largest else ""
     console.print(
-        f"    {f['files']:,} files, {_bytes(f['bytes'])}, {f['dirs']:,} empty directories{big}"
+        f"    {f['files']:,} files, {human_bytes(f['bytes'])}, {f['dirs']:,} empty directories{big}"
     )
     what = "a first run copies" if f["first_run"] else "this run would copy"
     hashed = (
@@ -209,7 +208,7 @@ def _print_files(console: Console, step: dict[str, Any], f: dict[str, Any]) -> N
         else ""
     )
     console.print(
-        f"    {what} {f['copy_files']:,} files, {_bytes(f['copy_bytes'])}{hashed};"
+        f"    {what} {f['copy_files']:,} files, {human_bytes(f['copy_bytes'])}{hashed};"
         f" {f['unchanged']:,} unchanged; {f['delete_files']:,} to delete on the target"
     )
     for r in f["refused"][:20]:

@@ -16,8 +16,8 @@ from rich.markup import escape
 _STYLE = {"equal": "green", "differences": "red", "error": "red"}
 
 
-def _bytes(n: float) -> str:
-    """Bytes in binary units, as ``migrate.report`` shows them: ``441.2 MiB``."""
+def human_bytes(n: float) -> str:
+    """Bytes in binary units, as every report shows them: ``441.2 MiB``."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
             return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
@@ -36,11 +36,11 @@ def summary_line(c: dict[str, Any]) -> str:
         return head + f"could not be compared: {c['error']}"
     same = c["source_files"] == c["target_files"] and c["source_bytes"] == c["target_bytes"]
     if same:
-        sides = f"{_files(c['source_files'])}, {_bytes(c['source_bytes'])} on both sides"
+        sides = f"{_files(c['source_files'])}, {human_bytes(c['source_bytes'])} on both sides"
     else:
         sides = (
-            f"{_files(c['source_files'])}, {_bytes(c['source_bytes'])} on the source;"
-            f" {_files(c['target_files'])}, {_bytes(c['target_bytes'])} on the target"
+            f"{_files(c['source_files'])}, {human_bytes(c['source_bytes'])} on the source;"
+            f" {_files(c['target_files'])}, {human_bytes(c['target_bytes'])} on the target"
         )
     if c.get("source_dirs") or c.get("target_dirs"):
         sd, td = c.get("source_dirs", 0), c.get("target_dirs", 0)

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from migrate.file_report import human_bytes
 from migrate.filecopy import file_step_to_json
 from migrate.incremental import show
 from migrate.runner import RunResult, TableResult
@@ -75,14 +76,14 @@ def _print_file_step(console: Console, title: str, step: Any) -> None:
     console.print(f"[bold]{escape(title)}[/]")
     if f.status == "skipped":
         console.print(
-            f"  {f.source_files:,} files, {_bytes(f.source_bytes)}: " + "; ".join(f.notes)
+            f"  {f.source_files:,} files, {human_bytes(f.source_bytes)}: " + "; ".join(f.notes)
         )
         return
     verified = ", ".join(f"{k} {v:,}" for k, v in sorted(f.verified.items()))
     rate = f.copied_bytes / f.seconds if f.seconds else 0.0
     console.print(
-        f"  source {f.source_files:,} files, {_bytes(f.source_bytes)}; copied {f.copied:,}"
-        f" ({_bytes(f.copied_bytes)}, {_bytes(rate)}/s), unchanged {f.unchanged:,},"
+        f"  source {f.source_files:,} files, {human_bytes(f.source_bytes)}; copied {f.copied:,}"
+        f" ({human_bytes(f.copied_bytes)}, {human_bytes(rate)}/s), unchanged {f.unchanged:,},"
         f" deleted {f.deleted:,} in {f.seconds:.1f}s"
     )
     if f.copied:
@@ -120,15 +121,6 @@ def _print_file_step(console: Console, title: str, step: Any) -> None:
         from migrate.file_report import print_file_check
 
         print_file_check(console, f.check)
-
-
-def _bytes(n: float) -> str:
-    """Bytes in binary units: ``441.2 MiB``."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
 
 
 def _json_key(key: tuple[Any, ...] | None) -> list[Any] | None:
@@ -522,14 +514,14 @@ def print_file_status(console: Console, rows: list[dict[str, Any]]) -> None:
         table.add_column(col)
     for r in rows:
         last = (
-            f"{r['last_copied'] or 0:,} copied ({_bytes(r['last_bytes'] or 0)}),"
+            f"{r['last_copied'] or 0:,} copied ({human_bytes(r['last_bytes'] or 0)}),"
             f" {r['last_deleted'] or 0:,} deleted"
         )
         table.add_row(
             escape(r["step"]),
             r["status"],
             f"{r['files']:,}",
-            _bytes(r["bytes"]),
+            human_bytes(r["bytes"]),
             str(r["runs"]),
             last,
             _lag_text(r["lag_seconds"]),

@@ -77,6 +77,18 @@ TIMEOUT = 60.0  # seconds before a listing or a helper thread counts as hung
 #: a pseudo-random pattern, not a power of two long, so consecutive parts differ
 PATTERN = random.Random(20240601).randbytes(MIB + 7)
 
+#: a short list of names with URL specials, for connector tests that also check them on
+#: the server's own disk
+URL_SPECIAL_NAMES = [
+    "中文/文件 名.txt",
+    "space dir/a b.txt",
+    "pct/100%.txt",
+    "pct/%41%2F.txt",
+    "plus/a+b.txt",
+    "hash/#1.txt",
+    "q/why?.txt",
+]
+
 #: names that have broken connectors before: URL quoting, unicode forms, shell specials
 SPECIAL_NAMES = [
     "unicodé/naïve résumé.txt",

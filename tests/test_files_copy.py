@@ -32,7 +32,6 @@ from migrate.cli import main
 from migrate.globs import PathFilter, glob_regex
 from migrate.registry import BUILTIN
 
-HAVE_FILE_VALIDATION = (REPO / "validators" / "files.py").exists()
 PAST = 1_600_000_000_123_456_789  # a source mtime no copy could get by accident (2020)
 
 
@@ -1131,12 +1130,6 @@ def test_a_target_file_the_plan_did_not_create_can_be_restored(
 
 
 # -- file validation (validators/files.py) --------------------------------------------------
-needs_validation = pytest.mark.skipif(
-    not HAVE_FILE_VALIDATION, reason="validators/files.py is not written yet"
-)
-
-
-@needs_validation
 def test_run_with_count_and_checksum_validation(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -1158,7 +1151,6 @@ def test_run_with_count_and_checksum_validation(
     assert check["missing"] == check["extra"] == check["different"] == []
 
 
-@needs_validation
 def test_validation_finds_what_the_copy_did_not_fix(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -1192,7 +1184,6 @@ def test_validation_finds_what_the_copy_did_not_fix(
     assert code == 3 and "files differ (exit 3)" in out, out
 
 
-@needs_validation
 def test_count_only_validation_does_not_claim_checksums(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

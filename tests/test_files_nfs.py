@@ -18,8 +18,10 @@ from urllib.parse import quote, urlsplit
 import pytest
 
 from connectors.files.base import TMP_PREFIX
+from connectors.files.nfs import NFSEndpoint
 from migrate.errors import ConnectorError, PlanError, TransientError
 from tests.file_conformance import (
+    URL_SPECIAL_NAMES,
     FileConformance,
     IterStream,
     SourceFailed,
@@ -29,10 +31,6 @@ from tests.file_conformance import (
     put_bytes,
     read_bytes,
 )
-
-pytest.importorskip("libnfs")
-
-from connectors.files.nfs import NFSEndpoint
 
 VERSIONS = [3, 4]
 
@@ -241,15 +239,7 @@ def test_put_is_atomic(ep: NFSEndpoint, workdir: Path, overwrite: bool) -> None:
         assert not (workdir / "d").exists()  # the folder the put made is gone too
 
 
-NAMES = [
-    "中文/文件 名.txt",
-    "space dir/a b.txt",
-    "pct/100%.txt",
-    "pct/%41%2F.txt",
-    "plus/a+b.txt",
-    "hash/#1.txt",
-    "q/why?.txt",
-]
+NAMES = URL_SPECIAL_NAMES  # names a URL or path quoting step could mangle
 
 
 def test_special_names_and_mtime_round_trip(ep: NFSEndpoint, workdir: Path) -> None:

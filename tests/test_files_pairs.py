@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import boto3
 import pytest
 from edge_data import run_json
-
-boto3 = pytest.importorskip("boto3")
 
 BIG = 9 * 1024 * 1024 + 12345  # above the 6MiB threshold below: 2 parts of 5MiB
 TREE: dict[str, bytes] = {

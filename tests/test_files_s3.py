@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from connectors.files import s3 as s3mod
@@ -43,8 +44,6 @@ from tests.file_conformance import (
     put_bytes,
     read_bytes,
 )
-
-boto3 = pytest.importorskip("boto3")
 
 
 # -- fixtures -----------------------------------------------------------------------------

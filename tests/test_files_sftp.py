@@ -17,11 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import paramiko
 import pytest
 
 from connectors.files.base import TMP_PREFIX
+from connectors.files.sftp import SFTPEndpoint
 from migrate.errors import ConnectorError, PlanError, TransientError
 from tests.file_conformance import (
+    URL_SPECIAL_NAMES,
     FileConformance,
     IterStream,
     SourceFailed,
@@ -32,10 +35,6 @@ from tests.file_conformance import (
     put_bytes,
     read_bytes,
 )
-
-paramiko = pytest.importorskip("paramiko")
-
-from connectors.files.sftp import SFTPEndpoint  # noqa: E402 - after the importorskip
 
 
 def fresh_dir(server: dict[str, str]) -> Path:
@@ -336,15 +335,7 @@ def test_put_is_atomic(ep: SFTPEndpoint, workdir: Path, overwrite: bool) -> None
         assert not (workdir / "d").exists()  # the folder the put made is gone too
 
 
-NAMES = [
-    "中文/文件 名.txt",
-    "space dir/a b.txt",
-    "pct/100%.txt",
-    "pct/%41%2F.txt",
-    "plus/a+b.txt",
-    "hash/#1.txt",
-    "q/why?.txt",
-]
+NAMES = URL_SPECIAL_NAMES  # names a URL or path quoting step could mangle
 
 
 def test_special_names_round_trip(ep: SFTPEndpoint, workdir: Path) -> None:
