@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from migrate.endpoints import TableEndpoint
+from migrate.endpoints import TableEndpoint, target_names
 from migrate.errors import InterruptedRun
 from migrate.schema import TableSchema
 from migrate.state import State, decode_key, encode_key
@@ -120,13 +120,14 @@ def copy_table(
                 state.drop_chunk(job.step, sname, c["seq"])
             state.upsert_table(job.step, sname, chunks_done=0, rows_copied=0)
         done, unfinished = [], []
+    tkey = target_names(target, job.key)
     for c in unfinished:
         lo, hi = decode_key(c["lo"]), decode_key(c["hi"])
         if job.range_count_on_target:  # the range holds the same keys on the target
-            target.delete_range(tname, job.key, lo, hi)
+            target.delete_range(tname, tkey, lo, hi)
         else:  # text keys the target sorts differently: the source's keys of the range
             for keys in source.read_keys(sname, job.key, lo, hi, BATCH_ROWS):
-                target.delete_keys(tname, job.key, keys)
+                target.delete_keys(tname, tkey, keys)
         state.drop_chunk(job.step, sname, c["seq"])
         progress.message(
             f"{job.step}.{sname}: chunk {c['seq']} was cut off by a crash:"

@@ -29,8 +29,14 @@ class Capabilities:
       when they must be unique in the schema (PostgreSQL, SQLite)
     - ``hash_kinds``: checksum functions the engine has built in
     - ``cdc``: change-capture kind, or None
-    - ``engine``: the engine family (``"mysql"``, ``"postgresql"``, ``"sqlite"``); two
-      endpoints of one family keep native details (collations) a portable type cannot carry
+    - ``engine``: the engine family (``"mysql"``, ``"postgresql"``, ``"sqlite"``,
+      ``"mssql"``, ``"oracle"``); two endpoints of one family keep native details
+      (collations) a portable type cannot carry
+    - ``snapshot_reads``: ``"scn"`` when every read can be pinned to one point in time
+      on any connection (Oracle's ``AS OF SCN``): full copies then read one snapshot
+    - ``empty_string_is_null``: the engine stores ``''`` as NULL (Oracle); validation
+      against it applies the ``empty_is_null`` rule by itself
+    - ``identifier_bytes``: ``max_identifier_length`` counts UTF-8 bytes, not characters
     """
 
     engine: str
@@ -40,6 +46,9 @@ class Capabilities:
     index_namespace: str = "table"
     hash_kinds: tuple[str, ...] = ()
     cdc: str | None = None
+    snapshot_reads: str | None = None
+    empty_string_is_null: bool = False
+    identifier_bytes: bool = False
 
 
 class Spool(Protocol):
@@ -156,3 +165,17 @@ def key_order_agrees(schema: TableSchema, key: tuple[str, ...], source: Any, tar
     if source.engine == target.engine:
         return True
     return not any(schema.column(k).type.kind in TEXT_KINDS for k in key)
+
+
+def fit_name(target: Any, name: str) -> tuple[str, str | None]:
+    """``name`` as ``target`` creates it, and why it differs (see ``fit_identifier``)."""
+    fit = getattr(target, "fit_identifier", None)
+    return fit(name) if fit is not None else (name, None)  # type: ignore[no-any-return]
+
+
+def target_names(target: Any, names: Iterable[str]) -> tuple[str, ...]:
+    """Source column ``names`` as ``target`` names them (its ``fit_identifier``: a name
+    too long for the target engine is cut and hashed). Deterministic, so a later run or
+    ``migrate validate`` finds the same columns; an endpoint without it keeps names."""
+    fit = getattr(target, "fit_identifier", None)
+    return tuple(fit(n)[0] if fit is not None else n for n in names)

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from migrate.copier import _failpoint
-from migrate.endpoints import Key, Row, TableEndpoint
+from migrate.endpoints import Key, Row, TableEndpoint, target_names
 from migrate.errors import ConnectorError, InterruptedRun, PlanError
 from migrate.plan import DEFAULT_TIME_OVERLAP, Plan, Step
 from migrate.schema import INT_KINDS, TableSchema
@@ -327,7 +327,7 @@ def _merge(
     the Nth merge of the process committed (crash tests)."""
     global _merges
     spool.close()
-    applied, changed = target.merge_spool(schema, key, spool)
+    applied, changed = target.merge_spool(schema, target_names(target, key), spool)
     _merges += 1
     _failpoint("after-merge", _merges)
     return so_far.rows + applied, so_far.changed + changed
@@ -366,11 +366,12 @@ def detect_deletes(
     if not key:
         return 0
     sname, tname = source_schema.name, target_schema.name
+    tkey = target_names(target, key)
     with_sum = len(key) == 1 and source_schema.column(key[0]).type.kind in INT_KINDS
-    t_norm = _key_normaliser(target, target_schema, key)
+    t_norm = _key_normaliser(target, target_schema, tkey)
     s_norm = _key_normaliser(source, source_schema, key)
-    if with_sum and target_schema.column(key[0]).type.kind in INT_KINDS:
-        found = _integer_key_diff(sname, tname, key, source, target, s_norm, t_norm, stop)
+    if with_sum and target_schema.column(tkey[0]).type.kind in INT_KINDS:
+        found = _integer_key_diff(sname, tname, key, tkey, source, target, s_norm, t_norm, stop)
         if found is not None:
             return _confirm_and_delete(
                 step, source_schema, target_schema, key, source, target, state, run_id, found
@@ -385,7 +386,7 @@ def detect_deletes(
     def walk(lo: Key | None, hi: Key | None, depth: int) -> None:
         if stop.is_set():
             raise InterruptedRun("stopped")
-        t_count, t_sum = target.key_summary(tname, key, lo, hi, with_sum)
+        t_count, t_sum = target.key_summary(tname, tkey, lo, hi, with_sum)
         if t_count == 0:
             return
         s_count, s_sum = source.key_summary(sname, key, lo, hi, with_sum)
@@ -394,14 +395,14 @@ def detect_deletes(
         dense = (t_count - s_count) * LEAF_KEYS >= t_count  # a difference in most leaves
         if t_count <= LEAF_KEYS or depth >= 40 or dense:
             on_target = [
-                t_norm(k) for b in target.read_keys(tname, key, lo, hi, BATCH_ROWS) for k in b
+                t_norm(k) for b in target.read_keys(tname, tkey, lo, hi, BATCH_ROWS) for k in b
             ]
             on_source = {
                 s_norm(k) for b in source.read_keys(sname, key, lo, hi, BATCH_ROWS) for k in b
             }
             candidates.extend(k for k in on_target if k not in on_source)
             return
-        mid = target.key_at(tname, key, lo, hi, t_count // 2)
+        mid = target.key_at(tname, tkey, lo, hi, t_count // 2)
         if mid is None or mid == hi:
             return walk(lo, hi, 40)
         mid = t_norm(mid)
@@ -423,6 +424,7 @@ def _integer_key_diff(
     sname: str,
     tname: str,
     key: tuple[str, ...],
+    tkey: tuple[str, ...],
     source: TableEndpoint,
     target: TableEndpoint,
     s_norm: Callable[[Any], Key],
@@ -431,10 +433,11 @@ def _integer_key_diff(
 ) -> list[Key] | None:
     """Target keys the source lacks, for one integer key: one grouped scan per side gives
     count and key sum per bucket of ~64 keys; only differing buckets' keys are read.
-    None when the keys span more than 2**62 (the range walk is used then)."""
-    column = key[0]
+    None when the keys span more than 2**62 (the range walk is used then). ``tkey`` is
+    ``key`` as the target names it."""
+    column, tcolumn = key[0], tkey[0]
     s_lo, s_hi = source.key_span(sname, column)
-    t_lo, t_hi = target.key_span(tname, column)
+    t_lo, t_hi = target.key_span(tname, tcolumn)
     if t_lo is None or t_hi is None:
         return []
     origin = min(t_lo, s_lo if s_lo is not None else t_lo)
@@ -445,7 +448,7 @@ def _integer_key_diff(
     width = min(top - origin + 1, max(1, math.ceil((top - origin + 1) * BUCKET_KEYS / rows)))
     with ThreadPoolExecutor(1) as pool:  # two servers: both scans at once
         on_source_f = pool.submit(source.key_buckets, sname, column, origin, width)
-        on_target = target.key_buckets(tname, column, origin, width)
+        on_target = target.key_buckets(tname, tcolumn, origin, width)
         on_source = on_source_f.result()
     differing = sorted(b for b, v in on_target.items() if on_source.get(b) != v)
     ranges: list[tuple[Key | None, Key | None]] = []
@@ -469,7 +472,7 @@ def _integer_key_diff(
         part = ranges[n : n + 1000]
         with ThreadPoolExecutor(1) as pool:
             src_f = pool.submit(source.read_key_ranges, sname, key, part)
-            on_tgt = target.read_key_ranges(tname, key, part)
+            on_tgt = target.read_key_ranges(tname, tkey, part)
             on_src = {s_norm(k) for k in src_f.result()}
         candidates.extend(k for k in (t_norm(x) for x in on_tgt) if k not in on_src)
     return candidates
@@ -512,7 +515,10 @@ def delete_rows(
     run_id: int,
     rows: list[Row] | None = None,
 ) -> int:
-    """Record the rows in the undo log (reading them unless given), then delete them."""
+    """Record the rows in the undo log (reading them unless given), then delete them.
+
+    ``key`` names the source's key columns; the target's names for them are used here."""
+    key = target_names(target, key)
     if rows is None:
         rows = target.read_rows(target_schema, key, keys)
     if rows:

@@ -21,6 +21,8 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "postgresql": ("connectors.sql.postgresql:PostgreSQLEndpoint", "table"),
     "postgres": ("connectors.sql.postgresql:PostgreSQLEndpoint", "table"),
     "sqlite": ("connectors.sql.sqlite:SQLiteEndpoint", "table"),
+    "mssql": ("connectors.sql.mssql:MSSQLEndpoint", "table"),
+    "oracle": ("connectors.sql.oracle:OracleEndpoint", "table"),
     "sample": ("connectors.sample:SampleEndpoint", "table"),
     "file": ("connectors.files.local:LocalEndpoint", "file"),
     "nfs": ("connectors.files.nfs:NFSEndpoint", "file"),

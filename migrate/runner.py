@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from migrate.copier import NO_KEY_NOTE, Progress, TableJob, chunk_counts, copy_table
-from migrate.endpoints import TableEndpoint, key_order_agrees
+from migrate.endpoints import TableEndpoint, fit_name, key_order_agrees, target_names
 from migrate.errors import (
     EXIT_DIFFERENCES,
     EXIT_ERROR,
@@ -177,6 +177,7 @@ def build_job(
     """
     override = step.overrides.get(schema.name)
     tname = override.rename if override and override.rename else schema.name
+    tname, why = fit_name(target, tname)
     key = override.key if override and override.key else schema.chunk_key()
     missing = [k for k in key if k not in schema.column_names]
     if missing:
@@ -186,7 +187,16 @@ def build_job(
             key=f"steps.{step.name}.overrides.{schema.name}.key",
         )
     tschema = target.target_schema(schema, source.capabilities, tname)
-    notes = [f"{c.name}: {n}" for c in tschema.columns for n in c.notes]
+    notes = [f"table {why}"] if why else []
+    if not why and source.capabilities.engine != target.capabilities.engine:
+        care = getattr(target, "identifier_note", lambda _n: None)(tname)
+        if care:
+            notes.append(f"table {care}")
+    notes += [
+        f"{s.name}: {n}"
+        for s, c in zip(schema.columns, tschema.columns, strict=True)
+        for n in c.notes
+    ]
     if not key:
         notes.append(NO_KEY_NOTE)
     same_order = key_order_agrees(schema, key, source.capabilities, target.capabilities)
@@ -622,13 +632,14 @@ class Runner:
                 ' up a table loaded some other way; mode = "full+incremental" copies it first'
             )
         actual = target.read_schema(tname)
-        keyed = actual.primary_key == job.key or any(
-            ix.unique and set(ix.columns) == set(job.key) for ix in actual.indexes
+        tkey = target_names(target, job.key)
+        keyed = actual.primary_key == tkey or any(
+            ix.unique and set(ix.columns) == set(tkey) for ix in actual.indexes
         )
         if not keyed:
             raise ConnectorError(
                 f"{step.target}: table {tname} has no primary key or unique index on"
-                f" ({', '.join(job.key)}): upserting by key needs one"
+                f" ({', '.join(tkey)}): upserting by key needs one"
             )
         if self.state.table(step.name, name) is None:
             self.state.upsert_table(
@@ -645,7 +656,7 @@ class Runner:
         if self.state.watermark(step.name, name) is None:
             start = spec.start
             if start is None:  # what the target already holds
-                start = target.max_value(actual, spec.column)
+                start = target.max_value(actual, target_names(target, (spec.column,))[0])
             self.state.set_watermark(
                 step.name,
                 name,

@@ -64,7 +64,7 @@ class PType:
 
     def __str__(self) -> str:
         args: list[str] = []
-        if self.kind == "decimal":
+        if self.kind == "decimal" and self.precision is not None:
             args = [str(self.precision), str(self.scale or 0)]
         elif self.kind in ("time", "datetime", "timestamptz") and self.precision is not None:
             args = [str(self.precision)]

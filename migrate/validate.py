@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from migrate.copier import Progress
-from migrate.endpoints import TableEndpoint
+from migrate.endpoints import TableEndpoint, target_names
 from migrate.errors import (
     EXIT_DIFFERENCES,
     EXIT_ERROR,
@@ -86,6 +86,7 @@ def check_job(
         res.source_rows = source.count(name)
         return res
     rules = step.table_rules(name)
+    columns = job.source_schema.column_names
     return check_table(
         step=step.name,
         source=source,
@@ -99,6 +100,7 @@ def check_job(
         stop=stop,
         hash_mode=hash_mode,
         on_chunk=on_chunk,
+        names=dict(zip(columns, target_names(target, columns), strict=True)),
     )
 
 

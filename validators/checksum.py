@@ -153,10 +153,12 @@ def _family(kind: str) -> str:
 
 
 def compare_specs(
-    source: TableSchema, target: TableSchema, rules: Rules
+    source: TableSchema, target: TableSchema, rules: Rules, names: dict[str, str] | None = None
 ) -> tuple[list[ColumnSpec], list[ColumnSpec], list[str]]:
     """The compared columns as each side renders them, and notes on columns left out.
 
+    ``names`` maps a source column to the target's name for it (a name too long for the
+    target engine; absent: the same name); each spec carries its own side's name.
     Both lists have one spec per compared column, in the source's column order. A spec's
     ``kind`` is the side's own type where that changes only the SQL (boolean or integer,
     datetime or timestamptz) and the agreed one where it changes the text (floats: the
@@ -167,10 +169,11 @@ def compare_specs(
     s_specs: list[ColumnSpec] = []
     t_specs: list[ColumnSpec] = []
     ignored = set(rules.ignore_columns)
+    names = names or {}
     for col in source.columns:
         if col.name in ignored:
             continue
-        tcol = t_cols.get(col.name)
+        tcol = t_cols.get(names.get(col.name, col.name))
         if tcol is None:
             notes.append(f"column {col.name} is not on the target: not compared")
             continue
@@ -201,10 +204,11 @@ def compare_specs(
             column_spec(col.name, PType(sk) if sk != col.type.kind else col.type, rules, scale)
         )
         t_specs.append(
-            column_spec(col.name, PType(tk) if tk != tcol.type.kind else tcol.type, rules, scale)
+            column_spec(tcol.name, PType(tk) if tk != tcol.type.kind else tcol.type, rules, scale)
         )
+    mapped = {names.get(c.name, c.name) for c in source.columns}
     for name in t_cols:
-        if name not in {c.name for c in source.columns} and name not in ignored:
+        if name not in mapped and name not in ignored:
             notes.append(f"column {name} is only on the target: not compared")
     return s_specs, t_specs, notes
 
@@ -231,9 +235,14 @@ class _Side:
         schema: TableSchema,
         specs: list[ColumnSpec],
         plain: list[ColumnSpec] | None = None,
+        key: tuple[str, ...] = (),
     ) -> None:
         self.ep, self.table, self.schema, self.specs = ep, table, schema, specs
         self.plain = plain
+        #: the key as this side names its columns
+        self.key = key
+        #: the key columns as both sides write them, named as this side names them
+        self.key_specs: list[ColumnSpec] = []
 
 
 def check_table(
@@ -250,20 +259,24 @@ def check_table(
     stop: threading.Event | None = None,
     hash_mode: str = "auto",
     on_chunk: Callable[[int], None] | None = None,
+    names: dict[str, str] | None = None,
 ) -> TableCheck:
-    """Compare one table's rows on both sides; see the module docstring."""
+    """Compare one table's rows on both sides; see the module docstring. ``names`` maps
+    source columns to the target's names for them (see :func:`compare_specs`)."""
     started = time.monotonic()
+    names = names or {}
     res = TableCheck(step, source_schema.name, target_schema.name, key, rules=rules.names())
-    s_specs, t_specs, notes = compare_specs(source_schema, target_schema, rules)
+    s_specs, t_specs, notes = compare_specs(source_schema, target_schema, rules, names)
     res.notes.extend(notes)
-    missing_key = [k for k in key if k not in {c.name for c in target_schema.columns}]
+    tkey = tuple(names.get(k, k) for k in key)
+    missing_key = [k for k in tkey if k not in {c.name for c in target_schema.columns}]
     if missing_key:
         raise ValidationError(
             f"{source_schema.name}: key column {missing_key[0]} is not on the target"
             f" table {target_schema.name}"
         )
     ruled = bool(rules.names())
-    s_plain, t_plain, _ = compare_specs(source_schema, target_schema, Rules())
+    s_plain, t_plain, _ = compare_specs(source_schema, target_schema, Rules(), names)
     check = _Check(
         res,
         _Side(
@@ -272,13 +285,15 @@ def check_table(
             _schema_of(source_schema, s_specs, key),
             s_specs,
             s_plain if ruled else None,
+            key,
         ),
         _Side(
             target,
             target_schema.name,
-            _schema_of(target_schema, t_specs, key),
+            _schema_of(target_schema, t_specs, tkey),
             t_specs,
             t_plain if ruled else None,
+            tkey,
         ),
         key,
         chunk_rows,
@@ -325,6 +340,13 @@ class _Check:
         self.specs = src.specs  # the comparison uses the source's view of each column
         self.plain_specs = src.plain or src.specs
         self.key_specs = self._key_specs()
+        src.key_specs = self.key_specs
+        tgt.key_specs = [
+            replace(spec, name=name) for spec, name in zip(self.key_specs, tgt.key, strict=True)
+        ]
+        #: a source column's name on the target
+        self.t_name = {a.name: b.name for a, b in zip(src.specs, tgt.specs, strict=True)}
+        self.t_name.update(zip(key, tgt.key, strict=True))
         names = [c.name for c in src.schema.columns]
         #: each compared column's spec and its place in a fetched row
         self.positions = [(spec, names.index(spec.name)) for spec in self.specs]
@@ -345,7 +367,8 @@ class _Check:
         if self.src.plain is not None:  # rules on: the canonical hash tells if they were needed
             return None
         for spec in self.src.specs:
-            a, b = self.src.schema.column(spec.name), self.tgt.schema.column(spec.name)
+            a = self.src.schema.column(spec.name)
+            b = self.tgt.schema.column(self.t_name[spec.name])
             if a.type != b.type:
                 return None
         kind = s.fast_hash()
@@ -477,10 +500,15 @@ class _Check:
         k = self.key
         n_s, n_t = self._both(lambda s: s.ep.count(s.table))
         nullable = [
-            c for c in k if self.src.schema.column(c).nullable or self.tgt.schema.column(c).nullable
+            i
+            for i, c in enumerate(k)
+            if self.src.schema.column(c).nullable
+            or self.tgt.schema.column(self.tgt.key[i]).nullable
         ]
         if nullable:  # a key given in [steps.overrides]: rows with a NULL are in no range
-            nulls = self._both(lambda s: s.ep.count_null(s.table, tuple(nullable)))
+            nulls = self._both(
+                lambda s: s.ep.count_null(s.table, tuple(s.key[i] for i in nullable))
+            )
             if any(nulls):
                 raise ValidationError(
                     f"{self.res.table}: {nulls[0]:,} source and {nulls[1]:,} target row(s)"
@@ -512,7 +540,7 @@ class _Check:
         """Compare ``(lo, hi]``, splitting it while it differs; returns the differing rows
         found in it (a chunk whose hashes differ but whose rows are all equal is equal)."""
         self._check_stop()
-        a, b = self._both(lambda s: s.ep.checksum(s.table, self.key, lo, hi, self._sel(s)))
+        a, b = self._both(lambda s: s.ep.checksum(s.table, s.key, lo, hi, self._sel(s)))
         found = 0 if self._equal(a, b) else self._resolve(lo, hi, int(a[0]), int(b[0]))
         if top:
             with self.lock:
@@ -546,9 +574,8 @@ class _Check:
         width = max(1, -(-(b - a) // parts))
         if width == 1 and b - a <= 1:
             return self._compare_range(lo, hi)
-        col = self.key[0]
         s_g, t_g = self._both(
-            lambda s: s.ep.checksum_groups(s.table, col, lo, hi, a + 1, width, self._sel(s))
+            lambda s: s.ep.checksum_groups(s.table, s.key[0], lo, hi, a + 1, width, self._sel(s))
         )
         found = 0
         last = (b - a - 1) // width
@@ -572,7 +599,7 @@ class _Check:
     def _span(self, lo: Key | None, hi: Key | None) -> tuple[int, int] | None:
         """``(a, b)`` with every key either side holds in ``(lo, hi]`` inside ``(a, b]``
         (the smallest key minus one, the largest key), or None when neither holds any."""
-        span_s, span_t = self._both(lambda s: s.ep.key_span_in(s.table, self.key[0], lo, hi))
+        span_s, span_t = self._both(lambda s: s.ep.key_span_in(s.table, s.key[0], lo, hi))
         lows = [v for v in (span_s[0], span_t[0]) if v is not None]
         highs = [v for v in (span_s[1], span_t[1]) if v is not None]
         if not lows or not highs:
@@ -588,7 +615,7 @@ class _Check:
         n = max(n_s, n_t)
         cuts: list[Key] = []
         for i in range(1, SPLIT):
-            cut = side.ep.key_at(side.table, self.key, lo, hi, i * n // SPLIT - 1)
+            cut = side.ep.key_at(side.table, side.key, lo, hi, i * n // SPLIT - 1)
             if cut is None or tuple(cut) in (lo, hi) or (cuts and tuple(cut) == cuts[-1]):
                 continue  # a cut at a bound narrows nothing (many rows share a key)
             cuts.append(tuple(cut))
@@ -602,7 +629,9 @@ class _Check:
         n = max(self._both(lambda s: s.ep.count(s.table)))
         parts = max(1, math.ceil(n / self.chunk_rows))
         key_specs = self.key_specs
-        a, b = self._both(lambda s: s.ep.checksum_buckets(s.table, key_specs, parts, self._sel(s)))
+        a, b = self._both(
+            lambda s: s.ep.checksum_buckets(s.table, s.key_specs, parts, self._sel(s))
+        )
         self.res.chunks = parts
         self.res.source_rows = sum(int(v[0]) for v in a.values())
         self.res.target_rows = sum(int(v[0]) for v in b.values())
@@ -617,7 +646,7 @@ class _Check:
             self._check_stop()
             group = differing[at : at + per]
             s_rows, t_rows = self._both(
-                lambda s, g=group: s.ep.read_buckets(s.schema, key_specs, parts, g)
+                lambda s, g=group: s.ep.read_buckets(s.schema, s.key_specs, parts, g)
             )
             self._compare_rows(s_rows, t_rows)
         # the groups that hold differing rows (the key hash, as every engine computes it)
@@ -640,7 +669,7 @@ class _Check:
 
     # rows
     def _compare_range(self, lo: Key | None, hi: Key | None) -> int:
-        s_rows, t_rows = self._both(lambda s: s.ep.read_between(s.schema, self.key, lo, hi, BATCH))
+        s_rows, t_rows = self._both(lambda s: s.ep.read_between(s.schema, s.key, lo, hi, BATCH))
         return self._compare_rows(s_rows, t_rows)
 
     def _row_key(self, row: Row) -> tuple[str, ...]:
@@ -710,7 +739,7 @@ class _Check:
         head, tail = items[: KEEP_DIFFS * 5], items[KEEP_DIFFS * 5 :]
         keys = [d.key for _, d in head]
         wanted = {k for k, _ in head}
-        s_rows, t_rows = self._both(lambda s: s.ep.read_rows(s.schema, self.key, keys))
+        s_rows, t_rows = self._both(lambda s: s.ep.read_rows(s.schema, s.key, keys))
         # a lookup by key may also return rows whose key only collates equal ('APPLE'
         # for 'apple'): only the rows of the keys found differing are compared again
         s_rows = [r for r in s_rows if self._row_key(r) in wanted]

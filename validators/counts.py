@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from migrate.endpoints import Key, TableEndpoint
+from migrate.endpoints import Key, TableEndpoint, target_names
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,11 @@ def chunk_rows(
     if not key:
         return read, target.count(target_table)
     s_rows = source.count(source_table, key, lo, hi) if recount_source else read
-    t_rows = target.count(target_table, key, lo, hi) if range_on_target else written
+    t_rows = (
+        target.count(target_table, target_names(target, key), lo, hi)
+        if range_on_target
+        else written
+    )
     return s_rows, t_rows
 
 

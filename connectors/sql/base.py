@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import importlib
 import os
 import pickle
@@ -197,6 +198,8 @@ class SQLEndpoint:
         self._engine: sa.Engine | None = None
         self._guard = threading.Lock()
         self._pinned = threading.local()  # a snapshot's connection, for this thread's reads
+        #: a dialect to compile with instead of the live engine's (compile tests set it)
+        self.offline_dialect: sa.Dialect | None = None
         self.check_options()
 
     # -- connection ----------------------------------------------------------------------
@@ -249,6 +252,26 @@ class SQLEndpoint:
                     raise self.translate(exc, "connecting") from None
                 self._engine = engine
             return self._engine
+
+    @classmethod
+    def make_dialect(cls, url: str, version: tuple[int, ...]) -> sa.Dialect:
+        """A dialect that compiles as if connected to a server of ``version``, without
+        one (compile tests; engines override to set what connecting would set)."""
+        dialect = sa.make_url(url).get_dialect()()
+        dialect.server_version_info = version
+        return dialect
+
+    @property
+    def dialect(self) -> sa.Dialect:
+        """The SQLAlchemy dialect statements are compiled with: the live engine's (which
+        knows the server's version), or :attr:`offline_dialect` when one is set."""
+        if self.offline_dialect is not None:
+            return self.offline_dialect
+        return self.engine.dialect
+
+    def server_version(self) -> tuple[int, ...]:
+        """The server's version as numbers, ``()`` when unknown."""
+        return tuple(int(p) for p in (self.dialect.server_version_info or ()) if isinstance(p, int))
 
     def engine_kwargs(self) -> dict[str, Any]:
         return {"pool_size": self.workers * 2 + 2, "max_overflow": 4, "pool_pre_ping": True}
@@ -327,7 +350,7 @@ class SQLEndpoint:
         """An identifier quoted for SQL text (run as is, or through ``sa.text`` or
         ``literal_column``, which escape percent signs themselves): a ``%`` in a name is
         not doubled here."""
-        preparer = self.engine.dialect.identifier_preparer
+        preparer = self.dialect.identifier_preparer
         quoted = preparer.quote(name)
         if getattr(preparer, "_double_percents", False):
             quoted = quoted.replace("%%", "%")
@@ -337,9 +360,7 @@ class SQLEndpoint:
         return sa.table(name, *[sa.column(c) for c in columns])
 
     def compile(self, stmt: sa.ClauseElement) -> tuple[str, Any]:
-        compiled = stmt.compile(
-            dialect=self.engine.dialect, compile_kwargs={"render_postcompile": True}
-        )
+        compiled = stmt.compile(dialect=self.dialect, compile_kwargs={"render_postcompile": True})
         params = compiled.construct_params()
         params = {k: self.adapt_param(v) for k, v in params.items()}
         if compiled.positional:
@@ -915,18 +936,80 @@ class SQLEndpoint:
         col.notes.append(f"default {raw} is an expression migrate does not carry: dropped")
         return None
 
+    # -- identifiers ---------------------------------------------------------------------
+    #: how the engine stores an unquoted name (``"upper"``: Oracle); a name that must be
+    #: quoted to keep its case is then noted
+    folds_unquoted: ClassVar[str | None] = None
+
+    def fit_identifier(self, name: str) -> tuple[str, str | None]:
+        """The name this engine creates for ``name``, and why it differs (None: kept).
+
+        Contract: deterministic (every run, validation and rollback finds the same
+        object); the result fits ``capabilities.max_identifier_length`` (UTF-8 bytes
+        where ``identifier_bytes``, else characters); two different names over the limit
+        get different results: the name is cut and ends in ``_`` and eight hex digits of
+        the MD5 of the whole name.
+        """
+        caps = self.capabilities
+        limit = caps.max_identifier_length
+        unit = "bytes" if caps.identifier_bytes else "characters"
+
+        def size(text: str) -> int:
+            return len(text.encode("utf-8")) if caps.identifier_bytes else len(text)
+
+        if size(name) <= limit:
+            return name, None
+        digest = hashlib.md5(name.encode("utf-8")).hexdigest()[:8]
+        cut = name
+        while cut and size(cut) + 9 > limit:
+            cut = cut[:-1]
+        fitted = f"{cut}_{digest}"
+        return fitted, f"name longer than {limit} {unit}: created as {fitted}"
+
+    def identifier_note(self, name: str) -> str | None:
+        """What a user of this engine must know about ``name`` coming from another
+        engine: a reserved word here (created quoted), or a case this engine keeps only
+        in quotes. None when the name needs no care."""
+        preparer = self.dialect.identifier_preparer
+        if name.lower() in preparer.reserved_words:
+            return (
+                f"{name} is a reserved word in {self.engine_label}: created quoted, as"
+                f" {self.q(name)}"
+            )
+        if self.folds_unquoted == "upper" and name != name.lower() and name != name.upper():
+            return (
+                f"{name} is created quoted, as {self.q(name)}: {self.engine_label} keeps"
+                " the case of a mixed-case name only in quotes"
+            )
+        return None
+
+    def _fit_all(self, names: Iterable[str]) -> tuple[str, ...]:
+        return tuple(self.fit_identifier(n)[0] for n in names)
+
     # -- writing -------------------------------------------------------------------------
     def target_schema(
         self, source: TableSchema, source_caps: Capabilities, name: str | None = None
     ) -> TableSchema:
-        """Adapt ``source`` to this engine: each column's PType through :meth:`adapt_type`."""
+        """Adapt ``source`` to this engine: each column's PType through :meth:`adapt_type`,
+        and every column, key, index and foreign-key name through :meth:`fit_identifier`
+        (columns keep their order, so the n-th target column holds the n-th source
+        column). ``name`` is the table name to create (already fitted by the caller)."""
         same = source_caps.engine == self.capabilities.engine
         columns = []
         for col in source.columns:
             ptype, note = self.adapt_type(col.type)
+            fitted, why = self.fit_identifier(col.name)
             new = replace(
-                col, type=ptype, notes=list(col.notes), collation=col.collation if same else None
+                col,
+                name=fitted,
+                type=ptype,
+                notes=list(col.notes),
+                collation=col.collation if same else None,
             )
+            if why:
+                new.notes.append(why)
+            elif not same and (care := self.identifier_note(col.name)):
+                new.notes.append(care)
             if note:
                 new.notes.append(note)
             if col.default and col.default.value == "on update" and not self.keeps_on_update:
@@ -936,22 +1019,33 @@ class SQLEndpoint:
                 )
             columns.append(new)
         indexes = source.indexes
+        tname = name or source.name
         if self.capabilities.index_namespace == "schema" and source_caps.index_namespace == "table":
-            tname = name or source.name
             indexes = [
-                replace(
-                    ix,
-                    name=ix.name
-                    if ix.name.startswith(tname)
-                    else f"{tname}_{ix.name}"[: self.capabilities.max_identifier_length],
-                )
+                replace(ix, name=ix.name if ix.name.startswith(tname) else f"{tname}_{ix.name}")
                 for ix in indexes
             ]
+        indexes = [
+            replace(ix, name=self.fit_identifier(ix.name)[0], columns=self._fit_all(ix.columns))
+            for ix in indexes
+        ]
+        fks = [
+            replace(
+                fk,
+                name=self.fit_identifier(fk.name)[0] if fk.name else None,
+                columns=self._fit_all(fk.columns),
+                ref_table=self.fit_identifier(fk.ref_table)[0],
+                ref_columns=self._fit_all(fk.ref_columns),
+            )
+            for fk in source.foreign_keys
+        ]
         return replace(
             source,
-            name=name or source.name,
+            name=tname,
             columns=columns,
+            primary_key=self._fit_all(source.primary_key),
             indexes=indexes,
+            foreign_keys=fks,
             collation=source.collation if same else None,
         )
 
@@ -1023,7 +1117,9 @@ class SQLEndpoint:
     def table_kwargs(self, schema: TableSchema) -> dict[str, Any]:
         return {}
 
-    def create_table(self, schema: TableSchema) -> None:
+    def create_table_ddl(self, schema: TableSchema) -> sa.schema.CreateTable:
+        """The ``CREATE TABLE`` statement :meth:`create_table` runs (without secondary
+        indexes; foreign keys only where :attr:`fks_inline`)."""
         metadata = sa.MetaData()
         table = self.sa_schema(schema, metadata, with_fks=self.fks_inline)
         if self.fks_inline:  # referenced tables must exist in the metadata to compile
@@ -1032,16 +1128,26 @@ class SQLEndpoint:
                     sa.Table(
                         fk.ref_table, metadata, *[sa.Column(c, sa.Integer) for c in fk.ref_columns]
                     )
-        ddl = sa.schema.CreateTable(table)
+        return sa.schema.CreateTable(table)
+
+    def create_table_sql(self, schema: TableSchema) -> str:
+        """:meth:`create_table_ddl` as this engine's SQL text (dry runs, compile tests)."""
+        return str(self.create_table_ddl(schema).compile(dialect=self.dialect)).strip()
+
+    def create_table(self, schema: TableSchema) -> None:
+        ddl = self.create_table_ddl(schema)
         with self.errors(f"creating table {schema.name}"), self.engine.begin() as conn:
             conn.execute(ddl)
 
     fks_inline: ClassVar[bool] = False
     keeps_on_update: ClassVar[bool] = False
 
+    def drop_table_sql(self, table: str) -> str:
+        return f"DROP TABLE IF EXISTS {self.q(table)}"
+
     def drop_table(self, table: str) -> None:
         with self.errors(f"dropping table {table}"), self.engine.begin() as conn:
-            conn.execute(sa.text(f"DROP TABLE IF EXISTS {self.q(table)}"))
+            conn.execute(sa.text(self.drop_table_sql(table)))
 
     def truncate_table(self, table: str) -> None:
         with self.errors(f"emptying table {table}"), self.engine.begin() as conn:
@@ -1129,7 +1235,7 @@ class SQLEndpoint:
             return self._delete_in(table, key[0], keys)
         t = self.sa_table(table, key)
         stmt = sa.delete(t).where(*[t.c[k] == sa.bindparam(f"k{i}") for i, k in enumerate(key)])
-        compiled = stmt.compile(dialect=self.engine.dialect)
+        compiled = stmt.compile(dialect=self.dialect)
         sql = str(compiled)
         order = list(compiled.positiontup or ()) if compiled.positional else None
         deleted = 0
@@ -1183,7 +1289,7 @@ class SQLEndpoint:
         Default: ``executemany`` INSERT of the spooled batches.
         """
         t = self.sa_table(table, schema.column_names)
-        compiled = sa.insert(t).compile(dialect=self.engine.dialect)
+        compiled = sa.insert(t).compile(dialect=self.dialect)
         sql = str(compiled)
         names = list(compiled.positiontup or ()) if compiled.positional else None
         to_db = self.value_adapters(schema)
@@ -1206,6 +1312,10 @@ class SQLEndpoint:
     # -- upsert by key -------------------------------------------------------------------
     #: the staging table a merge loads first (temporary: private to its connection)
     STAGE = "migrate_stage"
+    #: savepoint statements (``{}`` is the name); an engine without RELEASE sets ""
+    SAVEPOINT: ClassVar[str] = "SAVEPOINT {}"
+    ROLLBACK_TO: ClassVar[str] = "ROLLBACK TO SAVEPOINT {}"
+    RELEASE: ClassVar[str] = "RELEASE SAVEPOINT {}"
 
     def merge_spool(self, schema: TableSchema, key: tuple[str, ...], spool: Any) -> tuple[int, int]:
         """Upsert a closed spool by ``key`` in one transaction; returns (applied, changed).
@@ -1240,14 +1350,14 @@ class SQLEndpoint:
         rows replace their old versions: delete by key, then insert. If that conflicts
         too, the error names the index and what to do.
         """
-        cur.execute("SAVEPOINT migrate_upsert")
+        cur.execute(self.SAVEPOINT.format("migrate_upsert"))
         try:
             for sql in self.upsert_statements(schema, key):
                 cur.execute(sql)
         except Exception as exc:
             if not self.is_unique_violation(exc):
                 raise
-            cur.execute("ROLLBACK TO SAVEPOINT migrate_upsert")
+            cur.execute(self.ROLLBACK_TO.format("migrate_upsert"))
             t, s = self.q(schema.name), self.q(self.STAGE)
             same = " AND ".join(f"{s}.{self.q(k)} = {t}.{self.q(k)}" for k in key)
             cols = ", ".join(self.q(c) for c in schema.column_names)
@@ -1263,7 +1373,8 @@ class SQLEndpoint:
                     f" ({self.unique_violation_detail(again)}); drop that index on the"
                     " target while catching up and create it again after the cut-over"
                 ) from None
-        cur.execute("RELEASE SAVEPOINT migrate_upsert")
+        if self.RELEASE:
+            cur.execute(self.RELEASE.format("migrate_upsert"))
 
     def upsert_statements(self, schema: TableSchema, key: tuple[str, ...]) -> list[str]:
         """The statements that upsert the staged rows (one, by default)."""
