@@ -95,14 +95,16 @@ def copy_table(
     progress: Progress,
     stop: threading.Event,
     on_snapshot: Callable[[str], None] | None = None,
+    snapshot_at: str | None = None,
 ) -> None:
     """Copy (or finish copying) one table; the state store records every chunk.
 
     Precondition: the target table exists and the state row for the table is ``copying``.
     Postcondition: every source row read is in the target; chunk counts are recorded.
     With ``on_snapshot`` every chunk is read inside one consistent snapshot of the source
-    (``source.snapshot``), whose change-log position is handed to ``on_snapshot`` before
-    the first row is read.
+    (``source.snapshot``), whose position (a binlog position, an Oracle SCN) is handed to
+    ``on_snapshot`` before the first row is read; ``snapshot_at`` asks for the snapshot an
+    earlier, cut-off run of the table read (sources that can return to one: Oracle).
     """
     sname, tname = job.source_schema.name, job.target_schema.name
     chunks = state.chunks(job.step, sname)
@@ -159,7 +161,8 @@ def copy_table(
             if on_snapshot is None:
                 read_chunks()
                 return
-            with source.snapshot(text) as position:  # type: ignore[attr-defined]
+            snap = source.snapshot  # type: ignore[attr-defined]
+            with snap(text, at=snapshot_at) if snapshot_at else snap(text) as position:
                 on_snapshot(position)
                 read_chunks()
         except BaseException as exc:  # handed to the writer, which raises it

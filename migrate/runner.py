@@ -50,7 +50,7 @@ from migrate.incremental import (
 from migrate.plan import Plan, Step, redact
 from migrate.planner import Wave, foreign_key_order, waves
 from migrate.registry import endpoint_class
-from migrate.schema import TableSchema
+from migrate.schema import TEXT_KINDS, TableSchema
 from migrate.state import State, decode_key, encode_key, now
 from validators.counts import RangeCount, table_counts
 
@@ -157,6 +157,10 @@ class Endpoints:
             ep.close()
 
 
+SNAPSHOT_NOTE = (
+    "the full copy reads one consistent snapshot of the source (AS OF SCN); the SCN is"
+    " recorded in the state, and a resumed copy reads the same one"
+)
 TEXT_KEY_NOTE = (
     "the key has text columns the two engines may sort differently: each chunk's target"
     " count is the rows its load wrote; the table count is counted on both sides"
@@ -202,6 +206,15 @@ def build_job(
     same_order = key_order_agrees(schema, key, source.capabilities, target.capabilities)
     if not same_order:
         notes.append(TEXT_KEY_NOTE)
+    if source.capabilities.snapshot_reads == "scn" and step.mode != "incremental":
+        notes.append(SNAPSHOT_NOTE)
+    if target.capabilities.empty_string_is_null and any(
+        c.type.kind in TEXT_KINDS for c in schema.columns
+    ):
+        notes.append(
+            f"{target.capabilities.engine} stores '' as NULL: empty strings arrive as NULL"
+            " (validation compares them with the empty_is_null rule)"
+        )
     spec = None
     if step.mode in ("incremental", "full+incremental"):
         spec = cursor_spec(plan, step, schema)
@@ -835,9 +848,28 @@ class Runner:
     ) -> None:
         def one(job: TableJob) -> None:
             started = time.monotonic()
-            on_snapshot = self._on_snapshot(step, job) if step.mode == "cdc" else None
+            name = job.source_schema.name
+            on_snapshot, at = None, None
+            if step.mode == "cdc":
+                on_snapshot = self._on_snapshot(step, job)
+            elif source.capabilities.snapshot_reads == "scn":
+                row = self.state.table(step.name, name)
+                at = row["snapshot"] if row is not None and row["snapshot"] else None
+
+                def on_snapshot(scn: str) -> None:  # kept for a resumed copy
+                    self.state.upsert_table(step.name, name, snapshot=scn)
+                    results[name].notes.append(f"read as of SCN {scn}")
+
             copy_table(
-                job, source, target, self.state, workdir, self.progress, self.stop, on_snapshot
+                job,
+                source,
+                target,
+                self.state,
+                workdir,
+                self.progress,
+                self.stop,
+                on_snapshot,
+                snapshot_at=at,
             )
             self.state.upsert_table(
                 job.step,

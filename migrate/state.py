@@ -36,7 +36,7 @@ from typing import Any
 
 from migrate.errors import LockHeldError, StateError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -100,6 +100,11 @@ MIGRATIONS: dict[int, list[str]] = {
             step TEXT PRIMARY KEY, status TEXT NOT NULL, runs INTEGER NOT NULL DEFAULT 0,
             files INTEGER, bytes INTEGER, last_copied INTEGER, last_bytes INTEGER,
             last_deleted INTEGER, last_seconds REAL, last_run_at TEXT, as_of TEXT)""",
+    ],
+    5: [
+        # the point in time a table's full copy reads (Oracle: the SCN of AS OF SCN), so
+        # that a resumed copy reads the same snapshot
+        "ALTER TABLE tables ADD COLUMN snapshot TEXT",
     ],
 }
 

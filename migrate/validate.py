@@ -21,7 +21,7 @@ import fnmatch
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -86,8 +86,11 @@ def check_job(
         res.source_rows = source.count(name)
         return res
     rules = step.table_rules(name)
+    auto = empty_string_rule(source, target, rules)
+    if auto:
+        rules = replace(rules, empty_is_null=True)
     columns = job.source_schema.column_names
-    return check_table(
+    check = check_table(
         step=step.name,
         source=source,
         source_schema=job.source_schema,
@@ -102,6 +105,24 @@ def check_job(
         on_chunk=on_chunk,
         names=dict(zip(columns, target_names(target, columns), strict=True)),
     )
+    if auto:
+        check.notes.insert(0, auto)
+    return check
+
+
+def empty_string_rule(source: TableEndpoint, target: TableEndpoint, rules: Any) -> str | None:
+    """Why the ``empty_is_null`` rule is on for this pair without the plan asking: one side
+    stores ``''`` as NULL (Oracle), so an empty string can only arrive as NULL. None when
+    neither side does or the plan already asks for the rule."""
+    if rules.empty_is_null:
+        return None
+    for side, ep in (("source", source), ("target", target)):
+        if ep.capabilities.empty_string_is_null:
+            return (
+                f"the {side} stores '' as NULL ({ep.capabilities.engine}): the rule"
+                " empty_is_null is on for this table by itself"
+            )
+    return None
 
 
 def failed_check(step: Step, job: Any, exc: BaseException, secrets: frozenset[str]) -> TableCheck:

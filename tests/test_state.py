@@ -62,7 +62,7 @@ def test_chinese_text_is_stored_readably() -> None:
     assert "客户" in encode_key(("客户",))  # type: ignore[operator]
 
 
-def test_new_state_has_schema_version_4_and_its_plan(tmp_path: Path) -> None:
+def test_new_state_has_schema_version_5_and_its_plan(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "state.db"
     state = State(path, "erp")
     state.close()
@@ -70,8 +70,8 @@ def test_new_state_has_schema_version_4_and_its_plan(tmp_path: Path) -> None:
     meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     db.close()
-    assert SCHEMA_VERSION == 4
-    assert meta == {"schema_version": "4", "plan": "erp"}
+    assert SCHEMA_VERSION == 5
+    assert meta == {"schema_version": "5", "plan": "erp"}
     assert {
         "meta",
         "runs",
@@ -123,7 +123,7 @@ def test_version_1_state_is_upgraded_keeping_its_progress(tmp_path: Path) -> Non
     assert state.file_step("share")["status"] == "done"
     state.close()
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("4",)
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("5",)
     db.close()
 
 
@@ -141,7 +141,7 @@ def test_state_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StateError) as info:
         State(path, "erp")
     assert str(info.value) == (
-        f"{path} was written by a newer migrate (state schema 99, this one reads up to 4)"
+        f"{path} was written by a newer migrate (state schema 99, this one reads up to 5)"
     )
     assert info.value.exit_code == 1
     db = sqlite3.connect(path)  # and it is left as it was
