@@ -23,6 +23,12 @@ Contract:
 * ``mysql_db``, ``mysql2_db``, ``pg_db`` (function): a new empty database
   ``mt_<random hex>`` (utf8mb4 on MariaDB), yielded as a URL string; it is
   dropped afterwards, killing connections the test left open to it.
+* ``mssql_db``, ``oracle_db`` (function): the same on SQL Server (a new database)
+  and Oracle (a new user, which is a schema), from ``MIGRATE_TEST_MSSQL_URL``
+  (an administrator such as ``sa``) and ``MIGRATE_TEST_ORACLE_URL`` (such as
+  ``system``). These servers cannot run on the machines this project is built
+  on, so without the variable the test is skipped with that reason, in CI too;
+  ``tests/compose.yaml`` starts both for anyone with Docker (see the README).
 """
 
 from __future__ import annotations
@@ -217,4 +223,65 @@ def fresh_pg_db(pg_url: str) -> Iterator[str]:
     finally:
         with admin.connect() as conn:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
+
+
+LIVE_SKIP = (
+    "{var} is not set: {engine} cannot run on this machine; start one with"
+    " `docker compose -f tests/compose.yaml up -d` and set {var} (see the README)"
+)
+
+
+def _live_url(var: str, engine: str) -> str:
+    url = os.environ.get(var)
+    if not url:
+        pytest.skip(LIVE_SKIP.format(var=var, engine=engine))
+    return url
+
+
+@pytest.fixture
+def mssql_db() -> Iterator[str]:
+    """A new SQL Server database (``mt_<hex>``) as a URL; dropped afterwards."""
+    server = _live_url("MIGRATE_TEST_MSSQL_URL", "SQL Server")
+    name = f"mt_{secrets.token_hex(6)}"
+    admin = sa.create_engine(server, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield sa.make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"ALTER DATABASE {name} SET SINGLE_USER WITH ROLLBACK IMMEDIATE")
+            conn.exec_driver_sql(f"DROP DATABASE {name}")
+        admin.dispose()
+
+
+@pytest.fixture
+def oracle_db() -> Iterator[str]:
+    """A new Oracle user (a schema, ``MT_<HEX>``) as a URL; dropped afterwards."""
+    server = _live_url("MIGRATE_TEST_ORACLE_URL", "Oracle")
+    name = f"mt_{secrets.token_hex(6)}"
+    password = f"P{secrets.token_hex(8)}"
+    admin = sa.create_engine(server, poolclass=NullPool)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(
+            f'CREATE USER {name} IDENTIFIED BY "{password}" QUOTA UNLIMITED ON USERS'
+        )
+        conn.exec_driver_sql(
+            f"GRANT CREATE SESSION, CREATE TABLE, CREATE SEQUENCE, SELECT ANY DICTIONARY,"
+            f" FLASHBACK ANY TABLE TO {name}"
+        )
+    url = sa.make_url(server).set(username=name, password=password)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            for sid, serial in conn.exec_driver_sql(
+                f"SELECT sid, serial# FROM v$session WHERE username = '{name.upper()}'"
+            ):
+                try:
+                    conn.exec_driver_sql(f"ALTER SYSTEM KILL SESSION '{sid},{serial}' IMMEDIATE")
+                except sa.exc.DBAPIError:
+                    pass  # it ended meanwhile
+            conn.exec_driver_sql(f"DROP USER {name} CASCADE")
         admin.dispose()

@@ -93,6 +93,36 @@ NATIVE_EDGE_DDL = {
         )""",
         f"CREATE INDEX {EDGE_INDEX} ON edge (s)",
     ],
+    "mssql": [
+        """CREATE TABLE edge (
+            id INT NOT NULL PRIMARY KEY,
+            s NVARCHAR(200) NULL,
+            d DECIMAL(38,10) NULL,
+            f FLOAT(53) NULL,
+            ts DATETIME2(6) NULL,
+            dd DATE NULL,
+            big NVARCHAR(MAX) NULL,
+            b VARBINARY(MAX) NULL,
+            j NVARCHAR(MAX) NULL,
+            n INT NOT NULL DEFAULT 0
+        )""",
+        f"CREATE INDEX {EDGE_INDEX} ON edge (s)",
+    ],
+    "oracle": [
+        """CREATE TABLE edge (
+            id NUMBER(10) NOT NULL PRIMARY KEY,
+            s VARCHAR2(200 CHAR),
+            d NUMBER(38,10),
+            f BINARY_DOUBLE,
+            ts TIMESTAMP(6),
+            dd DATE,
+            big CLOB,
+            b BLOB,
+            j CLOB,
+            n NUMBER(10) DEFAULT 0 NOT NULL
+        )""",
+        f"CREATE INDEX {EDGE_INDEX} ON edge (s)",
+    ],
     "sqlite": [
         """CREATE TABLE edge (
             id INTEGER NOT NULL PRIMARY KEY,
@@ -254,6 +284,10 @@ def _sqlite_value(kind: str, v: Any) -> Any:
     return v
 
 
+#: bind types for engines whose drivers must be told a value is a LOB
+BIND_TYPES = {"text": sa.UnicodeText(), "json": sa.UnicodeText(), "blob": sa.LargeBinary()}
+
+
 def create_edge_table(engine: str, url: str) -> list[dict[str, Any]]:
     """Create and fill the edge table natively; returns the rows written."""
     rows = edge_rows(engine)
@@ -282,10 +316,16 @@ def create_edge_table(engine: str, url: str) -> list[dict[str, Any]]:
                     f"CAST(:{c} AS jsonb)" if c == "j" and engine == "postgresql" else f":{c}"
                     for c in cols
                 ]
-                conn.execute(
-                    sa.text(f"INSERT INTO edge ({', '.join(cols)}) VALUES ({', '.join(marks)})"),
-                    {c: r[c] for c in cols},
-                )
+                stmt = sa.text(f"INSERT INTO edge ({', '.join(cols)}) VALUES ({', '.join(marks)})")
+                if engine in ("oracle", "mssql"):  # long text and bytes bound as LOBs
+                    stmt = stmt.bindparams(
+                        *[
+                            sa.bindparam(c, type_=BIND_TYPES[EDGE_KINDS[c]])
+                            for c in cols
+                            if EDGE_KINDS[c] in BIND_TYPES
+                        ]
+                    )
+                conn.execute(stmt, {c: r[c] for c in cols})
     finally:
         eng.dispose()
     return rows
