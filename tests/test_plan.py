@@ -120,7 +120,8 @@ BAD_PLANS = {
     "unknown URL scheme": (
         HEAD.replace("sqlite:///src.db", "ftp://files.example.com/erp") + STEP_A,
         "plan.toml:6: connections.src.url: no connector for URL scheme 'ftp'"
-        " (known: file, mariadb, mysql, nfs, postgres, postgresql, s3, sample, sftp, sqlite)",
+        " (known: file, mariadb, mssql, mysql, nfs, oracle, postgres, postgresql, s3, sample,"
+        " sftp, sqlite)",
     ),
     "incremental without a cursor": (
         HEAD + STEP_A + 'mode = "full+incremental"\n',
