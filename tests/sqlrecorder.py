@@ -47,6 +47,8 @@ class RecordingCursor:
 
     def _answer(self, default_rowcount: int = -1) -> None:
         result = self.conn.results.pop(0) if self.conn.results else None
+        if isinstance(result, BaseException):  # the statement fails (after being recorded)
+            raise result
         if isinstance(result, int):
             self.rowcount, self._rows = result, []
         else:
@@ -85,7 +87,8 @@ class Recorder:
     """A DBAPI connection that records statements instead of sending them.
 
     ``results`` is a queue: each ``execute`` takes the next entry, a list of rows (for
-    fetches) or an int (the rowcount); an empty queue answers no rows.
+    fetches) or an int (the rowcount), or an exception the statement raises; an empty
+    queue answers no rows.
     """
 
     def __init__(self) -> None:

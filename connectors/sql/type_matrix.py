@@ -680,7 +680,8 @@ def parse_native(engine: str, text: str) -> Any:
         return cls(precision=first)
     if engine == "oracle":
         if name.startswith("TIMESTAMP"):
-            t = names["TIMESTAMP"](timezone="TIME ZONE" in name, local_timezone="LOCAL" in name)
+            local = "LOCAL" in name
+            t = names["TIMESTAMP"](timezone="TIME ZONE" in name and not local, local_timezone=local)
             t.fsp = 6 if first is None else first  # what Oracle reports for TIMESTAMP
             return t
         if name == "FLOAT":
