@@ -1209,53 +1209,88 @@ def oracle() -> OracleRender:
 
 
 NVARCHAR = "CAST([{0}] AS NVARCHAR(MAX))"
+
+
+def _mssql_float64(c: str) -> str:
+    """The SQL Server float64 text, spelled out: style 3 (17 digits) as a BIGINT and its
+    exponent; its 15-digit rounding if that reads back, else style 2 (16 digits) if that
+    does, else the 17 digits; then placed positionally (tests/test_mssql.py emulates the
+    steps and checks them against float_text)."""
+    a = f"ABS({c})"
+    s3, s2 = f"CONVERT(VARCHAR(32), {a}, 3)", f"CONVERT(VARCHAR(32), {a}, 2)"
+    p3, p2 = f"PATINDEX('%[Ee]%', {s3})", f"PATINDEX('%[Ee]%', {s2})"
+    m17 = f"CAST(REPLACE(LEFT({s3}, {p3} - 1), '.', '') AS BIGINT)"
+    m16 = f"CAST(REPLACE(LEFT({s2}, {p2} - 1), '.', '') AS BIGINT)"
+    e17 = f"CAST(SUBSTRING({s3}, {p3} + 1, 8) AS INT)"
+    digits = (
+        f"CASE WHEN CAST(CONCAT(ROUND({m17}, -2), 'E', {e17} - 16) AS FLOAT) = {a} THEN"
+        f" ROUND({m17}, -2) WHEN CAST({s2} AS FLOAT) = {a} THEN {m16} * 10 ELSE {m17} END"
+    )
+    text = f"CAST({digits} AS VARCHAR(20))"
+    d = f"REPLACE(RTRIM(REPLACE({text}, '0', ' ')), ' ', '0')"
+    pp = f"(LEN({text}) + {e17} - 16)"
+    place = (
+        f"CASE WHEN {pp} <= 0 THEN CONCAT('0.', REPLICATE('0', -{pp}), {d}) WHEN {pp} <"
+        f" LEN({d}) THEN STUFF({d}, {pp} + 1, 0, '.') ELSE CONCAT({d}, REPLICATE('0', {pp} -"
+        f" LEN({d}))) END"
+    )
+    return (
+        f"CASE WHEN {c} = 0 THEN '0' WHEN {c} <> 0 THEN CONCAT(CASE WHEN {c} < 0 THEN '-' END,"
+        f" {place}) END"
+    )
+
+
 # Read and checked against SQL Server's documented behaviour: DECIMAL(38, s) then text;
-# hex style 2 (no 0x) lowered; date style 23; DATETIME2(6) style 121 (26 characters);
-# SWITCHOFFSET to UTC; TIME(6) (15 characters); BIT as one character; uniqueidentifier
-# lowered; LEN of the value plus a dot (LEN ignores trailing blanks). Known gaps, which
-# cost a row-by-row comparison but hide nothing: float style 3 is always 17 digits with an
-# exponent (never the canonical text, 0 aside), and LEN counts UTF-16 code units (an
-# emoji is 2) unless the column's collation is supplementary-character aware. Bug: the
-# text parts use CONCAT, which turns NULL into '' (test_mssql_null_text_is_n).
+# hex style 2 (no 0x) lowered; date style 23; DATETIME2(7) style 121 (27 characters) and
+# TIME(7) (16) cut to 6 digits (reads cut the seventh); SWITCHOFFSET to UTC; BIT as one
+# character; uniqueidentifier lowered; LEN of the value plus a dot (LEN ignores trailing
+# blanks) in a supplementary-character (_SC) collation (an emoji is one character);
+# floats per _mssql_float64. Bug: the text parts use CONCAT, which turns NULL into ''
+# (test_mssql_null_text_is_n).
 MSSQL_PARTS = {
     "id": "COALESCE(CAST([id] AS VARCHAR(20)), 'N')",
     "amount": "COALESCE(CAST(CAST([amount] AS DECIMAL(38, 2)) AS VARCHAR(50)), 'N')",
-    "ratio": "COALESCE(CASE WHEN [ratio] = 0 THEN '0' ELSE CONVERT(VARCHAR(32), [ratio], 3) END,"
-    " 'N')",
+    "ratio": f"COALESCE({_mssql_float64('[ratio]')}, 'N')",
     "name": "COALESCE(CASE WHEN CAST([name] AS NVARCHAR(MAX)) IS NULL THEN NULL ELSE"
-    " CONCAT(LEN(CAST([name] AS NVARCHAR(MAX)) + N'.') - 1, ':', CAST([name] AS"
-    " NVARCHAR(MAX))) END, 'N')",
+    " CONCAT(LEN((CAST([name] AS NVARCHAR(MAX))) COLLATE Latin1_General_100_CI_AS_SC + N'.')"
+    " - 1, ':', CAST([name] AS NVARCHAR(MAX))) END, 'N')",
     "raw": "COALESCE(LOWER(CONVERT(VARCHAR(MAX), [raw], 2)), 'N')",
     "day": "COALESCE(CONVERT(CHAR(10), [day], 23), 'N')",
-    "at": "COALESCE(CONVERT(CHAR(26), CAST([at] AS DATETIME2(6)), 121), 'N')",
-    "at_tz": "COALESCE(CONVERT(CHAR(26), CAST(SWITCHOFFSET([at_tz], '+00:00') AS DATETIME2(6)),"
-    " 121), 'N')",
-    "tod": "COALESCE(CONVERT(VARCHAR(15), CAST([tod] AS TIME(6))), 'N')",
+    "at": "COALESCE(LEFT(CONVERT(CHAR(27), CAST([at] AS DATETIME2(7)), 121), 26), 'N')",
+    "at_tz": "COALESCE(LEFT(CONVERT(CHAR(27), CAST(SWITCHOFFSET([at_tz], '+00:00') AS"
+    " DATETIME2(7)), 121), 26), 'N')",
+    "tod": "COALESCE(LEFT(CONVERT(VARCHAR(16), CAST([tod] AS TIME(7))), 15), 'N')",
     "flag": "COALESCE(CAST([flag] AS CHAR(1)), 'N')",
     "uid": "COALESCE(CASE WHEN LOWER(CAST([uid] AS NVARCHAR(MAX))) IS NULL THEN NULL ELSE"
-    " CONCAT(LEN(LOWER(CAST([uid] AS NVARCHAR(MAX))) + N'.') - 1, ':',"
-    " LOWER(CAST([uid] AS NVARCHAR(MAX)))) END, 'N')",
+    " CONCAT(LEN((LOWER(CAST([uid] AS NVARCHAR(MAX)))) COLLATE Latin1_General_100_CI_AS_SC"
+    " + N'.') - 1, ':', LOWER(CAST([uid] AS NVARCHAR(MAX)))) END, 'N')",
 }
 # Oracle: NVL to N; TO_CHAR with a fixed-point mask of 36 integer digits for NUMBER(38, 2);
 # text as LENGTH || ':' || value only when not NULL (NVL2; '' is NULL in Oracle);
 # a BLOB as RAWTOHEX of its bytes up to 2000 bytes (RAWTOHEX refuses a BLOB; a longer one
 # gets a random marker, so its chunk is settled row by row); dates and timestamps through
-# TO_CHAR with FF6; SYS_EXTRACT_UTC; a time of day (INTERVAL DAY TO SECOND) added to a
-# midnight, as TO_CHAR ignores the mask of an interval.
-# Known gap (costs time only): TO_CHAR of a float without a mask is not the canonical text
-# ('.5' for a NUMBER, '5.0E-001' for a BINARY_DOUBLE).
+# TO_CHAR with FF9 cut to six digits (the driver cuts, CAST AS TIMESTAMP(6) would round);
+# SYS_EXTRACT_UTC; a time of day (INTERVAL DAY TO SECOND) added to a midnight, as TO_CHAR
+# ignores the mask of an interval; a float's TO_CHAR with a 0 before a leading point (a
+# NUMBER's .5) and lower case (a BINARY_DOUBLE's Inf / Nan).
+# Known gap (costs time only): TO_CHAR of a BINARY_DOUBLE is not the canonical text
+# ('5.0E-001').
 ORACLE_PARTS = {
     "id": """NVL(TO_CHAR("id"), 'N')""",
     "amount": """NVL(TO_CHAR("amount", 'FM999999999999999999999999999999999990.00'), 'N')""",
-    "ratio": """NVL(CASE WHEN "ratio" = 0 THEN '0' ELSE TO_CHAR("ratio") END, 'N')""",
+    "ratio": """NVL(CASE WHEN "ratio" = 0 THEN '0' ELSE"""
+    """ LOWER(REGEXP_REPLACE(TO_CHAR("ratio"), '^(-?)\\.', '\\10.')) END, 'N')""",
     "name": """NVL(NVL2("name", TO_CHAR(LENGTH("name")) || ':' || "name", NULL), 'N')""",
     "raw": """NVL(CASE WHEN "raw" IS NULL THEN NULL WHEN DBMS_LOB.GETLENGTH("raw") <= 2000"""
     """ THEN LOWER(RAWTOHEX(DBMS_LOB.SUBSTR("raw", 2000, 1))) ELSE 'L' || RAWTOHEX(SYS_GUID())"""
     """ END, 'N')""",
     "day": """NVL(TO_CHAR("day", 'YYYY-MM-DD'), 'N')""",
-    "at": """NVL(TO_CHAR(CAST("at" AS TIMESTAMP(6)), 'YYYY-MM-DD HH24:MI:SS.FF6'), 'N')""",
-    "at_tz": """NVL(TO_CHAR(SYS_EXTRACT_UTC("at_tz"), 'YYYY-MM-DD HH24:MI:SS.FF6'), 'N')""",
-    "tod": """NVL(TO_CHAR(TIMESTAMP '2000-01-01 00:00:00' + "tod", 'HH24:MI:SS.FF6'), 'N')""",
+    "at": """NVL(SUBSTR(TO_CHAR(CAST("at" AS TIMESTAMP(9)), 'YYYY-MM-DD HH24:MI:SS.FF9'), 1,"""
+    """ 26), 'N')""",
+    "at_tz": """NVL(SUBSTR(TO_CHAR(SYS_EXTRACT_UTC("at_tz"), 'YYYY-MM-DD HH24:MI:SS.FF9'), 1,"""
+    """ 26), 'N')""",
+    "tod": """NVL(SUBSTR(TO_CHAR(TIMESTAMP '2000-01-01 00:00:00' + "tod", 'HH24:MI:SS.FF9'), 1,"""
+    """ 15), 'N')""",
     "flag": """NVL(CASE WHEN "flag" <> 0 THEN '1' WHEN "flag" = 0 THEN '0' END, 'N')""",
     "uid": """NVL(NVL2(LOWER("uid"), TO_CHAR(LENGTH(LOWER("uid"))) || ':' || LOWER("uid"),"""
     """ NULL), 'N')""",

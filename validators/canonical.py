@@ -743,21 +743,41 @@ class PostgresRender(Render):
 
 class MSSQLRender(Render):
     """SQL Server 2019 or later (the row text is hashed as UTF-8 through a ``_UTF8``
-    collation). Not run live here: compile tests assert its SQL."""
+    collation). Not run live here: compile tests assert its SQL.
+
+    Date-times and times go through DATETIME2(7) / TIME(7) (exact for every such type)
+    and are cut, not rounded, to six fractional digits, as reads cut the seventh
+    (connectors/sql/mssql.py); with :attr:`full_fraction` (SQL Server to SQL Server) all
+    seven are kept. Floats: see :meth:`float`.
+    """
+
+    #: keep the seventh fractional digit (a hash compared with SQL Server only)
+    full_fraction: bool = False
 
     def concat(self, parts: Sequence[str]) -> str:
+        # CONCAT takes 2 to 254 arguments: a wide row is nested
+        if len(parts) > 254:
+            chunks = [parts[i : i + 254] for i in range(0, len(parts), 254)]
+            return self.concat([c[0] if len(c) == 1 else self.concat(c) for c in chunks])
         return "CONCAT(" + ", ".join(parts) + ")"
 
     def count(self) -> str:
         return "COUNT_BIG(*)"
 
     def hash_sum(self, row_sql: str) -> str:
-        utf8 = (
-            f"CAST(CAST({row_sql} AS NVARCHAR(MAX)) COLLATE Latin1_General_100_BIN2_UTF8"
+        return self.md5_sum(self.utf8(row_sql))
+
+    def utf8(self, text_sql: str) -> str:
+        """The text as UTF-8 bytes (VARCHAR in a _UTF8 collation: SQL Server 2019+)."""
+        return (
+            f"CAST(CAST({text_sql} AS NVARCHAR(MAX)) COLLATE Latin1_General_100_BIN2_UTF8"
             " AS VARCHAR(MAX))"
         )
+
+    def md5_sum(self, data_sql: str) -> str:
+        """The sum of the low 60 bits of the MD5 of ``data_sql`` (bytes 9-16, big-endian)."""
         return (
-            f"SUM(CAST(CONVERT(BIGINT, SUBSTRING(HASHBYTES('MD5', {utf8}), 9, 8))"
+            f"SUM(CAST(CONVERT(BIGINT, SUBSTRING(HASHBYTES('MD5', {data_sql}), 9, 8))"
             " & CAST(1152921504606846975 AS BIGINT) AS DECIMAL(38, 0)))"
         )
 
@@ -778,7 +798,9 @@ class MSSQLRender(Render):
         return f"CASE WHEN {v} IS NULL THEN NULL ELSE CONCAT({self.char_length(v)}, ':', {v}) END"
 
     def char_length(self, v: str) -> str:
-        return f"LEN({v} + N'.') - 1"  # LEN ignores trailing blanks; the dot keeps them
+        # LEN ignores trailing blanks (the dot keeps them) and counts a surrogate pair as
+        # one character only under a supplementary-character (_SC) collation
+        return f"LEN(({v}) COLLATE Latin1_General_100_CI_AS_SC + N'.') - 1"
 
     def boolean(self, c: str) -> str:
         return f"CAST({c} AS CHAR(1))"
@@ -792,18 +814,97 @@ class MSSQLRender(Render):
         return f"CAST(CAST({c} AS DECIMAL(38, {scale})) AS VARCHAR(50))"
 
     def float(self, c: str, kind: str) -> str:
-        # style 3: seventeen significant digits; a chunk whose floats print longer than
-        # the shortest round trip is settled by the row comparison
-        return f"CASE WHEN {c} = 0 THEN '0' ELSE CONVERT(VARCHAR(32), {c}, 3) END"
+        """The canonical float text (SQL Server has no NaN or infinity).
+
+        From style 3 (17 significant digits, ``d.ddd…E±xxx``) as a 17-digit integer
+        ``m17``: float64 takes the first of these that reads back as the same double:
+        ``m17`` rounded to 15 digits, style 2 (16 digits), ``m17`` itself; that is the
+        shortest round trip when SQL Server's styles 2 and 3 are correctly rounded and
+        its text-to-float conversion is exact (rounding 17 digits to 15 cannot pick a
+        wrong 15-digit text that reads back: a 15-digit tie never does). float32: ``m17``
+        of the value as a double, rounded half to even to 6 digits. Then written
+        positionally (:meth:`place`). A value whose text still differs costs a
+        row-by-row comparison of its chunk, never a hidden difference.
+        """
+        a = f"ABS(CAST({c} AS FLOAT))" if kind == "float32" else f"ABS({c})"
+        m17, e17 = self._sci(f"CONVERT(VARCHAR(32), {a}, 3)")
+        if kind == "float32":
+            unit = "CAST(100000000000 AS BIGINT)"  # a bare literal beyond INT is a DECIMAL
+            q, r = f"({m17} / {unit})", f"({m17} % {unit})"
+            digits = (
+                f"{q} + CASE WHEN {r} > 50000000000 OR {r} = 50000000000 AND {q} % 2 = 1"
+                " THEN 1 ELSE 0 END"
+            )
+            shift = f"{e17} - 5"
+        else:
+            s16 = f"CONVERT(VARCHAR(32), {a}, 2)"
+            m16, _ = self._sci(s16)
+            r15 = f"ROUND({m17}, -2)"
+            # a 16-digit text that reads back never carried into the next power of ten
+            # (its 15-digit rounding would then be the same number): m16 * 10 is exact
+            digits = (
+                f"CASE WHEN CAST(CONCAT({r15}, 'E', {e17} - 16) AS FLOAT) = {a} THEN {r15}"
+                f" WHEN CAST({s16} AS FLOAT) = {a} THEN {m16} * 10 ELSE {m17} END"
+            )
+            shift = f"{e17} - 16"
+        text = f"CAST({digits} AS VARCHAR(20))"
+        body = self.place(self._strip_zeros(text), f"(LEN({text}) + {shift})")
+        return (
+            f"CASE WHEN {c} = 0 THEN '0' WHEN {c} <> 0 THEN"
+            f" CONCAT(CASE WHEN {c} < 0 THEN '-' END, {body}) END"
+        )
+
+    @staticmethod
+    def _sci(s: str) -> tuple[str, str]:
+        """A style 2/3 text ``d.ddd…E±xxx`` as its digits (a BIGINT) and its exponent."""
+        p = f"PATINDEX('%[Ee]%', {s})"
+        return (
+            f"CAST(REPLACE(LEFT({s}, {p} - 1), '.', '') AS BIGINT)",
+            f"CAST(SUBSTRING({s}, {p} + 1, 8) AS INT)",
+        )
+
+    @staticmethod
+    def _strip_zeros(s: str) -> str:
+        return f"REPLACE(RTRIM(REPLACE({s}, '0', ' ')), ' ', '0')"
+
+    def place(self, d: str, pp: str) -> str:
+        """Digits ``d`` (no leading or trailing zeros) with the decimal point after the
+        first ``pp`` of them (``pp`` may be 0 or less, or beyond ``d``), positionally."""
+        return (
+            f"CASE WHEN {pp} <= 0 THEN CONCAT('0.', REPLICATE('0', -{pp}), {d})"
+            f" WHEN {pp} < LEN({d}) THEN STUFF({d}, {pp} + 1, 0, '.')"
+            f" ELSE CONCAT({d}, REPLICATE('0', {pp} - LEN({d}))) END"
+        )
+
+    def positional(self, s: str) -> str:
+        """As the base (a mantissa ``d.ddd`` whose first digit is not 0, as SQL Server's
+        float styles write it), through :meth:`place`."""
+        p = f"PATINDEX('%[Ee]%', {s})"
+        m = f"REPLACE(LEFT({s}, {p} - 1), '-', '')"
+        point = f"CHARINDEX('.', {m})"
+        ip = f"(CASE WHEN {point} > 0 THEN {point} - 1 ELSE LEN({m}) END)"
+        pp = f"({ip} + CAST(SUBSTRING({s}, {p} + 1, 8) AS INT))"
+        d = self._strip_zeros(f"REPLACE({m}, '.', '')")
+        return (
+            f"CASE WHEN {p} = 0 THEN {s} ELSE CONCAT(CASE WHEN LEFT({s}, 1) = '-' THEN '-'"
+            f" END, {self.place(d, pp)}) END"
+        )
 
     def float_abs(self, c: str, step: float) -> str:
-        return self.float(f"ROUND({c} / {_num(step)}, 0)", "float64")
+        # values beyond the rule's limit are left as they are (dividing would overflow)
+        return (
+            f"CASE WHEN ABS({c}) < {_num(FLOAT_RULE_LIMIT * step * 2)} THEN"
+            f" {self.float(f'ROUND({c} / {_num(step)}, 0)', 'float64')}"
+            f" ELSE {self.float(c, 'float64')} END"
+        )
 
     def float_rel(self, c: str, step: float) -> str:
         e = f"FLOOR(LOG(ABS({c}), 2))"
+        scaled = f"ROUND({c} / POWER(CAST(2 AS FLOAT), {e}) / {_num(step)}, 0)"
         return (
-            f"CASE WHEN {c} = 0 THEN '0' ELSE CONCAT({e}, ':',"
-            f" {self.float(f'ROUND({c} / POWER(CAST(2 AS FLOAT), {e}) / {_num(step)}, 0)', 'float64')}) END"  # noqa: E501
+            f"CASE WHEN {c} = 0 THEN '0' WHEN ABS({c}) >= {_num(FLOAT_RULE_LIMIT)} THEN"
+            f" {self.float(c, 'float64')} ELSE CONCAT({e}, ':',"
+            f" {self.float(scaled, 'float64')}) END"
         )
 
     def hex(self, c: str) -> str:
@@ -812,20 +913,28 @@ class MSSQLRender(Render):
     def date(self, c: str) -> str:
         return f"CONVERT(CHAR(10), {c}, 23)"
 
+    def _six(self, text: str, length: int) -> str:
+        """A 7-digit fraction text cut to 6 digits (kept with :attr:`full_fraction`)."""
+        return text if self.full_fraction else f"LEFT({text}, {length - 1})"
+
     def datetime(self, c: str) -> str:
-        return f"CONVERT(CHAR(26), CAST({c} AS DATETIME2(6)), 121)"
+        return self._six(f"CONVERT(CHAR(27), CAST({c} AS DATETIME2(7)), 121)", 27)
 
     def timestamptz(self, c: str) -> str:
-        return f"CONVERT(CHAR(26), CAST(SWITCHOFFSET({c}, '+00:00') AS DATETIME2(6)), 121)"
+        return self._six(
+            f"CONVERT(CHAR(27), CAST(SWITCHOFFSET({c}, '+00:00') AS DATETIME2(7)), 121)", 27
+        )
 
     def time(self, c: str) -> str:
-        return f"CONVERT(VARCHAR(15), CAST({c} AS TIME(6)))"
+        return self._six(f"CONVERT(VARCHAR(16), CAST({c} AS TIME(7)))", 16)
 
     def cut(self, v: str, unit: str | None) -> str:
+        # by the length: a date-time (26 characters) and a time (15) alike
+        extra = 1 if self.full_fraction else 0
         if unit == "s":
-            return f"LEFT({v}, 19)"
+            return f"LEFT({v}, LEN({v}) - {7 + extra})"
         if unit == "ms":
-            return f"LEFT({v}, 23)"
+            return f"LEFT({v}, LEN({v}) - {3 + extra})"
         return v
 
     def rtrim(self, v: str) -> str:
@@ -833,8 +942,30 @@ class MSSQLRender(Render):
 
 
 class OracleRender(Render):
-    """Oracle 12.2 or later (STANDARD_HASH). Row texts are limited to VARCHAR2's 4000
-    bytes (32767 with MAX_STRING_SIZE = EXTENDED). Not run live here: compile tests."""
+    """Oracle 12.1 or later (STANDARD_HASH). Not run live here: compile tests.
+
+    The row text is a VARCHAR2 passed through ``TO_CHAR`` (an NCHAR / NVARCHAR2 part
+    would make it national, hashed as UTF-16; a CLOB part makes it a CLOB), so it holds
+    4000 bytes (32767 with MAX_STRING_SIZE = EXTENDED): a longer row raises ORA-01489 or
+    ORA-22835. With :attr:`lob` the row is built as a CLOB and hashed by
+    ``DBMS_CRYPTO.HASH`` (which hashes a CLOB's AL32UTF8 bytes; needs EXECUTE on
+    DBMS_CRYPTO): the endpoint retries that way. Hex of a BLOB: its first 2000 bytes
+    (RAWTOHEX takes no LOB); a longer one renders a value no engine writes (a random one
+    without :attr:`lob`), so its chunk is compared row by row; so does a column in
+    :attr:`opaque` (LONG / LONG RAW, which no SQL function may read). In a database whose
+    character set is not Unicode (:attr:`utf8` off) the row's UTF-8 bytes are hashed
+    (``UTL_I18N.STRING_TO_RAW``: RAW holds 2000 bytes, longer rows are retried as a
+    CLOB); NCLOB parts make the CLOB form national, which ``DBMS_CRYPTO.HASH`` (``CLOB
+    CHARACTER SET ANY_CS``) also hashes as UTF-8. Known gaps (time only): LENGTH of a
+    CLOB counts UTF-16 code units (an emoji is 2); TO_CHAR of a BINARY_DOUBLE is
+    ``5.0E-001``."""
+
+    #: build the row as a CLOB hashed with DBMS_CRYPTO (rows over 4000 bytes)
+    lob: bool = False
+    #: the database character set is Unicode (AL32UTF8 / UTF8): TO_CHAR gives UTF-8
+    utf8: bool = True
+    #: columns rendered as a marker no engine writes (their chunks go row by row)
+    opaque: frozenset[str] = frozenset()
 
     def concat(self, parts: Sequence[str]) -> str:
         return "(" + " || ".join(parts) + ")"
@@ -842,10 +973,45 @@ class OracleRender(Render):
     def part(self, spec: ColumnSpec) -> str:
         return f"NVL({self.value(spec)}, {self.lit(NULL)})"
 
+    def row(self, specs: Sequence[ColumnSpec]) -> str:
+        if not self.lob:
+            return super().row(specs)
+        parts: list[str] = []
+        for i, spec in enumerate(specs):
+            if i:
+                parts.append(self.lit(SEP))
+            parts.append(self.part(spec))
+        parts[0] = f"{'TO_CLOB' if self.utf8 else 'TO_NCLOB'}({parts[0]})"
+        return self.concat(parts)
+
+    def digest(self, row_sql: str) -> str:
+        """The MD5 of the row text's UTF-8 bytes, as RAW."""
+        if self.lob:
+            return f"DBMS_CRYPTO.HASH({row_sql}, 2)"  # 2: DBMS_CRYPTO.HASH_MD5
+        if not self.utf8:
+            return f"STANDARD_HASH(UTL_I18N.STRING_TO_RAW({row_sql}, 'AL32UTF8'), 'MD5')"
+        return f"STANDARD_HASH(TO_CHAR({row_sql}), 'MD5')"
+
     def hash_sum(self, row_sql: str) -> str:
+        return f"SUM(TO_NUMBER(SUBSTR(RAWTOHEX({self.digest(row_sql)}), 18), 'XXXXXXXXXXXXXXX'))"
+
+    def bucket(self, key_specs: Sequence[ColumnSpec], parts: int) -> str:
+        digest = self.digest(self.row(key_specs))
+        return f"MOD(TO_NUMBER(SUBSTR(RAWTOHEX({digest}), 1, 8), 'XXXXXXXX'), {int(parts)})"
+
+    def value(self, spec: ColumnSpec) -> str:
+        if spec.name in self.opaque:
+            return "'L' || RAWTOHEX(SYS_GUID())"
+        if spec.kind == "blob":
+            return self.blob_hex(self.q(spec.name))
+        return super().value(spec)
+
+    def blob_hex(self, c: str) -> str:
+        whole = f"LOWER(RAWTOHEX(DBMS_LOB.SUBSTR({c}, 2000, 1)))"
+        longer = "RAWTOHEX(DBMS_CRYPTO.HASH({}, 2))" if self.lob else "RAWTOHEX(SYS_GUID())"
         return (
-            f"SUM(TO_NUMBER(SUBSTR(RAWTOHEX(STANDARD_HASH({row_sql}, 'MD5')), 18),"
-            " 'XXXXXXXXXXXXXXX'))"
+            f"CASE WHEN {c} IS NULL THEN NULL WHEN DBMS_LOB.GETLENGTH({c}) <= 2000 THEN"
+            f" {whole} ELSE 'L' || {longer.format(c)} END"
         )
 
     def char_length(self, v: str) -> str:
@@ -860,7 +1026,10 @@ class OracleRender(Render):
         if spec.lower:
             v = f"LOWER({v})"
         # '' is NULL in Oracle whatever the rule says: the length prefix needs a value
-        return f"NVL2({v}, {self.char_length(v)} || ':' || {v}, NULL)"
+        prefix = self.char_length(v)
+        if self.lob:  # '4000:' and a 4000-byte value would overflow a VARCHAR2
+            prefix = f"TO_CLOB({prefix})"
+        return f"NVL2({v}, {prefix} || ':' || {v}, NULL)"
 
     def boolean(self, c: str) -> str:
         return f"CASE WHEN {c} <> 0 THEN '1' WHEN {c} = 0 THEN '0' END"
@@ -869,12 +1038,17 @@ class OracleRender(Render):
         return f"TO_CHAR({c})"
 
     def decimal(self, c: str, scale: int | None) -> str:
+        if scale is None:  # TO_CHAR writes 0.5 as .5
+            return f"REGEXP_REPLACE(TO_CHAR({c}), '^(-?)\\.', '\\10.')"
         if not scale:
-            return f"TO_CHAR({c})" if scale is None else f"TO_CHAR(ROUND({c}))"
+            return f"TO_CHAR(ROUND({c}))"
         return f"TO_CHAR({c}, 'FM{'9' * (38 - scale - 1)}0.{'0' * scale}')"
 
     def float(self, c: str, kind: str) -> str:
-        return f"CASE WHEN {c} = 0 THEN '0' ELSE TO_CHAR({c}) END"
+        # a NUMBER-based float's TO_CHAR is exact but writes 0.5 as .5; a BINARY_DOUBLE's
+        # infinities and NaN are Inf, -Inf and Nan
+        text = f"REGEXP_REPLACE(TO_CHAR({c}), '^(-?)\\.', '\\10.')"
+        return f"CASE WHEN {c} = 0 THEN '0' ELSE LOWER({text}) END"
 
     def float_abs(self, c: str, step: float) -> str:
         return self.float(f"ROUND({c} / {_num(step)})", "float64")
@@ -892,14 +1066,19 @@ class OracleRender(Render):
     def date(self, c: str) -> str:
         return f"TO_CHAR({c}, 'YYYY-MM-DD')"
 
+    # fractions are written with all nine digits and cut to six, as the driver reads
+    # them (CAST AS TIMESTAMP(6) would round a TIMESTAMP(7-9); TIMESTAMP(9) widens a DATE
+    # or any TIMESTAMP exactly)
     def datetime(self, c: str) -> str:
-        return f"TO_CHAR(CAST({c} AS TIMESTAMP(6)), 'YYYY-MM-DD HH24:MI:SS.FF6')"
+        return f"SUBSTR(TO_CHAR(CAST({c} AS TIMESTAMP(9)), 'YYYY-MM-DD HH24:MI:SS.FF9'), 1, 26)"
 
     def timestamptz(self, c: str) -> str:
-        return f"TO_CHAR(SYS_EXTRACT_UTC({c}), 'YYYY-MM-DD HH24:MI:SS.FF6')"
+        return f"SUBSTR(TO_CHAR(SYS_EXTRACT_UTC({c}), 'YYYY-MM-DD HH24:MI:SS.FF9'), 1, 26)"
 
     def time(self, c: str) -> str:
-        return f"TO_CHAR({c}, 'HH24:MI:SS.FF6')"
+        # a time is an INTERVAL DAY(0) TO SECOND here, and TO_CHAR of an interval
+        # ignores the format: it is written as the time of a day
+        return f"SUBSTR(TO_CHAR(TIMESTAMP '2000-01-01 00:00:00' + {c}, 'HH24:MI:SS.FF9'), 1, 15)"
 
     def cut(self, v: str, unit: str | None) -> str:
         if unit == "s":

@@ -167,6 +167,12 @@ SOURCES: list[Source] = [
 #: shared loss texts
 _FRACTION_6 = "fractional seconds cut from {} to 6 digits"
 _ENUM = "allowed values not enforced"
+#: Oracle compares CHAR blank-padded only with another CHAR: a key read from another
+#: engine ('ab') would never equal a stored 'ab ', so CHAR(n) from elsewhere is VARCHAR2
+_ORACLE_CHAR = "CHAR(10) stored as VARCHAR2(10 CHAR): values kept as read, without blank padding"
+#: SQL Server's NCHAR(n)/NVARCHAR(n) count UTF-16 units, other engines characters: text
+#: from another engine is created as NVARCHAR(2n) (at most 4000); NCHAR(n) keeps n
+_NCHAR = "NCHAR counts UTF-16 units: n characters outside the BMP do not fit"
 
 TARGETS: list[Target] = [
     Target(
@@ -341,8 +347,8 @@ TARGETS: list[Target] = [
         "char(10)",
         {
             "mysql": _same("CHAR(10)"),
-            "mssql": _same("NCHAR(10)"),
-            "oracle": _same("CHAR(10 CHAR)"),
+            "mssql": ("NCHAR(10)", _NCHAR),
+            "oracle": ("VARCHAR2(10 CHAR)", _ORACLE_CHAR),
             "postgresql": _same("CHAR(10)"),
         },
     ),
@@ -350,7 +356,7 @@ TARGETS: list[Target] = [
         "varchar(3)",
         {
             "mysql": _same("VARCHAR(3)"),
-            "mssql": _same("NVARCHAR(3)"),
+            "mssql": _same("NVARCHAR(6)"),
             "oracle": _same("VARCHAR2(3 CHAR)"),
             "postgresql": _same("VARCHAR(3)"),
         },
@@ -359,7 +365,7 @@ TARGETS: list[Target] = [
         "varchar(100)",
         {
             "mysql": _same("VARCHAR(100)"),
-            "mssql": _same("NVARCHAR(100)"),
+            "mssql": _same("NVARCHAR(200)"),
             "oracle": _same("VARCHAR2(100 CHAR)"),
             "postgresql": _same("VARCHAR(100)"),
         },
@@ -368,7 +374,7 @@ TARGETS: list[Target] = [
         "varchar(255)",
         {
             "mysql": _same("VARCHAR(255)"),
-            "mssql": _same("NVARCHAR(255)"),
+            "mssql": _same("NVARCHAR(510)"),
             "oracle": _same("VARCHAR2(255 CHAR)"),
             "postgresql": _same("VARCHAR(255)"),
         },
@@ -579,7 +585,7 @@ TARGETS: list[Target] = [
         "enum('a', 'b')",
         {
             "mysql": _same("ENUM('a','b')"),
-            "mssql": ("NVARCHAR(1)", _ENUM),
+            "mssql": ("NVARCHAR(2)", _ENUM),
             "oracle": ("VARCHAR2(1 CHAR)", _ENUM),
             "postgresql": ("VARCHAR(1)", "ENUM stored as VARCHAR"),
         },
@@ -590,6 +596,14 @@ TARGETS: list[Target] = [
 # portable type is the same, but the pair keeps more (e.g. MySQL to MySQL keeps TIMESTAMP).
 PAIR_OVERRIDES: dict[tuple[str, str, str], tuple[str, str]] = {
     ("mysql", "TIMESTAMP(6)", "mysql"): _same("TIMESTAMP(6)"),
+    # Oracle to Oracle: CHAR keys come back blank-padded, as the target stores them
+    ("oracle", "CHAR(10 CHAR)", "oracle"): _same("CHAR(10 CHAR)"),
+    ("oracle", "NCHAR(10)", "oracle"): _same("CHAR(10 CHAR)"),
+    # SQL Server to SQL Server: the source's length already counts UTF-16 units
+    ("mssql", "CHAR(10)", "mssql"): _same("NCHAR(10)"),
+    ("mssql", "NCHAR(10)", "mssql"): _same("NCHAR(10)"),
+    ("mssql", "VARCHAR(100)", "mssql"): _same("NVARCHAR(100)"),
+    ("mssql", "NVARCHAR(100)", "mssql"): _same("NVARCHAR(100)"),
 }
 
 
