@@ -435,6 +435,13 @@ class SQLEndpoint:
             conn.rollback()
         return row
 
+    def select_list(self, t: sa.TableClause, schema: TableSchema) -> list[Any]:
+        """What a row read selects for ``schema``'s columns, in order: the columns
+        themselves, or (engines that override this) expressions labelled with the column's
+        name that read as its portable value (SQL Server's rowversion as BIGINT, Oracle's
+        TIMESTAMP WITH TIME ZONE in UTC)."""
+        return [t.c[c] for c in schema.column_names]
+
     def read_range(
         self,
         schema: TableSchema,
@@ -445,7 +452,7 @@ class SQLEndpoint:
         text: bool = False,
     ) -> Iterator[list[Row]]:
         t = self.sa_table(schema.name, schema.column_names)
-        stmt = sa.select(*[t.c[c] for c in schema.column_names])
+        stmt = sa.select(*self.select_list(t, schema))
         if key:
             stmt = stmt.where(*self._range(t, key, after, None)).order_by(*[t.c[k] for k in key])
             if limit:
@@ -533,7 +540,7 @@ class SQLEndpoint:
         t = self.sa_table(schema.name, schema.column_names)
         c = t.c[cursor]
         where = c.is_not(None) if lo is None else c > self.adapt_param(lo)
-        stmt = sa.select(*[t.c[n] for n in schema.column_names]).where(where)
+        stmt = sa.select(*self.select_list(t, schema)).where(where)
         yield from self._stream(stmt, batch_rows, f"reading changes of {schema.name}", text)
 
     def key_summary(
@@ -626,7 +633,7 @@ class SQLEndpoint:
                             for k in part
                         ]
                     )
-                stmt = sa.select(*[t.c[n] for n in schema.column_names]).where(where)
+                stmt = sa.select(*self.select_list(t, schema)).where(where)
                 sql, params = self.compile(stmt)
                 cur.execute(sql, params)
                 out.extend(tuple(r) for r in cur.fetchall())
@@ -726,7 +733,7 @@ class SQLEndpoint:
     ) -> list[Row]:
         """The rows (portable values) whose key hashes into one of the groups ``buckets``."""
         t = self.sa_table(schema.name, schema.column_names)
-        stmt = sa.select(*[t.c[c] for c in schema.column_names]).where(
+        stmt = sa.select(*self.select_list(t, schema)).where(
             self._bucket(key_specs, parts).in_(buckets)
         )
         return self._portable(schema, stmt, f"reading rows of {schema.name}")
@@ -741,7 +748,7 @@ class SQLEndpoint:
     ) -> list[Row]:
         """The rows (portable values) with ``lo < key <= hi``."""
         t = self.sa_table(schema.name, schema.column_names)
-        stmt = sa.select(*[t.c[c] for c in schema.column_names]).where(*self._range(t, key, lo, hi))
+        stmt = sa.select(*self.select_list(t, schema)).where(*self._range(t, key, lo, hi))
         return self._portable(schema, stmt, f"reading rows of {schema.name}", batch_rows)
 
     def _portable(

@@ -726,7 +726,7 @@ class MSSQLEndpoint(SQLEndpoint):
         pattern = (CHECKSUM_AS if for_checksum else READ_AS).get(native.type)
         return pattern.format(c=f"{self.q(table)}.{self.q(column)}") if pattern else None
 
-    def _columns(self, t: Any, schema: TableSchema) -> list[Any]:
+    def select_list(self, t: Any, schema: TableSchema) -> list[Any]:
         """The select list reading ``schema``'s columns as portable values."""
         out = []
         for name in schema.column_names:
@@ -1040,25 +1040,6 @@ class MSSQLEndpoint(SQLEndpoint):
         (n,) = self._one_row(stmt, f"counting NULL keys of {table}")
         return int(n)
 
-    def read_range(
-        self,
-        schema: TableSchema,
-        key: tuple[str, ...],
-        after: Key | None,
-        limit: int | None,
-        batch_rows: int,
-        text: bool = False,
-    ) -> Iterator[list[Row]]:
-        """``SELECT TOP (limit) ... WHERE key > after ORDER BY key``, streamed with
-        ``fetchmany`` (SQL Server sends a default result set as the client reads it)."""
-        t = self.sa_table(schema.name, schema.column_names)
-        stmt = sa.select(*self._columns(t, schema))
-        if key:
-            stmt = stmt.where(*self._range(t, key, after, None)).order_by(*[t.c[k] for k in key])
-            if limit:
-                stmt = stmt.limit(limit)
-        yield from self._stream(stmt, batch_rows, f"reading {schema.name}")
-
     def read_key_ranges(
         self, table: str, key: tuple[str, ...], ranges: list[tuple[Key | None, Key | None]]
     ) -> list[Key]:
@@ -1100,21 +1081,9 @@ class MSSQLEndpoint(SQLEndpoint):
                         for k in part
                     ]
                 )
-            stmt = sa.select(*self._columns(t, schema)).where(where)
+            stmt = sa.select(*self.select_list(t, schema)).where(where)
             out.extend(self._portable(schema, stmt, f"reading rows of {schema.name}"))
         return out
-
-    def read_between(
-        self,
-        schema: TableSchema,
-        key: tuple[str, ...],
-        lo: Key | None,
-        hi: Key | None,
-        batch_rows: int,
-    ) -> list[Row]:
-        t = self.sa_table(schema.name, schema.column_names)
-        stmt = sa.select(*self._columns(t, schema)).where(*self._range(t, key, lo, hi))
-        return self._portable(schema, stmt, f"reading rows of {schema.name}", batch_rows)
 
     def read_buckets(
         self, schema: TableSchema, key_specs: list[ColumnSpec], parts: int, buckets: list[int]
@@ -1127,7 +1096,7 @@ class MSSQLEndpoint(SQLEndpoint):
         keys = [s.name for s in key_specs]
         converted = {k: self._read_expr(schema.name, k, True) for k in keys}
         if not any(converted.values()):
-            stmt = sa.select(*self._columns(t, schema)).where(bucket.in_(buckets))
+            stmt = sa.select(*self.select_list(t, schema)).where(bucket.in_(buckets))
             return self._portable(schema, stmt, f"reading rows of {schema.name}")
         read = []
         for i, n in enumerate(schema.column_names):
@@ -1197,7 +1166,7 @@ class MSSQLEndpoint(SQLEndpoint):
             where = c > sa.cast(sa.literal(max(0, int(lo))), mssql.BINARY(8))
         else:
             where = c > self.key_param(schema.name, cursor, self.adapt_param(lo))
-        stmt = sa.select(*self._columns(t, schema)).where(where)
+        stmt = sa.select(*self.select_list(t, schema)).where(where)
         yield from self._stream(stmt, batch_rows, f"reading changes of {schema.name}")
 
     def key_summary(

@@ -1141,7 +1141,7 @@ class OracleEndpoint(SQLEndpoint):
                     cur.close()
 
     # -- reading -------------------------------------------------------------------------
-    def _selected(self, t: sa.TableClause, schema: TableSchema) -> list[Any]:
+    def select_list(self, t: sa.TableClause, schema: TableSchema) -> list[Any]:
         """The select list of a row read: date-times with a zone as UTC
         (``SYS_EXTRACT_UTC``: thin mode would drop the zone), intervals read as text
         through ``TO_CHAR``."""
@@ -1156,36 +1156,10 @@ class OracleEndpoint(SQLEndpoint):
                 out.append(c)
         return out
 
-    def read_range(
-        self,
-        schema: TableSchema,
-        key: tuple[str, ...],
-        after: Key | None,
-        limit: int | None,
-        batch_rows: int,
-        text: bool = False,
-    ) -> Iterator[list[Row]]:
-        t = self.sa_table(schema.name, schema.column_names)
-        stmt = sa.select(*self._selected(t, schema))
-        if key:
-            stmt = stmt.where(*self._range(t, key, after, None)).order_by(*[t.c[k] for k in key])
-            if limit:
-                stmt = stmt.limit(limit)
-        yield from self._stream(stmt, batch_rows, f"reading {schema.name}", text)
-
-    def read_changed(
-        self, schema: TableSchema, cursor: str, lo: Any, batch_rows: int, text: bool = False
-    ) -> Iterator[list[Row]]:
-        t = self.sa_table(schema.name, schema.column_names)
-        c = t.c[cursor]
-        where = c.is_not(None) if lo is None else c > self.adapt_param(lo)
-        stmt = sa.select(*self._selected(t, schema)).where(where)
-        yield from self._stream(stmt, batch_rows, f"reading changes of {schema.name}", text)
-
     def max_value(self, schema: TableSchema, column: str) -> Any:
         one = replace(schema, columns=[schema.column(column)])
         t = self.sa_table(schema.name, [column])
-        (picked,) = self._selected(t, one)
+        (picked,) = self.select_list(t, one)
         expr = picked.element if isinstance(picked, sa.sql.elements.Label) else picked
         (value,) = self._one_row(
             sa.select(sa.func.max(expr)), f"reading the highest {column} of {schema.name}"
@@ -1216,31 +1190,19 @@ class OracleEndpoint(SQLEndpoint):
                             for k in part
                         ]
                     )
-                sql, params = self.compile(sa.select(*self._selected(t, schema)).where(where))
+                sql, params = self.compile(sa.select(*self.select_list(t, schema)).where(where))
                 cur.execute(sql, params)
                 out.extend(tuple(r) for r in cur.fetchall())
             cur.close()
             conn.rollback()
         return [conv(r) for r in out] if conv is not None else out
 
-    def read_between(
-        self,
-        schema: TableSchema,
-        key: tuple[str, ...],
-        lo: Key | None,
-        hi: Key | None,
-        batch_rows: int,
-    ) -> list[Row]:
-        t = self.sa_table(schema.name, schema.column_names)
-        stmt = sa.select(*self._selected(t, schema)).where(*self._range(t, key, lo, hi))
-        return self._portable(schema, stmt, f"reading rows of {schema.name}", batch_rows)
-
     def read_buckets(
         self, schema: TableSchema, key_specs: list[ColumnSpec], parts: int, buckets: list[int]
     ) -> list[Row]:
         t = self.sa_table(schema.name, schema.column_names)
         wanted = sa.bindparam("migrate_bucket", list(buckets), expanding=True)
-        stmt = sa.select(*self._selected(t, schema)).where(
+        stmt = sa.select(*self.select_list(t, schema)).where(
             self._bucket(key_specs, parts).in_(wanted)
         )
         return self._portable(schema, stmt, f"reading rows of {schema.name}")
