@@ -373,7 +373,7 @@ def _run(
             f" (steps: {', '.join(s.name for s in plan.steps)})"
         )
     if args.dry_run:
-        report = dry_run(plan)
+        report = dry_run(plan, tuple(args.step))
         if args.json:
             print(json.dumps(report, indent=2, ensure_ascii=False))
         else:

@@ -23,8 +23,9 @@ from migrate.runner import Endpoints, build_job, check_cdc, select_tables
 from migrate.state import State, decode_key
 
 
-def dry_run(plan: Plan) -> dict[str, Any]:
-    """Describe the run; a step whose endpoints fail is reported with its error."""
+def dry_run(plan: Plan, only_steps: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Describe the run (of ``only_steps`` when given, as ``migrate run --step`` runs
+    them); a step whose endpoints fail is reported with its error."""
     out: dict[str, Any] = {"plan": plan.name, "state": str(plan.state_path), "waves": []}
     endpoints = Endpoints(plan, workers=1, dry_run=True)
     problems = 0
@@ -38,6 +39,8 @@ def dry_run(plan: Plan) -> dict[str, Any]:
                 "steps": [],
             }
             for step in wave.steps:
+                if only_steps and step.name not in only_steps:
+                    continue
                 s: dict[str, Any] = {
                     "name": step.name,
                     "source": step.source,
@@ -105,7 +108,8 @@ def dry_run(plan: Plan) -> dict[str, Any]:
                     s["error"] = redact(str(exc), plan.secrets)
                     problems += 1
                 w["steps"].append(s)
-            out["waves"].append(w)
+            if w["steps"]:
+                out["waves"].append(w)
     finally:
         endpoints.close()
         if state is not None:

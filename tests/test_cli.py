@@ -149,6 +149,43 @@ def test_dry_run_writes_nothing(demo: Path, capsys: pytest.CaptureFixture[str]) 
     assert _listing(demo.parent) == before
 
 
+def test_dry_run_of_one_step_looks_at_that_step_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--step narrows a dry run as it narrows a run: the other step's unreachable
+    source is neither connected to nor reported."""
+    sqlite3.connect(tmp_path / "a.db").execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    plan = tmp_path / "two.toml"
+    plan.write_text(
+        """version = 1
+name = "two"
+[connections]
+a = { url = "sqlite:///a.db" }
+gone = { url = "mssql+pyodbc://sa:pw@127.0.0.1:1/x?driver=FreeTDS" }
+dst = { url = "sqlite:///dst.db" }
+[[steps]]
+name = "first"
+source = "a"
+target = "dst"
+tables = ["*"]
+[[steps]]
+name = "second"
+source = "gone"
+target = "dst"
+tables = ["*"]
+""",
+        encoding="utf-8",
+    )
+    code, out, err = _run(["run", str(plan), "--dry-run", "--step", "first", "--json"], capsys)
+    assert code == 0, out + err
+    report = json.loads(out)
+    assert [s["name"] for w in report["waves"] for s in w["steps"]] == ["first"]
+    assert report["problems"] == 0
+    code, out, err = _run(["run", str(plan), "--dry-run", "--step", "second"], capsys)
+    assert code == 2 and "cannot connect to SQL Server at 127.0.0.1:1" in out, out + err
+    assert "step first" not in out
+
+
 def test_dry_run_after_a_run_writes_nothing(
     demo_done: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
