@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from migrate.errors import LockHeldError, StateError
+from migrate.values import nanos_of, with_nanos
 
 SCHEMA_VERSION = 5
 
@@ -127,11 +128,13 @@ def encode_key(values: tuple[Any, ...] | None) -> str | None:
         elif isinstance(v, Decimal):
             out.append({"d": str(v)})
         elif isinstance(v, dt.datetime):
-            out.append({"dt": v.isoformat()})
+            ns = nanos_of(v)  # a seventh fractional digit (SQL Server) is kept
+            out.append({"dt7": [v.isoformat(), ns]} if ns else {"dt": v.isoformat()})
         elif isinstance(v, dt.date):
             out.append({"date": v.isoformat()})
         elif isinstance(v, dt.time):
-            out.append({"t": v.isoformat()})
+            ns = nanos_of(v)
+            out.append({"t7": [v.isoformat(), ns]} if ns else {"t": v.isoformat()})
         elif isinstance(v, dt.timedelta):
             out.append({"td": v.total_seconds()})
         elif isinstance(v, (bytes, bytearray, memoryview)):
@@ -155,8 +158,10 @@ def decode_key(text: str | None) -> tuple[Any, ...] | None:
                 "f": float,
                 "d": Decimal,
                 "dt": dt.datetime.fromisoformat,
+                "dt7": lambda r: with_nanos(dt.datetime.fromisoformat(r[0]), int(r[1])),
                 "date": dt.date.fromisoformat,
                 "t": dt.time.fromisoformat,
+                "t7": lambda r: with_nanos(dt.time.fromisoformat(r[0]), int(r[1])),
                 "td": lambda s: dt.timedelta(seconds=s),
                 "b": bytes.fromhex,
                 "s": str,

@@ -29,10 +29,8 @@ from sqlrecorder import offline, parse
 from connectors.sql import type_matrix as tm
 from connectors.sql.base import PickleSpool
 from connectors.sql.mssql import (
-    DateTime7,
     MSSQLEndpoint,
     NativeColumn,
-    Time7,
     datetime_text,
     decode_datetimeoffset,
     decode_time,
@@ -41,12 +39,12 @@ from connectors.sql.mssql import (
     round_datetime,
     time_text,
     value_adapter,
-    with_nanos,
 )
 from migrate.endpoints import Capabilities
 from migrate.errors import ConnectorError, MissingDriverError, TransientError
 from migrate.registry import endpoint_class
 from migrate.schema import Column, Default, ForeignKey, Index, PType, TableSchema
+from migrate.values import DateTime7, Time7, with_nanos
 from validators.canonical import ColumnSpec, hash60, row_text
 
 URL = "mssql+pyodbc://u:pw@127.0.0.1:1433/db?driver=FreeTDS"
@@ -1851,8 +1849,8 @@ CODES_SCHEMA = TableSchema(
     ],
     ("code", "part"),
 )
-CODE = "CAST(? COLLATE SQL_Latin1_General_CP1_CI_AS AS VARCHAR(20))"
-PART = "CAST(? COLLATE Greek_CI_AS AS CHAR(4))"
+CODE = "CAST(? COLLATE SQL_Latin1_General_CP1_CI_AS AS VARCHAR(8000))"
+PART = "CAST(? COLLATE Greek_CI_AS AS VARCHAR(8000))"
 
 
 def test_varchar_key_parameters_are_cast_to_the_columns_type() -> None:
@@ -1903,7 +1901,7 @@ def test_a_varchar_max_key_and_a_varchar_watermark_are_cast_too() -> None:
     list(ep.read_changed(schema, "at", "2024-01-01", 10))
     assert sql_of(rec)[1:] == [
         "SELECT COUNT_BIG(*) \nFROM docs \nWHERE docs.k > CAST(? AS VARCHAR(max))",
-        "SELECT docs.k, docs.at \nFROM docs \nWHERE docs.at > CAST(? AS VARCHAR(30))",
+        "SELECT docs.k, docs.at \nFROM docs \nWHERE docs.at > CAST(? AS VARCHAR(8000))",
     ]
 
 
@@ -1984,3 +1982,19 @@ def test_text_length_counts_a_surrogate_pair_once() -> None:
         " + N'.') - 1, ':', RTRIM(CAST(name AS NVARCHAR(MAX))))" in part
     )
     parses(f"SELECT {part} FROM t")
+
+
+def test_years_before_1000_are_written_with_four_digits() -> None:
+    """``%Y`` writes the year 1 as "1", which SQL Server would read as 2001."""
+    assert datetime_text(dt.datetime(1, 1, 1)) == "0001-01-01 00:00:00"
+    assert datetime_text(with_nanos(dt.datetime(999, 12, 31, 23, 59, 59, 9), 700)) == (
+        "0999-12-31 23:59:59.0000097"
+    )
+
+
+def test_an_offset_outside_the_years_in_utc_is_one_line() -> None:
+    from connectors.sql.mssql import _to_utc
+
+    early = dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    with pytest.raises(ConnectorError, match="outside the years 1-9999 in UTC"):
+        _to_utc(early)

@@ -227,3 +227,18 @@ def test_lock_can_be_taken_again_after_release(tmp_path: Path) -> None:
     second.acquire()
     second.release()
     second.release()  # releasing twice is harmless
+
+
+def test_keys_keep_a_seventh_fractional_digit() -> None:
+    """A SQL Server DATETIME2(7) / TIME(7) key boundary stored in the state comes back
+    with its 100 ns digit, so a resumed copy starts exactly after it."""
+    import datetime as dt
+
+    from migrate.values import nanos_of, with_nanos
+
+    stamp = with_nanos(dt.datetime(2024, 1, 2, 3, 4, 5, 123456), 700)
+    tod = with_nanos(dt.time(23, 59, 59, 999999), 900)
+    back = decode_key(encode_key((stamp, tod, dt.datetime(2024, 1, 1))))
+    assert back is not None
+    assert back == (stamp, tod, dt.datetime(2024, 1, 1))
+    assert [nanos_of(v) for v in back] == [700, 900, 0]

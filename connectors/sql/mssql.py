@@ -74,6 +74,7 @@ from migrate.endpoints import Capabilities, Key, Row
 from migrate.errors import ConnectorError
 from migrate.plan import redact
 from migrate.schema import BINARY_KINDS, Column, ForeignKey, Index, PType, TableSchema
+from migrate.values import nanos_of, with_nanos
 from validators.canonical import ColumnSpec, MSSQLRender
 
 #: ODBC drivers tried, in order, when the URL names none
@@ -202,65 +203,6 @@ class NativeColumn:
 
 
 # -- values ------------------------------------------------------------------------------
-class DateTime7(dt.datetime):
-    """A date-time read from SQL Server with its seventh fractional digit: ``nanos`` (0,
-    100, ..., 900) beyond ``microsecond``. It compares, hashes and prints as its
-    microsecond value (other engines get microseconds); :func:`datetime_text` writes all
-    seven digits. Arithmetic and ``replace`` give the microsecond value (``nanos`` 0)."""
-
-    nanos: int = 0
-
-    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:  # pickled in spools
-        return (_datetime7, (dt.datetime.__reduce_ex__(self, protocol), self.nanos))
-
-
-class Time7(dt.time):
-    """A time read from SQL Server with its seventh fractional digit (see
-    :class:`DateTime7`)."""
-
-    nanos: int = 0
-
-    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
-        return (_time7, (dt.time.__reduce_ex__(self, protocol), self.nanos))
-
-
-def _rebuild(reduced: Any) -> Any:
-    make, args = reduced[0], reduced[1]
-    return make(*args)
-
-
-def _datetime7(reduced: Any, nanos: int) -> dt.datetime:
-    return with_nanos(_rebuild(reduced), nanos)
-
-
-def _time7(reduced: Any, nanos: int) -> dt.time:
-    return with_nanos(_rebuild(reduced), nanos)
-
-
-def nanos_of(v: Any) -> int:
-    """The nanoseconds beyond ``v.microsecond`` (0 for anything but a 7-digit value)."""
-    return getattr(v, "nanos", 0) if isinstance(v, (DateTime7, Time7)) else 0
-
-
-def with_nanos(v: Any, nanos: int) -> Any:
-    """``v`` (a datetime or time) carrying ``nanos`` more nanoseconds; ``v`` itself as a
-    plain datetime or time when there are none."""
-    if isinstance(v, dt.datetime):
-        cls: type = DateTime7 if nanos else dt.datetime
-        out = cls(
-            v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond, v.tzinfo,
-            fold=v.fold,
-        )  # fmt: skip
-    elif isinstance(v, dt.time):
-        cls = Time7 if nanos else dt.time
-        out = cls(v.hour, v.minute, v.second, v.microsecond, v.tzinfo, fold=v.fold)
-    else:
-        return v
-    if nanos:
-        out.nanos = nanos
-    return out
-
-
 def decode_timestamp(raw: bytes | None) -> dt.datetime | None:
     """A datetime from what the ODBC driver sends for ``SQL_TYPE_TIMESTAMP`` as binary:
     for DATETIME2 the ``SQL_TIMESTAMP_STRUCT`` (year, month, day, hour, minute, second as
@@ -351,7 +293,12 @@ def _to_utc(v: Any) -> Any:
     elif isinstance(v, str):
         v = _parse_datetime(v)
     if isinstance(v, dt.datetime):
-        utc = v.astimezone(dt.UTC) if v.tzinfo else v.replace(tzinfo=dt.UTC)
+        try:
+            utc = v.astimezone(dt.UTC) if v.tzinfo else v.replace(tzinfo=dt.UTC)
+        except OverflowError:  # 0001-01-01 00:00 +01:00 is before the year 1 in UTC
+            raise ConnectorError(
+                f"DATETIMEOFFSET value {v.isoformat()} is outside the years 1-9999 in UTC"
+            ) from None
         return with_nanos(utc, nanos_of(v))
     return v
 
@@ -401,7 +348,10 @@ def _fraction(micros: int, nanos: int = 0) -> str:
 def datetime_text(v: dt.datetime) -> str:
     """A date-time as text SQL Server converts to any date-time type exactly (an aware
     one with its offset), with a seventh fractional digit when ``v`` has one."""
-    text = f"{v:%Y-%m-%d %H:%M:%S}{_fraction(v.microsecond, nanos_of(v))}"
+    text = (  # %Y would write the year 1 as "1", which SQL Server reads as 2001
+        f"{v.year:04d}-{v.month:02d}-{v.day:02d} {v.hour:02d}:{v.minute:02d}:{v.second:02d}"
+        f"{_fraction(v.microsecond, nanos_of(v))}"
+    )
     if v.tzinfo is not None:
         off = v.utcoffset() or dt.timedelta(0)
         sign = "-" if off < dt.timedelta(0) else "+"
@@ -1551,9 +1501,10 @@ _TEXTUAL = frozenset({"char", "varchar", "text", "enum", "json"})
 
 
 def _narrow_type(native: NativeColumn) -> Any:
-    """The CHAR(n) / VARCHAR(n) type of a CHAR/VARCHAR column (length in bytes)."""
-    length = None if native.length < 0 else (native.length or 1)
-    return mssql.CHAR(length) if native.type == "char" else mssql.VARCHAR(length)
+    """The type a key parameter is cast to for a CHAR/VARCHAR column: VARCHAR(8000) (or
+    max), the column's own family, so the comparison uses its index, and wide enough that
+    a longer value is never cut to the column's length and matched by its prefix."""
+    return mssql.VARCHAR(None if native.length < 0 else 8000)
 
 
 def _is_max(p: PType) -> bool:
@@ -1680,7 +1631,8 @@ def value_adapter(p: PType) -> Callable[[Any], Any]:
                     v = _parse_datetime(v)
                 except ValueError:
                     return v  # SQL Server says what is wrong with it
-            return datetime_text(stamp(v))
+            v = stamp(v)
+            return datetime_text(v) if isinstance(v, dt.datetime) else _text(v)
 
         return stamp7
     if k == "timestamptz":
