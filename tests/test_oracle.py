@@ -361,6 +361,28 @@ def test_charset_is_read_once_from_the_database() -> None:
     assert ep.adapt_type(PType("char", length=667))[0] == PType("varchar", length=667)
 
 
+def test_national_character_set_thin_mode_cannot_write_is_refused(tmp_path: Path) -> None:
+    """Thin mode binds and fetches N-types only in AL16UTF16: with a non-Unicode database
+    character set (text would be NVARCHAR2) and national UTF8, one error before any DDL."""
+    ep, rec = endpoint()
+    ep.charset, ep.nchar_charset = "WE8ISO8859P1", "UTF8"
+    want = r"WE8ISO8859P1.*UTF8: python-oracledb's thin mode .* without loss"
+    with pytest.raises(ConnectorError, match=want):
+        ep.target_schema(CODES, MYSQL_CAPS)
+    with pytest.raises(ConnectorError, match=want):
+        ep.create_table_ddl(CODES)
+    with pytest.raises(ConnectorError, match=want):
+        ep.write_spool(Recorder(), CODES, spool_of(tmp_path, [("ab", "x", "n")]), "codes")
+    assert rec.statements == []
+    # a Unicode database character set creates no N-types: its national one does not matter
+    unicode, _ = endpoint()
+    unicode.charset, unicode.nchar_charset = "AL32UTF8", "UTF8"
+    assert "VARCHAR2(4 CHAR)" in unicode.create_table_sql(unicode.target_schema(CODES, MYSQL_CAPS))
+    national, _ = endpoint()
+    national.charset, national.nchar_charset = "WE8ISO8859P1", "AL16UTF16"
+    assert "NVARCHAR2(4)" in national.create_table_sql(national.target_schema(CODES, MYSQL_CAPS))
+
+
 @pytest.mark.parametrize(
     ("ptype", "stored", "note"),
     [
@@ -407,6 +429,9 @@ def test_adapt_and_native_type(ptype: PType, stored: str, note: str | None) -> N
         (("NUMBER", 18, 0), "int64", None),
         (("NUMBER", 19, 0), "decimal(19, 0)", None),
         (("NUMBER", 5, -2), "decimal(7, 0)", None),
+        (("NUMBER", None, -2), "decimal(40, 0)", None),  # NUMBER(*, -2): 38 + 2 digits
+        (("NUMBER", 38, -5), "decimal(43, 0)", None),  # 43-digit values: not capped
+        (("NUMBER", None, 2), "decimal(38, 2)", None),
         (("NUMBER", None, None), "decimal", None),
         (("FLOAT", 49), "float64", None),  # 15 decimal digits: a double keeps them
         (("FLOAT", 126), "float64", "FLOAT(126) read as a double (about 15 digits)"),
@@ -1071,6 +1096,42 @@ def test_long_columns_are_compared_row_by_row(monkeypatch: pytest.MonkeyPatch) -
     assert_parses(rec)
     raw = ora._portable_native("LONG RAW", None, None)
     assert raw == (PType("blob"), None)
+
+
+def test_json_and_xmltype_columns_are_compared_row_by_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Native JSON (21c) and XMLTYPE refuse LENGTH and || (ORA-00932): read_schema notes
+    them and checksums render them as the LONG marker (their chunks go row by row)."""
+    from connectors.sql import base
+
+    docs = TableSchema(
+        "docs",
+        [Column("id", PType("int64")), Column("doc", PType("json")), Column("x", PType("text"))],
+        primary_key=("id",),
+    )
+    ep, rec = endpoint()
+    monkeypatch.setattr(base.SQLEndpoint, "read_schema", lambda self, table: docs)
+    rec.results = [
+        [("ID", "NUMBER", 19, 0), ("DOC", "JSON", None, None), ("X", "XMLTYPE", None, None)]
+    ]
+    schema = ep.read_schema("docs")
+    assert schema.column("doc").notes == [ora.opaque_note("JSON")]
+    assert schema.column("x").notes == [
+        "XMLTYPE copied as its text form",
+        ora.opaque_note("XMLTYPE"),
+    ]
+    specs = [ColumnSpec("id", "int64"), ColumnSpec("doc", "json"), ColumnSpec("x", "text")]
+    select = ep.checksum_sql(specs)
+    rec.statements.clear()
+    rec.results = [[(2, 9)], ora_error(1489, "ORA-01489: result of string concatenation"), []]
+    ep.checksum("docs", ("id",), None, None, select)
+    ep.checksum_groups("docs", "id", None, None, 0, 10, select)
+    marker = "NVL('L' || RAWTOHEX(SYS_GUID()), 'N')"
+    for sql in rec.sql:
+        assert sql.count(marker) == 2 and "(doc)" not in sql and "(x)" not in sql, sql
+    assert "DBMS_CRYPTO.HASH(" in rec.sql[2]  # the CLOB form keeps the markers
+    assert_parses(rec)
     assert ora.long_note("LONG RAW").startswith("LONG RAW cannot be read by SQL functions")
 
 
@@ -1487,6 +1548,53 @@ def test_created_char_and_national_columns_bind_as_their_type() -> None:
     assert isinstance(value, ora.KeyBind) and value.dbtype == "DB_TYPE_NVARCHAR"
 
 
+def test_key_types_are_read_on_first_use() -> None:
+    """A resumed copy or a later catch-up deletes and reads by key without read_schema or
+    create_table_ddl: the column types are read once from USER_TAB_COLUMNS (with the name
+    as Oracle stores it) and CHAR / NCHAR / NVARCHAR2 key values bind as their type."""
+    ep, rec = endpoint()
+    rec.results = [
+        [("CODE", "CHAR"), ("REGION", "NCHAR"), ("NAME", "VARCHAR2"), ("DOC", "JSON")],
+        2,
+        [],
+        0,
+        [(0,)],
+    ]
+    ep.delete_keys("codes", ("code", "region"), [("ab", "x"), ("cd", "y")])
+    ep.read_rows(CODES, ("code", "region"), [("ab", "x")])
+    ep.delete_range("codes", ("code", "region"), ("ab", "x"), None)
+    ep.count("codes", ("code",), ("ab",), None)
+    lookup = "SELECT COLUMN_NAME, DATA_TYPE FROM USER_TAB_COLUMNS WHERE TABLE_NAME = :1"
+    assert rec.statements[0] == (lookup, ("CODES",))
+    assert [s for s in rec.sql if "USER_TAB_COLUMNS" in s] == [lookup]  # once
+    bound = []
+    for _, params in rec.statements[1:]:
+        for row in params if isinstance(params, list) else [params]:
+            bound += [v for v in row.values() if isinstance(v, str)]
+    assert bound and all(isinstance(v, ora.KeyBind) for v in bound), bound
+    assert {(str(v), v.dbtype) for v in bound} == {
+        ("ab", "DB_TYPE_CHAR"),
+        ("cd", "DB_TYPE_CHAR"),
+        ("x", "DB_TYPE_NCHAR"),
+        ("y", "DB_TYPE_NCHAR"),
+    }
+    assert ep._long_columns["codes"] == frozenset({"doc"})  # its checksums: row by row
+    assert_parses(rec)
+    # a quoted mixed-case name is looked up as spelled; whole-number keys need no lookup
+    ep, rec = endpoint()
+    rec.results = [2, [("Code", "NVARCHAR2")], 1]
+    ep.delete_keys("orders", ("id",), [(1,), (2,)])
+    ep.delete_keys("Codes", ("Code",), [("ab",)])
+    assert rec.statements[1] == (lookup, ("Codes",))
+    (value,) = rec.statements[2][1].values()
+    assert isinstance(value, ora.KeyBind) and value.dbtype == "DB_TYPE_NVARCHAR"
+    # a failed lookup is one line naming what was done
+    ep, rec = endpoint()
+    rec.results = [ora_error(942, "ORA-00942: table or view does not exist")]
+    with pytest.raises(ConnectorError, match="reading the column types of codes"):
+        ep.delete_keys("codes", ("code",), [("ab",)])
+
+
 def test_index_fk_drop_and_identity_ddl() -> None:
     ep, rec = endpoint()
     assert ep.index_ddl(ORDERS, Index("orders_ix_at", ("at", "id"), unique=True)) == (
@@ -1621,6 +1729,10 @@ def test_output_type_handler_fetches_exactly() -> None:
     assert (var.typ, var.size) == (oracledb.DB_TYPE_VARCHAR, 255)
     big = var.outconverter("123456789012345678900")
     assert big == 123456789012345678900 and type(big) is int
+    # NUMBER(*, -n): no declared precision (0 in the metadata), same
+    var = handle(cur, fetch_info(oracledb.DB_TYPE_NUMBER, 0, -2))
+    assert (var.typ, var.size) == (oracledb.DB_TYPE_VARCHAR, 255)
+    assert var.outconverter(str(2**60 + 100)) == 2**60 + 100
     # LOBs whole, as str and bytes
     assert handle(cur, fetch_info(oracledb.DB_TYPE_CLOB)).typ is oracledb.DB_TYPE_LONG
     assert handle(cur, fetch_info(oracledb.DB_TYPE_NCLOB)).typ is oracledb.DB_TYPE_LONG_NVARCHAR

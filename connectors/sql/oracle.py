@@ -34,9 +34,13 @@
   character set (read once, :meth:`OracleEndpoint.database_charset`) is not Unicode,
   text is created ``NCHAR`` / ``NVARCHAR2`` / ``NCLOB`` (noted per column) and bound as
   national: VARCHAR2 would silently store the characters it lacks as ``?``.
-- LONG / LONG RAW columns (read as text / blob) cannot appear in SQL functions: their
-  tables' checksums render them as a marker that never matches, so their chunks are
-  compared row by row (noted).
+  The national character set must then be AL16UTF16 (thin mode binds and fetches no
+  other): with UTF8, one error before any DDL (:meth:`OracleEndpoint.writes_national`).
+  Key types of a table neither read nor created by this process (a resumed copy, a
+  catch-up) are read once from ``USER_TAB_COLUMNS``.
+- LONG / LONG RAW columns (read as text / blob) cannot appear in SQL functions, nor
+  native JSON / XMLTYPE in LENGTH or ``||``: their tables' checksums render them as a
+  marker that never matches, so their chunks are compared row by row (noted).
 - Oracle stores ``''`` as NULL: a NOT NULL text column from another engine is created
   NULL-able (noted), unless it is in the primary key (kept NOT NULL: '' is refused).
 - Reads: key ranges with ``FETCH FIRST n ROWS ONLY`` (12c+, ``ROWNUM`` before), fetched
@@ -59,6 +63,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import json
 import re
 import threading
@@ -116,6 +121,24 @@ def national_note(ddl: str, charset: str) -> str:
 def long_note(native: str) -> str:
     """The note of a LONG / LONG RAW column (no SQL function may read one: ORA-00997)."""
     return f"{native} cannot be read by SQL functions: checksums compare its table row by row"
+
+
+def opaque_note(native: str) -> str:
+    """The note of a native JSON / XMLTYPE column (LENGTH and ``||`` refuse it: ORA-00932)."""
+    return (
+        f"{native} cannot be part of a checksum's row text (LENGTH and || refuse it):"
+        " checksums compare its table row by row"
+    )
+
+
+#: native types a checksum cannot render (their columns are :attr:`OracleRender.opaque`)
+LONG_TYPES = ("LONG", "LONG RAW")
+OPAQUE_TYPES = (*LONG_TYPES, "JSON", "XMLTYPE")
+
+
+def _native_name(data_type: str) -> str:
+    """``USER_TAB_COLUMNS.DATA_TYPE`` without an owner (``SYS.XMLTYPE``) or a length."""
+    return re.sub(r"\(\d+\)", "", str(data_type).upper()).strip().rsplit(".", 1)[-1]
 
 
 def text_form(native: str) -> str:
@@ -225,7 +248,8 @@ def output_type_handler(cursor: Any, metadata: Any) -> Any:
     """How each fetched column arrives (set on every connection):
 
     - NUMBER with a scale (or none declared) exactly: NUMBER(p, s) as Decimal; NUMBER
-      without precision and NUMBER(p, -n) (whole numbers the driver would fetch as float)
+      without precision, NUMBER(p, -n) and NUMBER(*, -n) (whole numbers the driver would
+      fetch as float)
       through their text (:func:`_number`: int or Decimal), never float. NUMBER(p) stays
       the driver's int and FLOAT(b) (scale -127) its float.
     - CLOB / NCLOB as str and BLOB as bytes, whole (LONG / LONG RAW fetch, up to 1 GB).
@@ -238,7 +262,8 @@ def output_type_handler(cursor: Any, metadata: Any) -> Any:
     if code is oracledb.DB_TYPE_NUMBER:
         precision, scale = metadata.precision or 0, metadata.scale
         unconstrained = precision == 0 and scale in (0, -127)
-        if unconstrained or (precision and scale is not None and -127 < scale < 0):
+        # NUMBER(p, -n) and NUMBER(*, -n) (precision 0): whole numbers, fetched as float
+        if unconstrained or (scale is not None and -127 < scale < 0):
             return cursor.var(oracledb.DB_TYPE_VARCHAR, 255, arraysize=size, outconverter=_number)
         if scale is not None and scale > 0:
             return cursor.var(Decimal, arraysize=size)
@@ -467,10 +492,12 @@ class OracleEndpoint(SQLEndpoint):
         self._checksum_specs: dict[str, tuple[list[ColumnSpec], list[ColumnSpec] | None]] = {}
         #: table -> {column: oracledb type} of its CHAR / NCHAR / NVARCHAR2 columns, whose
         #: key values bind as that type (:class:`KeyBind`); filled by read_schema and
-        #: create_table_ddl
+        #: create_table_ddl, else on first use (:meth:`_key_types`)
         self._key_binds: dict[str, dict[str, str]] = {}
-        #: table -> its LONG / LONG RAW columns (read_schema), which checksums cannot read
+        #: table -> its LONG / LONG RAW / JSON / XMLTYPE columns (read_schema, else
+        #: :meth:`_key_types`), which checksums cannot read
         self._long_columns: dict[str, frozenset[str]] = {}
+        self._natives_lock = threading.Lock()  # one USER_TAB_COLUMNS read per table
         #: ``NLS_CHARACTERSET`` / ``NLS_NCHAR_CHARACTERSET`` of the database, read once
         #: (:meth:`database_charset`); compile tests set them
         self.charset: str | None = None
@@ -571,6 +598,23 @@ class OracleEndpoint(SQLEndpoint):
         set is not Unicode, so VARCHAR2 / CLOB would store the characters it lacks as
         ``?`` (silently); NCHAR / NVARCHAR2 / NCLOB are always Unicode."""
         return self.database_charset().upper() not in UNICODE_CHARSETS
+
+    def writes_national(self) -> bool:
+        """:meth:`national`, refused (one line, before any DDL or write) when the
+        national character set is not AL16UTF16: python-oracledb's thin mode binds and
+        fetches NCHAR / NVARCHAR2 / NCLOB only in AL16UTF16 (DPY-3012 on every value)."""
+        national = self.national()
+        nchar = (self.nchar_charset or "AL16UTF16").upper()
+        if national and nchar != "AL16UTF16":
+            raise ConnectorError(
+                f"{self.name}: the database character set {self.database_charset()} is not"
+                " Unicode, so text would be stored in the national character set, which is"
+                f" {nchar}: python-oracledb's thin mode supports only AL16UTF16 as the"
+                " national character set and cannot write this database's text without"
+                " loss (an AL32UTF8 database, or national character set AL16UTF16, can be"
+                " written)"
+            )
+        return national
 
     def _nchar_width(self) -> int:
         """Bytes per character of the national character set (AL16UTF16: 2, UTF8: 3)."""
@@ -824,7 +868,13 @@ class OracleEndpoint(SQLEndpoint):
     def delete_keys(self, table: str, key: tuple[str, ...], keys: Iterable[Key]) -> int:
         """As the base, with the values of CHAR / NCHAR / NVARCHAR2 key columns bound as
         their column's type (:class:`KeyBind`)."""
-        bound = (self._bind_key(table, key, k) or k for k in keys)
+        it = iter(keys)
+        first = next(it, None)
+        if first is None:
+            return super().delete_keys(table, key, [])
+        if any(isinstance(v, str) for v in first):
+            self._key_types(table)  # before the base holds a connection
+        bound = (self._bind_key(table, key, k) or k for k in itertools.chain([first], it))
         return super().delete_keys(table, key, bound)
 
     # -- SQL helpers ---------------------------------------------------------------------
@@ -917,12 +967,37 @@ class OracleEndpoint(SQLEndpoint):
                     col.notes = [n for n in col.notes if "is not known to migrate" not in n]
                     if note and note not in col.notes:
                         col.notes.append(note)
-                if str(data_type).upper() in ("LONG", "LONG RAW"):
+                native = _native_name(str(data_type))
+                if native in OPAQUE_TYPES:
                     longs.append(col.name)
-                    col.notes.append(long_note(str(data_type).upper()))
+                    note = long_note if native in LONG_TYPES else opaque_note
+                    col.notes.append(note(native))
         self._remember_binds(table, {n: str(v[0]) for n, v in natives.items()})
         self._long_columns[table] = frozenset(longs)
         return schema
+
+    def _key_types(self, table: str) -> dict[str, str]:
+        """The CHAR / NCHAR / NVARCHAR2 columns of ``table`` (see :meth:`_remember_binds`):
+        read from ``USER_TAB_COLUMNS`` the first time a table is met that this process
+        neither read (:meth:`read_schema`) nor created (a resumed copy, a later
+        catch-up), with its LONG / JSON / XMLTYPE columns (see :meth:`_long_rows`)."""
+        types = self._key_binds.get(table)
+        if types is not None:
+            return types
+        with self._natives_lock:
+            if table not in self._key_binds:
+                sql = "SELECT COLUMN_NAME, DATA_TYPE FROM USER_TAB_COLUMNS WHERE TABLE_NAME = :1"
+                with self.errors(f"reading the column types of {table}"), self.raw() as conn:
+                    cur = conn.cursor()
+                    cur.execute(sql, (self.dialect.denormalize_name(table),))
+                    rows = cur.fetchall()
+                    cur.close()
+                    conn.rollback()
+                natives = {self.dialect.normalize_name(str(n)): str(t) for n, t in rows}
+                opaque = [n for n, t in natives.items() if _native_name(t) in OPAQUE_TYPES]
+                self._long_columns.setdefault(table, frozenset(opaque))
+                self._remember_binds(table, natives)
+        return self._key_binds[table]
 
     def _remember_binds(self, table: str, natives: dict[str, str]) -> None:
         """Keep which columns of ``table`` bind their key values as their own character
@@ -936,9 +1011,12 @@ class OracleEndpoint(SQLEndpoint):
 
     def _bind_key(self, table: str, key: Sequence[str], values: Key | None) -> Key | None:
         """``values`` of ``key`` with each text value of a CHAR / NCHAR / NVARCHAR2
-        column of ``table`` as a :class:`KeyBind`."""
-        types = self._key_binds.get(table)
-        if not types or values is None:
+        column of ``table`` as a :class:`KeyBind` (the column types are looked up only
+        when a value is text; callers holding a connection look them up first)."""
+        if values is None or not any(isinstance(v, str) for v in values):
+            return values
+        types = self._key_types(table)
+        if not types:
             return values
         return tuple(
             KeyBind(v, types[c]) if isinstance(v, str) and c in types else v
@@ -1009,7 +1087,7 @@ class OracleEndpoint(SQLEndpoint):
         key = set(schema.primary_key or schema.chunk_key())
         identity = self.dialect.supports_identity_columns
         by_name = {c.name: c for c in schema.columns}
-        national = self.national()
+        national = self.writes_national()
         for col in schema.columns:
             if col.type.kind == "char" and source_caps.engine != "oracle":
                 n = col.type.length or 1
@@ -1063,7 +1141,9 @@ class OracleEndpoint(SQLEndpoint):
 
     def create_table_ddl(self, schema: TableSchema) -> sa.schema.CreateTable:
         """As the base; remembers the CHAR / NCHAR / NVARCHAR2 columns it creates (their
-        key values bind as that type, see :class:`KeyBind`)."""
+        key values bind as that type, see :class:`KeyBind`); refuses a national character
+        set thin mode cannot write (:meth:`writes_national`)."""
+        self.writes_national()
         ddl = super().create_table_ddl(schema)
         natives = {
             c.name: str(self.native_type_for(c).compile(dialect=self.dialect))
@@ -1172,6 +1252,8 @@ class OracleEndpoint(SQLEndpoint):
         conv = self.row_converter(schema)
         out: list[Row] = []
         step = 500 if len(key) == 1 else 100
+        if keys and any(isinstance(v, str) for v in keys[0]):
+            self._key_types(schema.name)  # before this holds a connection
         with self.errors(f"reading rows of {schema.name}"), self.raw() as conn:
             cur = conn.cursor()
             for i in range(0, len(keys), step):
@@ -1352,7 +1434,7 @@ class OracleEndpoint(SQLEndpoint):
         character set (:meth:`national`) as NVARCHAR / LONG NVARCHAR."""
         import oracledb
 
-        national = self.national()
+        national = self.writes_national()
         out: list[Any] = []
         for col in schema.columns:
             p = col.type
@@ -1515,19 +1597,22 @@ def _as_date(value: Any) -> Any:
 
 def _portable_number(precision: int | None, scale: int | None) -> tuple[PType, str | None]:
     """NUMBER(p) as the smallest integer kind holding p digits (decimal past 18);
-    NUMBER(p, s) as decimal(p, s); NUMBER as decimal without precision."""
+    NUMBER(p, s) as decimal(p, s); NUMBER as decimal without precision; NUMBER(p, -n)
+    and NUMBER(*, -n) (whole numbers rounded to 10**n: p + n digits, p 38 when not
+    declared) as decimal(p + n, 0), never a negative scale (no other engine has one)."""
+    s = int(scale or 0)
+    if s < 0:
+        return PType("decimal", precision=int(precision or 38) - s, scale=0), None
     if precision is None:
-        if scale:  # NUMBER(*, s)
-            return PType("decimal", precision=38, scale=int(scale)), None
+        if s:  # NUMBER(*, s)
+            return PType("decimal", precision=38, scale=s), None
         return PType("decimal"), None
-    p, s = int(precision), int(scale or 0)
+    p = int(precision)
     if s == 0:
         for kind, digits in (("int16", 4), ("int32", 9), ("int64", 18)):
             if p <= digits:
                 return PType(kind), None
         return PType("decimal", precision=p, scale=0), None
-    if s < 0:  # NUMBER(p, -n): whole numbers rounded to 10**n
-        return PType("decimal", precision=min(p - s, 38), scale=0), None
     return PType("decimal", precision=max(p, s), scale=s), None
 
 
