@@ -995,6 +995,7 @@ class SFTPEndpoint:
         first. A file in the way is an error naming ``path``."""
         made: list[str] = []
         todo = [directory]
+        races = 0
         while todo:
             current = todo[-1]
             try:
@@ -1003,9 +1004,13 @@ class SFTPEndpoint:
                 if exc.errno == errno.ENOENT and current not in ("/", ""):
                     todo.append(posixpath.dirname(current))
                     continue
-                try:
+                try:  # OpenSSH answers an existing folder with a bare "Failure"
                     st = client.stat(current)
-                except OSError:
+                except OSError as gone:
+                    # it existed a moment ago: a delete pruned it in between; make it again
+                    if gone.errno == errno.ENOENT and races < 20:
+                        races += 1
+                        continue
                     raise exc from None
                 if not stat_mod.S_ISDIR(st.st_mode or 0):
                     raise ConnectorError(
