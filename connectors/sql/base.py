@@ -576,11 +576,13 @@ class SQLEndpoint:
         sum (modulo :data:`KEY_SUM_MODULUS`), in one grouped scan inside the database.
 
         ``origin`` is at most the smallest key, so every bucket number is the same integer
-        on every engine.
+        on every engine. The origin is written into the SQL (some engines refuse to group
+        by an expression holding a bind variable) and divided by :meth:`int_div`.
         """
-        t = sa.table(table, sa.column(column, sa.BigInteger))
+        t = self.sa_table(table, [column])
         c = t.c[column]
-        bucket = (c - sa.literal(origin, sa.BigInteger)) // sa.literal(width, sa.BigInteger)
+        origin_sql = sa.literal(int(origin), sa.BigInteger, literal_execute=True)
+        bucket = self.int_div(c - origin_sql, width)
         stmt = sa.select(
             bucket.label("b"), sa.func.count(), sa.func.sum(c % KEY_SUM_MODULUS)
         ).group_by(bucket)

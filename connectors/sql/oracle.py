@@ -1289,28 +1289,6 @@ class OracleEndpoint(SQLEndpoint):
         )
         return self._portable(schema, stmt, f"reading rows of {schema.name}")
 
-    def key_buckets(
-        self, table: str, column: str, origin: int, width: int
-    ) -> dict[int, tuple[int, int]]:
-        """As the base, with the bucket's numbers written into the SQL: Oracle refuses
-        to GROUP BY an expression holding bind variables (ORA-00979)."""
-        from connectors.sql.base import KEY_SUM_MODULUS
-
-        t = self._table(table, sa.column(column, sa.BigInteger))
-        c = t.c[column]
-        bucket = self.int_div(c - _inline(origin), width)
-        stmt = sa.select(
-            bucket.label("b"), sa.func.count(), sa.func.sum(c % KEY_SUM_MODULUS)
-        ).group_by(bucket)
-        sql, params = self.compile(stmt)
-        with self.errors(f"summarising keys of {table}"), self.raw() as conn:
-            cur = conn.cursor()
-            cur.execute(sql, params)
-            out = {int(b): (int(n), int(total)) for b, n, total in cur.fetchall()}
-            cur.close()
-            conn.rollback()
-        return out
-
     def row_converter(self, schema: TableSchema) -> Callable[[Row], Row] | None:
         """UTC date-times made aware, intervals of a ``time`` column as times, DATE of a
         ``date`` column as dates, text-form natives as str."""
