@@ -37,7 +37,7 @@ from typing import Any
 from migrate.errors import LockHeldError, StateError
 from migrate.values import nanos_of, with_nanos
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -106,6 +106,13 @@ MIGRATIONS: dict[int, list[str]] = {
         # the point in time a table's full copy reads (Oracle: the SCN of AS OF SCN), so
         # that a resumed copy reads the same snapshot
         "ALTER TABLE tables ADD COLUMN snapshot TEXT",
+    ],
+    6: [
+        # an undo record's fate: NULL while it can be rolled back, 'undone' once
+        # ``migrate rollback`` applied it, 'accepted' once ``migrate cleanup`` dropped its
+        # backup
+        "ALTER TABLE undo ADD COLUMN status TEXT",
+        "ALTER TABLE undo ADD COLUMN done_at TEXT",
     ],
 }
 
@@ -541,7 +548,8 @@ class State:
     def created_files(self, step: str, connection: str) -> set[str]:
         """Paths a step recorded as created on ``connection`` (``delete_file`` undo rows)."""
         rows = self.execute(
-            "SELECT object FROM undo WHERE step=? AND connection=? AND action='delete_file'",
+            "SELECT object FROM undo WHERE step=? AND connection=? AND action='delete_file'"
+            " AND status IS NOT 'undone'",
             (step, connection),
         ).fetchall()
         return {r[0] for r in rows}
@@ -577,19 +585,61 @@ class State:
         action: str,
         obj: str,
         detail: dict[str, Any] | None = None,
-    ) -> None:
-        """Record, before a change is made to a target, how to undo it."""
-        self.execute(
+    ) -> int:
+        """Record, before a change is made to a target, how to undo it; returns the
+        record's id (a backup table tags the rows it keeps for this record with it)."""
+        cur = self.execute(
             "INSERT INTO undo (run_id, step, connection, action, object, detail,"
             " created_at) VALUES (?,?,?,?,?,?,?)",
             (run_id, step, connection, action, obj, json.dumps(detail) if detail else None, now()),
         )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def undo_records(
+        self,
+        *,
+        run_id: int | None = None,
+        steps: tuple[str, ...] = (),
+        status: str | None = None,
+    ) -> list[sqlite3.Row]:
+        """Undo records, newest first (the order a rollback applies them); ``status``
+        None selects the records still to be undone."""
+        sql = "SELECT * FROM undo WHERE " + ("status IS NULL" if status is None else "status=?")
+        params: list[Any] = [] if status is None else [status]
+        if run_id is not None:
+            sql += " AND run_id=?"
+            params.append(run_id)
+        if steps:
+            sql += f" AND step IN ({','.join('?' * len(steps))})"
+            params.extend(steps)
+        return self.execute(sql + " ORDER BY id DESC", tuple(params)).fetchall()
+
+    def put_row(self, table: str, where: dict[str, Any], row: dict[str, Any] | None) -> None:
+        """Put one row of a state table back as an undo record kept it: ``row`` (all its
+        columns) replaces the row matching ``where``; None deletes that row."""
+        assert table in ("watermarks", "streams", "files")
+        cond = " AND ".join(f"{k}=?" for k in where)
+        with self.transaction() as db:
+            db.execute(f"DELETE FROM {table} WHERE {cond}", tuple(where.values()))
+            if row is not None:
+                cols = ", ".join(row)
+                marks = ",".join("?" * len(row))
+                db.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", tuple(row.values()))
+
+    def mark_undo(self, ids: list[int], status: str) -> None:
+        """Set the fate of undo records (``undone`` or ``accepted``)."""
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE undo SET status=?, done_at=? WHERE id=?",
+                [(status, now(), i) for i in ids],
+            )
 
     def created_by_us(self, step: str, connection: str, obj: str) -> bool:
         return (
             self.execute(
                 "SELECT 1 FROM undo WHERE step=? AND connection=? AND"
-                " action='drop_table' AND object=?",
+                " action='drop_table' AND object=? AND status IS NOT 'undone'",
                 (step, connection, obj),
             ).fetchone()
             is not None

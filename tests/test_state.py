@@ -70,7 +70,7 @@ def test_new_state_has_schema_version_5_and_its_plan(tmp_path: Path) -> None:
     meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     db.close()
-    assert SCHEMA_VERSION == 5
+    assert SCHEMA_VERSION == 6
     assert meta == {"schema_version": "5", "plan": "erp"}
     assert {
         "meta",
