@@ -13,7 +13,12 @@ Contracts:
   scan per side; otherwise key-range counts, narrowed by splitting differing ranges at
   the target's median key. Only differing buckets or small ranges have their keys read.
   A key is deleted from the target only after a point lookup confirms the source lacks
-  it, and only after the row is recorded in the state's undo records.
+  it; the row is copied to the table's backup table in the same transaction.
+- Before a pass changes a table's watermark, the watermark as it was is recorded
+  (``restore_watermark``; a binlog pass also records its position, ``restore_stream``).
+  Rows an upsert changes or adds and rows a pass deletes are kept in the table's backup
+  table in the transaction that changes them (:mod:`migrate.backup`), unless this run
+  created or emptied the table.
 - A binlog pass applies the row events since the step's recorded position in order,
   batch by batch (each batch ends at a transaction commit), and records the position
   after each batch's writes are committed. Within a batch only each key's last event
@@ -36,8 +41,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from migrate.backup import TableBackup, as_dict
 from migrate.copier import _failpoint
-from migrate.endpoints import Key, Row, TableEndpoint, target_names
+from migrate.endpoints import Key, TableEndpoint, target_names
 from migrate.errors import ConnectorError, InterruptedRun, PlanError
 from migrate.plan import DEFAULT_TIME_OVERLAP, Plan, Step
 from migrate.schema import INT_KINDS, TableSchema
@@ -259,6 +265,15 @@ def watermark_pass(
     ):  # a watermark of another cursor (the plan changed) means nothing here: read all
         watermark = (decode_key(row["value"]) or (None,))[0]
     watermark = source.cursor_value(source_schema, spec.column, watermark)
+    state.record_undo(
+        run_id,
+        step.name,
+        step.target,
+        "restore_watermark",
+        target_schema.name,
+        {"source_table": sname, "previous": as_dict(row)},
+    )
+    keep = TableBackup(state, run_id, step.name, step.target, target, target_schema.name, sname)
     as_of = now()
     high = source.max_value(source_schema, spec.column)  # read before any row
     high = source.cursor_value(source_schema, spec.column, high)
@@ -276,6 +291,7 @@ def watermark_pass(
             run_id=run_id,
             stop=stop,
             ordered=ordered,
+            keep=keep,
         )
     text = source.reads_text() and target.loads_text()
     conv = None if text else source.row_converter(source_schema)
@@ -287,13 +303,15 @@ def watermark_pass(
                 raise InterruptedRun("stopped")
             spool.add([conv(r) for r in batch] if conv is not None else batch)
             if spool.rows >= chunk_rows:
-                result.rows, result.changed = _merge(target, target_schema, key, spool, result)
+                result.rows, result.changed = _merge(
+                    target, target_schema, key, spool, result, keep
+                )
                 on_rows(spool.rows)
                 spool.discard()
                 spool = target.new_spool(target_schema, workdir)
         spool.close()
         if spool.rows:
-            result.rows, result.changed = _merge(target, target_schema, key, spool, result)
+            result.rows, result.changed = _merge(target, target_schema, key, spool, result, keep)
             on_rows(spool.rows)
     finally:
         spool.discard()
@@ -321,13 +339,20 @@ _merges = 0
 
 
 def _merge(
-    target: TableEndpoint, schema: TableSchema, key: tuple[str, ...], spool: Any, so_far: PassResult
+    target: TableEndpoint,
+    schema: TableSchema,
+    key: tuple[str, ...],
+    spool: Any,
+    so_far: PassResult,
+    keep: TableBackup,
 ) -> tuple[int, int]:
-    """Upsert one spool; ``MIGRATE_FAILPOINT=after-merge:N`` kills the process right after
-    the Nth merge of the process committed (crash tests)."""
+    """Upsert one spool, keeping the rows it changes in ``keep``'s backup table;
+    ``MIGRATE_FAILPOINT=after-merge:N`` kills the process right after the Nth merge of
+    the process committed (crash tests)."""
     global _merges
     spool.close()
-    applied, changed = target.merge_spool(schema, target_names(target, key), spool)
+    tkey = target_names(target, key)
+    applied, changed = target.merge_spool(schema, tkey, spool, backup=keep.rows(tkey))
     _merges += 1
     _failpoint("after-merge", _merges)
     return so_far.rows + applied, so_far.changed + changed
@@ -354,6 +379,7 @@ def detect_deletes(
     state: State,
     run_id: int,
     stop: threading.Event,
+    keep: TableBackup,
     ordered: bool = True,
 ) -> int:
     """Delete from the target the rows whose key the source no longer has; returns how many.
@@ -374,7 +400,7 @@ def detect_deletes(
         found = _integer_key_diff(sname, tname, key, tkey, source, target, s_norm, t_norm, stop)
         if found is not None:
             return _confirm_and_delete(
-                step, source_schema, target_schema, key, source, target, state, run_id, found
+                step, source_schema, target_schema, key, source, target, state, run_id, found, keep
             )
     bounds = [decode_key(c["hi"]) for c in state.chunks(step.name, sname) if c["hi"]]
     if not ordered:
@@ -412,7 +438,7 @@ def detect_deletes(
     for lo, hi in ranges:
         walk(lo, hi, 0 if ordered else 40)
     return _confirm_and_delete(
-        step, source_schema, target_schema, key, source, target, state, run_id, candidates
+        step, source_schema, target_schema, key, source, target, state, run_id, candidates, keep
     )
 
 
@@ -488,6 +514,7 @@ def _confirm_and_delete(
     state: State,
     run_id: int,
     candidates: list[Key],
+    keep: TableBackup,
 ) -> int:
     if not candidates:
         return 0
@@ -502,7 +529,7 @@ def _confirm_and_delete(
     gone = [k for k in candidates if k not in still]
     if not gone:
         return 0
-    return delete_rows(step, target_schema, key, gone, target, state, run_id)
+    return delete_rows(step, target_schema, key, gone, target, state, run_id, keep)
 
 
 def delete_rows(
@@ -513,28 +540,14 @@ def delete_rows(
     target: TableEndpoint,
     state: State,
     run_id: int,
-    rows: list[Row] | None = None,
+    keep: TableBackup,
 ) -> int:
-    """Record the rows in the undo log (reading them unless given), then delete them.
+    """Delete the rows with these keys, copying them to ``keep``'s backup table first in
+    the same transaction (a ``restore_rows`` record); returns how many were deleted.
 
     ``key`` names the source's key columns; the target's names for them are used here."""
-    key = target_names(target, key)
-    if rows is None:
-        rows = target.read_rows(target_schema, key, keys)
-    if rows:
-        state.record_undo(
-            run_id,
-            step.name,
-            step.target,
-            "restore_rows",
-            target_schema.name,
-            {
-                "columns": target_schema.column_names,
-                "key": list(key),
-                "rows": [encode_key(tuple(r)) for r in rows],
-            },
-        )
-    return target.delete_keys(target_schema.name, key, keys)
+    tkey = target_names(target, key)
+    return target.delete_keys(target_schema.name, tkey, keys, backup=keep.rows(tkey))
 
 
 # -- binlog (cdc) --------------------------------------------------------------------------
@@ -578,8 +591,24 @@ def binlog_pass(
             f"step {step.name}: no binlog position is recorded; run with --restart to copy"
             " the tables again from a snapshot"
         )
+    state.record_undo(
+        run_id, step.name, step.target, "restore_stream", step.name, {"previous": as_dict(stream)}
+    )
     as_of = now()
     by_name = {j.source_schema.name: j for j in jobs}
+    keep: dict[str, TableBackup] = {}
+    for name, j in by_name.items():  # each table's pass counters move too
+        state.record_undo(
+            run_id,
+            step.name,
+            step.target,
+            "restore_watermark",
+            j.target_schema.name,
+            {"source_table": name, "previous": as_dict(state.watermark(step.name, name))},
+        )
+        keep[name] = TableBackup(
+            state, run_id, step.name, step.target, target, j.target_schema.name, name
+        )
     per_table = {name: PassResult(since=stream["position"]) for name in by_name}
     result = StreamResult(position=stream["position"], per_table=per_table)
     key_idx = {
@@ -609,13 +638,15 @@ def binlog_pass(
             pr = per_table[name]
             if dels:
                 pr.deleted += delete_rows(
-                    step, job.target_schema, job.key, dels, target, state, run_id
+                    step, job.target_schema, job.key, dels, target, state, run_id, keep[name]
                 )
             if ups:
                 spool = target.new_spool(job.target_schema, workdir)
                 try:
                     spool.add(ups)
-                    pr.rows, pr.changed = _merge(target, job.target_schema, job.key, spool, pr)
+                    pr.rows, pr.changed = _merge(
+                        target, job.target_schema, job.key, spool, pr, keep[name]
+                    )
                 finally:
                     spool.discard()
         result.events += len(batch.changes)

@@ -59,7 +59,6 @@ from sqlalchemy.pool import NullPool
 from connectors.sql.mysql_binlog import BinlogPosition
 from migrate.cli import main
 from migrate.incremental import earlier_position
-from migrate.state import decode_key
 
 THIS = Path(__file__).resolve()
 
@@ -1042,15 +1041,27 @@ def test_status_shows_the_binlog_position_and_the_last_pass(
     assert isinstance(c["lag_seconds"], (int, float)) and c["lag_seconds"] >= 0
     assert "binlog" in text and now_at in text, text
 
-    # the deleted rows (3 left its key, 4 was deleted) are kept whole as undo records
+    # the deleted rows (3 left its key, 4 was deleted) are kept whole in the backup table,
+    # tagged with their undo records (op d); so is the row updated (u) and the keys added (i)
     db = sqlite3.connect(state)
     undo = db.execute(
-        "SELECT detail FROM undo WHERE action = 'restore_rows' AND object = 'orders'"
+        "SELECT id, detail FROM undo WHERE action = 'restore_rows' AND object = 'orders'"
     ).fetchall()
     db.close()
-    kept = [decode_key(r) for (detail,) in undo for r in json.loads(detail)["rows"]]
-    assert sorted(normalise_rows(kept, kinds)) == [before[3], before[4]]
-    assert all(json.loads(d)["columns"] == columns for (d,) in undo)
+    details = {uid: json.loads(d) for uid, d in undo}
+    assert all(d["table_columns"] == columns for d in details.values())
+    (backup,) = {d["backup"] for d in details.values()}
+    kept = [
+        r
+        for r in read_rows(pg_db, backup, ["migrate_undo", "migrate_op", *columns])
+        if r[0] in details
+    ]
+    assert sorted(normalise_rows([r[2:] for r in kept if r[1] == "d"], kinds)) == [
+        before[3],
+        before[4],
+    ]
+    assert [normalise_rows([r[2:]], kinds)[0] for r in kept if r[1] == "u"] == [before[2]]
+    assert sorted(r[2] for r in kept if r[1] == "i") == [10, 11, 12]
 
 
 # -- tables changed at the source -------------------------------------------------------------

@@ -39,7 +39,6 @@ from sqlalchemy.pool import NullPool
 from writer import WRITER_COLUMNS, WRITER_DDL, WRITER_KINDS
 
 from migrate.cli import main
-from migrate.state import decode_key
 
 FIXTURE = {"mysql2": "mysql2_db", "pg": "pg_db"}
 WRITER = Path(__file__).with_name("writer.py")
@@ -579,23 +578,26 @@ def _delete_spread(url: str) -> dict[str, set[tuple]]:
     }
 
 
-def _undo_keys(state: Path) -> dict[str, dict[tuple, tuple]]:
-    """The rows recorded in the state's undo records (action restore_rows), by table/key."""
+def _undo_keys(state: Path, dst: str) -> dict[str, dict[tuple, tuple]]:
+    """The deleted rows kept for undo (``restore_rows`` records: op ``d`` rows of each
+    record in its backup table on the target ``dst``), by table and key."""
     db = sqlite3.connect(state)
     try:
-        found: dict[str, dict[tuple, tuple]] = {}
-        for obj, detail in db.execute(
-            "SELECT object, detail FROM undo WHERE action = 'restore_rows' ORDER BY id"
-        ):
-            d = json.loads(detail)
-            idx = [d["columns"].index(k) for k in d["key"]]
-            for raw in d["rows"]:
-                row = decode_key(raw)
-                assert row is not None
-                found.setdefault(obj, {})[tuple(row[i] for i in idx)] = row
-        return found
+        records = db.execute(
+            "SELECT id, object, detail FROM undo WHERE action = 'restore_rows' ORDER BY id"
+        ).fetchall()
     finally:
         db.close()
+    found: dict[str, dict[tuple, tuple]] = {}
+    for uid, obj, detail in records:
+        d = json.loads(detail)
+        cols = d["table_columns"]
+        idx = [cols.index(k) for k in d["key"]]
+        kept = read_rows(dst, d["backup"], ["migrate_undo", "migrate_op", *cols])
+        for row in kept:
+            if row[0] == uid and row[1] == "d":
+                found.setdefault(obj, {})[tuple(row[2:][i] for i in idx)] = row[2:]
+    return found
 
 
 DELETE_TABLES = {
@@ -642,7 +644,7 @@ def test_detect_deletes_over_many_ranges(
     deleted = _delete_spread(mysql_db)
     code, result = run_json(plan, capsys)
     assert_ok(code, result)
-    undo = _undo_keys(state_path(plan))
+    undo = _undo_keys(state_path(plan), dst)
     for name, (cols, kinds, key_len) in DELETE_TABLES.items():
         pr = catch_up(result, name)
         assert pr["deleted"] == len(deleted[name]), (name, pr)
@@ -715,7 +717,7 @@ def test_deletes_ignore_leaves_deleted_rows(
     assert (pr["changed"], pr["deleted"]) == (1, 0), pr
     assert scalar(pg_db, "SELECT COUNT(*) FROM solo WHERE id IN (1, 300, 600)") == 3
     assert scalar(pg_db, "SELECT v FROM solo WHERE id = 2") == "upd"
-    assert _undo_keys(state_path(plan)) == {}
+    assert _undo_keys(state_path(plan), pg_db) == {}
 
 
 @pytest.mark.parametrize("side", ["pg", "mysql2"])

@@ -1466,6 +1466,155 @@ def test_composite_deletes_are_batched_within_the_parameter_limit() -> None:
     assert [len(p) for _, p in rec.statements] == [2000, 2000, 1005]  # 400 keys of 5 columns
 
 
+# -- row backups and undo (migrate/backup.py) -----------------------------------------------
+BACKUP = "migrate_bak_orders"
+KEPT = "(migrate_undo, migrate_op, id, name, amount)"
+
+
+def _undo(action: str, obj: str = "orders", uid: int = 12, **detail: Any) -> dict[str, Any]:
+    d = {"backup": BACKUP, "table_columns": ["id", "name", "amount"], "source_table": "orders"}
+    return {"id": uid, "action": action, "object": obj, "detail": {**d, **detail}}
+
+
+def test_a_merge_keeps_the_rows_it_changes_first() -> None:
+    """Counted first; then the rows that will change (whole) and the new keys go to the
+    backup table tagged with the record's id, in the merge's transaction, before MERGE."""
+    from migrate.backup import RowBackup
+
+    ep, rec = endpoint()
+    ids: list[int] = []
+    backup = RowBackup(BACKUP, ["id", "name", "amount"], ["id"], lambda: ids.append(7) or 7)
+    spool = _spool([(1, "a", Decimal("1")), (2, "b", None)])
+    rec.results = [None, None, None, [(2,)], None, None, None, 2]
+    try:
+        assert ep.merge_spool(ORDERS, ("id",), spool, backup=backup) == (2, 2)
+    finally:
+        spool.discard()
+    assert sql_of(rec) == [
+        *STAGE,
+        "SELECT COUNT_BIG(*) FROM [#migrate_stage] AS s LEFT JOIN orders AS t ON s.id = t.id"
+        f" WHERE t.id IS NULL OR {DIFFERS}",
+        f"INSERT INTO {BACKUP} {KEPT} SELECT 7, 'u', t.id, t.name, t.amount FROM"
+        f" [#migrate_stage] s JOIN orders t ON s.id = t.id WHERE {DIFFERS}",
+        f"INSERT INTO {BACKUP} (migrate_undo, migrate_op, id) SELECT 7, 'i', s.id FROM"
+        " [#migrate_stage] s LEFT JOIN orders t ON s.id = t.id WHERE t.id IS NULL",
+        "SAVE TRANSACTION migrate_merge",
+        MERGE,
+        "DROP TABLE [#migrate_stage]",
+    ]
+    assert ids == [7] and rec.commits == 1
+    # nothing changes: nothing is kept and no record is written
+    ep, rec = endpoint()
+    spool = _spool([(1, "a", Decimal("1"))])
+    rec.results = [None, None, None, [(0,)], None, 0]
+    try:
+        assert ep.merge_spool(ORDERS, ("id",), spool, backup=backup) == (1, 0)
+    finally:
+        spool.discard()
+    assert not any(BACKUP in s for s in sql_of(rec)) and ids == [7]
+
+
+def test_deletes_keep_each_statements_rows_first() -> None:
+    from migrate.backup import RowBackup
+
+    ep, rec = endpoint()
+    plain(ep, "orders", "lines")
+    orders = RowBackup(BACKUP, ["id", "name", "amount"], ["id"], lambda: 8)
+    ep.delete_keys("orders", ("id",), [(1,), (2,)], backup=orders)
+    lines = RowBackup(
+        "migrate_bak_lines", ["order_id", "line", "qty"], ["order_id", "line"], lambda: 9
+    )
+    ep.delete_keys("lines", ("order_id", "line"), [(1, "a")], backup=lines)
+    exists = (
+        "EXISTS (SELECT 1 FROM (VALUES (?, ?)) AS k (order_id, line) WHERE k.order_id ="
+        " lines.order_id AND k.line = lines.line)"
+    )
+    assert sql_of(rec) == [
+        f"INSERT INTO {BACKUP} {KEPT} SELECT 8, 'd', id, name, amount FROM orders WHERE id IN"
+        " (?, ?)",
+        "DELETE FROM orders WHERE id IN (?, ?)",
+        "INSERT INTO migrate_bak_lines (migrate_undo, migrate_op, order_id, line, qty) SELECT 9,"
+        f" 'd', order_id, line, qty FROM lines WHERE {exists}",
+        f"DELETE FROM lines WHERE {exists}",
+    ]
+    assert [p for _, p in rec.statements] == [(1, 2), (1, 2), (1, "a"), (1, "a")]
+    assert rec.commits == 2
+
+
+def test_undo_statements_restore_rows_into_an_identity_table() -> None:
+    """IDENTITY_INSERT around the insert, as sys.columns says the table has IDENTITY."""
+    ep, _ = endpoint()
+    ep._natives["orders"] = {"id": NativeColumn("int", 0, True)}
+    put_back = "INSERT INTO orders (id, name, amount) SELECT id, name, amount FROM"
+    rows = ep.undo_statements(_undo("restore_rows", key=["id"]))
+    assert rows == [
+        f"DELETE FROM orders WHERE EXISTS (SELECT 1 FROM {BACKUP} AS b WHERE b.migrate_undo ="
+        " 12 AND b.id = orders.id)",
+        "SET IDENTITY_INSERT orders ON",
+        f"{put_back} {BACKUP} WHERE migrate_undo = 12 AND migrate_op IN ('u', 'd')",
+        "SET IDENTITY_INSERT orders OFF",
+        f"DELETE FROM {BACKUP} WHERE migrate_undo = 12",
+    ]
+    emptied = ep.undo_statements(_undo("emptied_table"))
+    assert emptied == [
+        "DELETE FROM orders",
+        "SET IDENTITY_INSERT orders ON",
+        f"{put_back} {BACKUP} WHERE migrate_undo = 12",
+        "SET IDENTITY_INSERT orders OFF",
+        f"DELETE FROM {BACKUP} WHERE migrate_undo = 12",
+    ]
+    ep._natives["orders"] = {"id": NativeColumn("int", 0, False)}
+    assert "SET IDENTITY_INSERT orders ON" not in ep.undo_statements(_undo("emptied_table"))
+    two = ep.undo_statements(_undo("restore_rows", obj="lines", key=["order_id", "line"]))
+    assert two[0] == (
+        f"DELETE FROM lines WHERE EXISTS (SELECT 1 FROM {BACKUP} AS b WHERE b.migrate_undo = 12"
+        " AND b.order_id = lines.order_id AND b.line = lines.line)"
+    )
+    for sql in [*rows, *emptied, *two]:
+        parses(sql)
+
+
+def test_undo_statements_create_a_replaced_table_again() -> None:
+    from migrate.backup import schema_to_json
+
+    ep, _ = endpoint()
+    schema = TableSchema(
+        "orders",
+        [
+            Column("id", PType("int32"), nullable=False, autoincrement=True),
+            Column("name", PType("varchar", length=50)),
+            Column("amount", PType("decimal", precision=10, scale=2)),
+        ],
+        ("id",),
+        [Index("ix_name", ("name",), unique=True)],
+        [ForeignKey("fk_amount", ("amount",), "rates", ("v",))],
+    )
+    sql = ep.undo_statements(_undo("replaced_table", uid=13, schema=schema_to_json(schema)))
+    assert sql == [
+        "DROP TABLE IF EXISTS orders",
+        "CREATE TABLE orders (\n\tid INTEGER NOT NULL IDENTITY, \n\tname NVARCHAR(50) COLLATE"
+        " Latin1_General_100_BIN2 NULL, \n\tamount DECIMAL(10, 2) NULL, \n\tPRIMARY KEY (id)\n)",
+        "SET IDENTITY_INSERT orders ON",
+        f"INSERT INTO orders (id, name, amount) SELECT id, name, amount FROM {BACKUP} WHERE"
+        " migrate_undo = 13",
+        "SET IDENTITY_INSERT orders OFF",
+        "CREATE UNIQUE INDEX ix_name ON orders (name) WHERE name IS NOT NULL",
+        "ALTER TABLE orders ADD CONSTRAINT fk_amount FOREIGN KEY (amount) REFERENCES rates (v)",
+        f"DELETE FROM {BACKUP} WHERE migrate_undo = 13",
+    ]
+    for s in sql:
+        parses(s)
+    assert ep.undo_statements(_undo("drop_table")) == ["DROP TABLE IF EXISTS orders"]
+    dropped = _undo("drop_backup_table", obj=BACKUP, table="orders")
+    assert ep.undo_statements(dropped) == ep.cleanup_statements(dropped)
+    assert ep.cleanup_statements(dropped) == [f"DROP TABLE IF EXISTS {BACKUP}"]
+    assert ep.cleanup_statements(_undo("restore_rows", key=["id"])) == []
+    assert (
+        ep.undo_statements({"id": 1, "action": "restore_watermark", "object": "o", "detail": {}})
+        == []
+    )
+
+
 # -- TIME values that are not a time of day -------------------------------------------------
 @pytest.mark.parametrize(
     ("value", "text"),

@@ -27,10 +27,12 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy import types as st
 
+from migrate.backup import OP_COLUMN, UNDO_COLUMN, RowBackup, schema_from_json
 from migrate.endpoints import Capabilities, Key, Row
 from migrate.errors import ConnectorError, MissingDriverError, TransientError
 from migrate.plan import redact
 from migrate.schema import Column, Default, ForeignKey, Index, PType, TableSchema
+from migrate.state import decode_key
 from validators.canonical import ColumnSpec, Render
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -1154,12 +1156,21 @@ class SQLEndpoint:
     def drop_table_sql(self, table: str) -> str:
         return f"DROP TABLE IF EXISTS {self.q(table)}"
 
-    def drop_table(self, table: str) -> None:
+    def drop_table(self, table: str, backup: RowBackup | None = None) -> None:
+        """Drop ``table``; with ``backup``, its rows are copied to the backup table first,
+        in the same transaction (an engine whose DDL commits commits the copy first)."""
         with self.errors(f"dropping table {table}"), self.engine.begin() as conn:
+            if backup is not None:
+                conn.execute(sa.text(self.backup_all_sql(table, backup)))
             conn.execute(sa.text(self.drop_table_sql(table)))
 
-    def truncate_table(self, table: str) -> None:
+    def truncate_table(self, table: str, backup: RowBackup | None = None) -> None:
+        """Delete every row of ``table`` (``DELETE``, never ``TRUNCATE``, which commits on
+        some engines); with ``backup``, they are copied to the backup table first, in the
+        same transaction."""
         with self.errors(f"emptying table {table}"), self.engine.begin() as conn:
+            if backup is not None:
+                conn.execute(sa.text(self.backup_all_sql(table, backup)))
             conn.execute(sa.text(f"DELETE FROM {self.q(table)}"))
 
     def existing_indexes(self, table: str) -> list[str]:
@@ -1239,9 +1250,17 @@ class SQLEndpoint:
             conn.commit()
         return int(deleted)
 
-    def delete_keys(self, table: str, key: tuple[str, ...], keys: Iterable[Key]) -> int:
+    def delete_keys(
+        self,
+        table: str,
+        key: tuple[str, ...],
+        keys: Iterable[Key],
+        backup: RowBackup | None = None,
+    ) -> int:
+        """Delete the rows with these keys in one transaction; with ``backup``, each
+        statement's rows are copied to the backup table first (:meth:`kept_before_delete`)."""
         if len(key) == 1:  # one statement per 500 keys
-            return self._delete_in(table, key[0], keys)
+            return self._delete_in(table, key[0], keys, backup)
         t = self.sa_table(table, key)
         stmt = sa.delete(t).where(*[t.c[k] == sa.bindparam(f"k{i}") for i, k in enumerate(key)])
         compiled = stmt.compile(dialect=self.dialect)
@@ -1251,20 +1270,22 @@ class SQLEndpoint:
         with self.errors(f"deleting rows of {table}"), self.raw() as conn:
             cur = conn.cursor()
             batch: list[Any] = []
-            for k in keys:
-                named = {f"k{i}": self.adapt_param(v) for i, v in enumerate(k)}
-                batch.append(tuple(named[n] for n in order) if order is not None else named)
-                if len(batch) >= 1000:
+            for k in [*keys, None]:
+                if k is not None:
+                    named = {f"k{i}": self.adapt_param(v) for i, v in enumerate(k)}
+                    batch.append(tuple(named[n] for n in order) if order is not None else named)
+                if batch and (len(batch) >= 1000 or k is None):
+                    if backup is not None:
+                        cur.executemany(self.kept_before_delete(sql, table, backup), batch)
                     cur.executemany(sql, batch)
                     deleted += max(cur.rowcount, 0)
                     batch = []
-            if batch:
-                cur.executemany(sql, batch)
-                deleted += max(cur.rowcount, 0)
             conn.commit()
         return deleted
 
-    def _delete_in(self, table: str, column: str, keys: Iterable[Key]) -> int:
+    def _delete_in(
+        self, table: str, column: str, keys: Iterable[Key], backup: RowBackup | None = None
+    ) -> int:
         t = self.sa_table(table, [column])
         deleted = 0
         with self.errors(f"deleting rows of {table}"), self.raw() as conn:
@@ -1276,6 +1297,8 @@ class SQLEndpoint:
                 if batch and (len(batch) >= 500 or k is None):
                     where = _typed(t.c[column], batch).in_(batch)
                     sql, params = self.compile(sa.delete(t).where(where))
+                    if backup is not None:
+                        cur.execute(self.kept_before_delete(sql, table, backup), params)
                     cur.execute(sql, params)
                     deleted += max(cur.rowcount, 0)
                     batch = []
@@ -1326,13 +1349,21 @@ class SQLEndpoint:
     ROLLBACK_TO: ClassVar[str] = "ROLLBACK TO SAVEPOINT {}"
     RELEASE: ClassVar[str] = "RELEASE SAVEPOINT {}"
 
-    def merge_spool(self, schema: TableSchema, key: tuple[str, ...], spool: Any) -> tuple[int, int]:
+    def merge_spool(
+        self,
+        schema: TableSchema,
+        key: tuple[str, ...],
+        spool: Any,
+        backup: RowBackup | None = None,
+    ) -> tuple[int, int]:
         """Upsert a closed spool by ``key`` in one transaction; returns (applied, changed).
 
         The rows are bulk-loaded into a temporary staging table, compared with the
         table (``changed`` = new rows plus rows whose values differ), then upserted with
         the engine's own statement (:meth:`upsert_from_stage`). Applying the same spool
-        twice leaves the same table and reports 0 changed the second time.
+        twice leaves the same table and reports 0 changed the second time. With
+        ``backup`` and rows that change, the rows about to change and the keys about to
+        be added are copied to the backup table first (:meth:`backup_changes_sql`).
         """
         if not key:
             raise ConnectorError(f"{self.name}: {schema.name} has no key to upsert by")
@@ -1344,6 +1375,9 @@ class SQLEndpoint:
             applied = self.write_spool(conn, stage, spool, self.STAGE)
             cur.execute(self.changed_sql(schema, key))
             (changed,) = cur.fetchone()
+            if backup is not None and changed:
+                for sql in self.backup_changes_sql(schema, key, backup):
+                    cur.execute(sql)
             self.run_upsert(cur, schema, key)
             for sql in self.unstage_ddl():
                 cur.execute(sql)
@@ -1411,19 +1445,24 @@ class SQLEndpoint:
         """SQL true when two column expressions hold the same value, NULLs included."""
         return f"{a} IS NOT DISTINCT FROM {b}"
 
-    def changed_sql(self, schema: TableSchema, key: tuple[str, ...]) -> str:
-        """Count the staged rows that are new or differ from the table's row."""
-        s, t = self.q(self.STAGE), self.q(schema.name)
-        on = " AND ".join(f"s.{self.q(k)} = t.{self.q(k)}" for k in key)
+    def differs_sql(self, schema: TableSchema, key: tuple[str, ...]) -> str | None:
+        """SQL true when the staged row ``s`` differs from the table's row ``t`` in a
+        column outside the key, NULLs compared as equal (None: no such column)."""
         same = [
             self.same_value(f"s.{self.q(c.name)}", f"t.{self.q(c.name)}", c)
             for c in schema.columns
             if c.name not in key
         ]
-        differs = f" OR NOT ({' AND '.join(same)})" if same else ""
+        return f"NOT ({' AND '.join(same)})" if same else None
+
+    def changed_sql(self, schema: TableSchema, key: tuple[str, ...]) -> str:
+        """Count the staged rows that are new or differ from the table's row."""
+        s, t = self.q(self.STAGE), self.q(schema.name)
+        on = " AND ".join(f"s.{self.q(k)} = t.{self.q(k)}" for k in key)
+        differs = self.differs_sql(schema, key)
         return (
             f"SELECT COUNT(*) FROM {s} s LEFT JOIN {t} t ON {on}"
-            f" WHERE t.{self.q(key[0])} IS NULL{differs}"
+            f" WHERE t.{self.q(key[0])} IS NULL{f' OR {differs}' if differs else ''}"
         )
 
     def upsert_from_stage(self, schema: TableSchema, key: tuple[str, ...]) -> str:
@@ -1443,3 +1482,217 @@ class SQLEndpoint:
 
     def value_adapters(self, schema: TableSchema) -> list[Callable[[Any], Any]]:
         return [lambda v: v for _ in schema.columns]
+
+    # -- row backups and undo (migrate/backup.py, migrate/rollback.py) --------------------
+    # A backup table holds ``migrate_undo`` (the undo record's id), ``migrate_op`` (u: a
+    # row before it changed, i: the key of a row added, d: a row before it was deleted)
+    # and the table's columns. The statements below are plain SQL with every identifier
+    # quoted by :meth:`q` and the record's id written in: what the tool runs is what the
+    # rollback script shows.
+    #: run first by :meth:`run_statements` (an engine that must be told to begin)
+    UNDO_BEGIN: ClassVar[str | None] = None
+
+    def _kept_columns(self, columns: list[str]) -> str:
+        return ", ".join(self.q(c) for c in [UNDO_COLUMN, OP_COLUMN, *columns])
+
+    def backup_changes_sql(
+        self, schema: TableSchema, key: tuple[str, ...], backup: RowBackup
+    ) -> list[str]:
+        """Inside a merge, before the upsert: copy the table's rows that the staged rows
+        will change (op ``u``, whole rows) and the staged keys the table lacks (op ``i``,
+        the key alone) to the backup table, tagged with the undo record's id."""
+        b, t, s = self.q(backup.table), self.q(schema.name), self.q(self.STAGE)
+        uid = backup.undo_id()
+        on = " AND ".join(f"s.{self.q(k)} = t.{self.q(k)}" for k in key)
+        out = []
+        differs = self.differs_sql(schema, key)
+        if differs:
+            picked = ", ".join(f"t.{self.q(c)}" for c in backup.columns)
+            out.append(
+                f"INSERT INTO {b} ({self._kept_columns(backup.columns)}) SELECT {uid}, 'u',"
+                f" {picked} FROM {s} s JOIN {t} t ON {on} WHERE {differs}"
+            )
+        keys = ", ".join(f"s.{self.q(k)}" for k in key)
+        out.append(
+            f"INSERT INTO {b} ({self._kept_columns(list(key))}) SELECT {uid}, 'i', {keys}"
+            f" FROM {s} s LEFT JOIN {t} t ON {on} WHERE t.{self.q(key[0])} IS NULL"
+        )
+        return out
+
+    def backup_all_sql(self, table: str, backup: RowBackup) -> str:
+        """Copy every row of ``table`` to the backup table (op ``d``)."""
+        cols = ", ".join(self.q(c) for c in backup.columns)
+        return (
+            f"INSERT INTO {self.q(backup.table)} ({self._kept_columns(backup.columns)})"
+            f" SELECT {backup.undo_id()}, 'd', {cols} FROM {self.q(table)}"
+        )
+
+    def kept_before_delete(self, delete_sql: str, table: str, backup: RowBackup) -> str:
+        """The statement copying to the backup table (op ``d``) the rows that
+        ``delete_sql`` (``DELETE FROM <table> WHERE ...``) deletes: the same condition
+        and the same parameters, run just before it."""
+        head, sep, cond = delete_sql.partition(" WHERE ")
+        assert head.startswith("DELETE FROM ") and sep, delete_sql
+        doubled = getattr(self.dialect.identifier_preparer, "_double_percents", False)
+
+        def name(n: str) -> str:  # as in the compiled DELETE: % written twice where bound
+            return self.q(n).replace("%", "%%") if doubled else self.q(n)
+
+        into = ", ".join(name(c) for c in [UNDO_COLUMN, OP_COLUMN, *backup.columns])
+        cols = ", ".join(name(c) for c in backup.columns)
+        return (
+            f"INSERT INTO {name(backup.table)} ({into}) SELECT {backup.undo_id()}, 'd', {cols}"
+            f" FROM {head[len('DELETE FROM ') :]} WHERE {cond}"
+        )
+
+    def add_columns(self, table: str, columns: list[Column]) -> None:
+        """Add NULL-able ``columns`` to ``table`` (a backup table the table outgrew)."""
+        for col in columns:
+            ddl = self.native_type_for(col).compile(dialect=self.dialect)
+            with self.errors(f"adding column {col.name} to {table}"), self.engine.begin() as c:
+                c.execute(sa.text(f"ALTER TABLE {self.q(table)} ADD {self.q(col.name)} {ddl}"))
+
+    def finish_sql(self, schema: TableSchema) -> list[str]:
+        """Statements moving the table's identity counters past its rows (after rows
+        were inserted with explicit values); none where the engine does it itself."""
+        return []
+
+    def identity_insert(self, table: str, schema: TableSchema | None, insert: str) -> list[str]:
+        """``insert`` with what the engine needs around it to write explicit values into
+        an identity column (``schema``: the table's, when it is not created yet)."""
+        return [insert]
+
+    def delete_kept_keys_sql(self, table: str, bak: str, uid: int, key: list[str]) -> str:
+        """Delete from ``table`` every key the backup table holds for record ``uid``."""
+        cols = ", ".join(self.q(k) for k in key)
+        left = cols if len(key) == 1 else f"({cols})"
+        return (
+            f"DELETE FROM {self.q(table)} WHERE {left} IN (SELECT {cols} FROM {self.q(bak)}"
+            f" WHERE {UNDO_COLUMN} = {uid})"
+        )
+
+    def _put_back(
+        self,
+        table: str,
+        d: dict[str, Any],
+        uid: int,
+        ops: str = "",
+        schema: TableSchema | None = None,
+    ) -> list[str]:
+        cols = ", ".join(self.q(c) for c in d["table_columns"])
+        insert = (
+            f"INSERT INTO {self.q(table)} ({cols}) SELECT {cols} FROM {self.q(d['backup'])}"
+            f" WHERE {UNDO_COLUMN} = {uid}{ops}"
+        )
+        return self.identity_insert(table, schema, insert)
+
+    def _forget(self, bak: str, uid: int) -> str:
+        return f"DELETE FROM {self.q(bak)} WHERE {UNDO_COLUMN} = {uid}"
+
+    def undo_statements(self, record: dict[str, Any]) -> list[str]:
+        """The statements, in this engine's SQL, that undo one undo record (a dict with
+        ``id``, ``action``, ``object`` and ``detail`` parsed); ``migrate rollback`` runs
+        exactly these (:meth:`run_statements`) and writes them to the ``.sql`` script.
+
+        - ``drop_table``, ``drop_backup_table``: drop the table if it exists;
+        - ``restore_rows``: delete every key kept for the record, insert the kept
+          ``u``/``d`` rows back, forget the record's backup rows; a record of state
+          schema 5 or before (rows kept in the state) gives a comment only: see
+          :meth:`apply_undo`;
+        - ``emptied_table``: delete every row, insert the kept rows back, forget them;
+        - ``replaced_table``: drop the table, create it again from the recorded schema,
+          insert the kept rows back, then its indexes and foreign keys, forget the rows.
+        Records that touch no table (``restore_watermark``, ...) give none.
+        """
+        action, table = record["action"], record["object"]
+        d, uid = record.get("detail") or {}, int(record["id"])
+        if action in ("drop_table", "drop_backup_table"):
+            return [self.drop_table_sql(table)]
+        if action == "restore_rows" and "backup" not in d:
+            return [
+                f"-- the {len(d.get('rows') or ())} row(s) of {table} are kept in the state"
+                " file (a record of an earlier version of migrate): migrate rollback deletes"
+                " their keys and inserts them again"
+            ]
+        if action == "restore_rows":
+            return [
+                self.delete_kept_keys_sql(table, d["backup"], uid, d["key"]),
+                *self._put_back(table, d, uid, f" AND {OP_COLUMN} IN ('u', 'd')"),
+                self._forget(d["backup"], uid),
+            ]
+        if action == "emptied_table":
+            return [
+                f"DELETE FROM {self.q(table)}",
+                *self._put_back(table, d, uid),
+                *(self.finish_sql(self.read_schema(table)) if self.finish_reads else []),
+                self._forget(d["backup"], uid),
+            ]
+        if action == "replaced_table":
+            schema = schema_from_json(d["schema"])
+            fks = [] if self.fks_inline else schema.foreign_keys  # SQLite: in CREATE TABLE
+            return [
+                self.drop_table_sql(table),
+                self.create_table_sql(schema),
+                *self._put_back(table, d, uid, schema=schema),
+                *[self.index_ddl(schema, ix) for ix in schema.indexes],
+                *[self.fk_ddl(schema, fk) for fk in fks],
+                *self.finish_sql(schema),
+                self._forget(d["backup"], uid),
+            ]
+        return []
+
+    #: whether :meth:`finish_sql` needs the table's schema (an emptied table's is read)
+    finish_reads: ClassVar[bool] = False
+
+    def cleanup_statements(self, record: dict[str, Any]) -> list[str]:
+        """What ``migrate cleanup`` runs for one record: drop a backup table; nothing for
+        the others (their kept rows go with it)."""
+        if record["action"] == "drop_backup_table":
+            return [self.drop_table_sql(record["object"])]
+        return []
+
+    def run_statements(self, statements: list[str]) -> None:
+        """Run ``statements`` in order in one transaction (where the engine's DDL
+        commits, as MySQL's and Oracle's does, each DDL statement commits what ran
+        before it); a statement of comment lines only is skipped. Any failure rolls back
+        and raises :class:`ConnectorError` naming the statement's start."""
+        with self.raw() as conn:
+            cur = conn.cursor()
+            if self.UNDO_BEGIN:
+                cur.execute(self.UNDO_BEGIN)
+            for sql in statements:
+                if all(not ln.strip() or ln.lstrip().startswith("--") for ln in sql.splitlines()):
+                    continue
+                with self.errors(f"running {_head(sql)}"):
+                    cur.execute(sql)
+            conn.commit()
+            cur.close()
+
+    def apply_undo(self, record: dict[str, Any]) -> None:
+        """Undo one record: :meth:`run_statements` of :meth:`undo_statements`, except a
+        ``restore_rows`` record that kept its rows in the state (state schema 5 or
+        before): their keys are deleted and the rows inserted again with bound values."""
+        d = record.get("detail") or {}
+        if record["action"] != "restore_rows" or "backup" in d:
+            self.run_statements(self.undo_statements(record))
+            return
+        table, columns, key = record["object"], list(d["columns"]), tuple(d["key"])
+        rows = [decode_key(r) for r in d.get("rows") or ()]
+        live = self.read_schema(table)
+        schema = replace(live, columns=[live.column(c) for c in columns])
+        at = [columns.index(k) for k in key]
+        self.delete_keys(table, key, [tuple(r[i] for i in at) for r in rows if r])
+        with tempfile.TemporaryDirectory(prefix="migrate-undo-") as tmp:
+            spool = self.new_spool(schema, Path(tmp))
+            try:
+                spool.add([tuple(r) for r in rows if r])
+                spool.close()
+                self.load_spool(schema, spool)
+            finally:
+                spool.discard()
+
+
+def _head(sql: str) -> str:
+    """The start of a statement, for an error message."""
+    text = " ".join(sql.split())
+    return text if len(text) <= 60 else text[:57] + "..."

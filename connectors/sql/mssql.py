@@ -70,6 +70,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mssql
 
 from connectors.sql.base import KEY_SUM_MODULUS, SQLEndpoint, _typed, column_fixer
+from migrate.backup import UNDO_COLUMN, RowBackup
 from migrate.endpoints import Capabilities, Key, Row
 from migrate.errors import ConnectorError
 from migrate.plan import redact
@@ -746,9 +747,9 @@ class MSSQLEndpoint(SQLEndpoint):
         self._natives.pop(schema.name, None)
         super().create_table(schema)
 
-    def drop_table(self, table: str) -> None:
+    def drop_table(self, table: str, backup: RowBackup | None = None) -> None:
         self._natives.pop(table, None)
-        super().drop_table(table)
+        super().drop_table(table, backup)
 
     def _is_rowversion(self, table: str, column: str) -> bool:
         native = self.native_columns(table).get(column)
@@ -1332,9 +1333,11 @@ class MSSQLEndpoint(SQLEndpoint):
             cur.close()
         return written
 
-    def _delete_in(self, table: str, column: str, keys: Iterable[Key]) -> int:
+    def _delete_in(
+        self, table: str, column: str, keys: Iterable[Key], backup: RowBackup | None = None
+    ) -> int:
         """``DELETE ... WHERE column IN (...)``, 500 keys a statement, each a
-        :meth:`key_param`."""
+        :meth:`key_param`; with ``backup`` the rows are kept first (as the base)."""
         t = self.sa_table(table, [column])
         deleted = 0
         with self.errors(f"deleting rows of {table}"), self.raw() as conn:
@@ -1347,18 +1350,27 @@ class MSSQLEndpoint(SQLEndpoint):
                     values = [self.key_param(table, column, v) for v in batch]
                     where = _typed(t.c[column], batch).in_(values)
                     sql, params = self.compile(sa.delete(t).where(where))
+                    if backup is not None:
+                        cur.execute(self.kept_before_delete(sql, table, backup), params)
                     cur.execute(sql, params)
                     deleted += max(cur.rowcount, 0)
                     batch = []
             conn.commit()
         return deleted
 
-    def delete_keys(self, table: str, key: tuple[str, ...], keys: Iterable[Key]) -> int:
+    def delete_keys(
+        self,
+        table: str,
+        key: tuple[str, ...],
+        keys: Iterable[Key],
+        backup: RowBackup | None = None,
+    ) -> int:
         """One key column: IN lists of 500. Several: ``EXISTS`` against a ``VALUES`` list
         of as many keys as 2000 parameters allow (at most 500); CHAR/VARCHAR key values
-        cast to the column's type (:meth:`key_marker`)."""
+        cast to the column's type (:meth:`key_marker`). With ``backup`` each statement's
+        rows are kept first (as the base)."""
         if len(key) == 1:
-            return self._delete_in(table, key[0], keys)
+            return self._delete_in(table, key[0], keys, backup)
         step = max(1, min(500, MAX_PARAMS // len(key)))
         t, cols = self.q(table), [self.q(k) for k in key]
         same = " AND ".join(f"k.{c} = {t}.{c}" for c in cols)
@@ -1376,7 +1388,10 @@ class MSSQLEndpoint(SQLEndpoint):
                         f"DELETE FROM {t} WHERE EXISTS (SELECT 1 FROM (VALUES {rows}) AS k"
                         f" ({', '.join(cols)}) WHERE {same})"
                     )
-                    cur.execute(sql, tuple(self.adapt_param(v) for b in batch for v in b))
+                    params = tuple(self.adapt_param(v) for b in batch for v in b)
+                    if backup is not None:
+                        cur.execute(self.kept_before_delete(sql, table, backup), params)
+                    cur.execute(sql, params)
                     deleted += max(cur.rowcount, 0)
                     batch = []
             conn.commit()
@@ -1418,6 +1433,10 @@ class MSSQLEndpoint(SQLEndpoint):
     def same_value(self, a: str, b: str, col: Column) -> str:
         return f"EXISTS (SELECT {a} INTERSECT SELECT {b})"
 
+    def differs_sql(self, schema: TableSchema, key: tuple[str, ...]) -> str | None:
+        rest = [c for c in schema.column_names if c not in key]
+        return self._differs(schema, rest) if rest else None
+
     def changed_sql(self, schema: TableSchema, key: tuple[str, ...]) -> str:
         s, t = self.q(self.STAGE), self.q(schema.name)
         on = " AND ".join(f"s.{self.q(k)} = t.{self.q(k)}" for k in key)
@@ -1449,12 +1468,20 @@ class MSSQLEndpoint(SQLEndpoint):
             sql += f" WHEN MATCHED AND {self._differs(schema, rest)} THEN UPDATE SET {sets}"
         return sql + f" WHEN NOT MATCHED THEN INSERT ({cols}) VALUES ({values});"
 
-    def merge_spool(self, schema: TableSchema, key: tuple[str, ...], spool: Any) -> tuple[int, int]:
+    def merge_spool(
+        self,
+        schema: TableSchema,
+        key: tuple[str, ...],
+        spool: Any,
+        backup: RowBackup | None = None,
+    ) -> tuple[int, int]:
         """Upsert a closed spool by ``key`` in one transaction; returns (applied, changed).
 
         Normally one MERGE, whose row count is ``changed``. When a unique index other
         than the key conflicts, the base's fallback runs (:meth:`run_upsert`: back to the
         savepoint, replace the staged rows by key) and ``changed`` is counted first.
+        With ``backup``, the changes are counted first, and when there are any the rows
+        about to change are kept (:meth:`backup_changes_sql`) before the MERGE.
         """
         if not key:
             raise ConnectorError(f"{self.name}: {schema.name} has no key to upsert by")
@@ -1464,6 +1491,11 @@ class MSSQLEndpoint(SQLEndpoint):
             for sql in self.stage_ddl(schema):
                 cur.execute(sql)
             applied = self.write_spool(conn, stage, spool, self.STAGE)
+            if backup is not None:
+                cur.execute(self.changed_sql(schema, key))
+                if cur.fetchone()[0]:
+                    for sql in self.backup_changes_sql(schema, key, backup):
+                        cur.execute(sql)
             with self._identity_insert(cur, schema):
                 cur.execute(self.SAVEPOINT.format("migrate_merge"))
                 try:
@@ -1481,6 +1513,28 @@ class MSSQLEndpoint(SQLEndpoint):
             conn.commit()
             cur.close()
         return applied, int(changed)
+
+    # -- undo (see the base) -------------------------------------------------------------
+    def delete_kept_keys_sql(self, table: str, bak: str, uid: int, key: list[str]) -> str:
+        """``EXISTS`` (T-SQL has no row-value ``IN``)."""
+        t, b = self.q(table), self.q(bak)
+        same = " AND ".join(f"b.{self.q(k)} = {t}.{self.q(k)}" for k in key)
+        return (
+            f"DELETE FROM {t} WHERE EXISTS (SELECT 1 FROM {b} AS b WHERE"
+            f" b.{UNDO_COLUMN} = {uid} AND {same})"
+        )
+
+    def identity_insert(self, table: str, schema: TableSchema | None, insert: str) -> list[str]:
+        """``SET IDENTITY_INSERT ... ON`` / ``OFF`` around ``insert`` when the table has
+        an IDENTITY column (``schema``'s, else as ``sys.columns`` has it now)."""
+        if schema is not None:
+            identity = any(c.autoincrement for c in schema.columns)
+        else:
+            identity = any(n.identity for n in self.native_columns(table).values())
+        if not identity:
+            return [insert]
+        t = self.q(table)
+        return [f"SET IDENTITY_INSERT {t} ON", insert, f"SET IDENTITY_INSERT {t} OFF"]
 
 
 def _naming(adapt: Callable[[Any], Any], where: str) -> Callable[[Any], Any]:

@@ -32,6 +32,7 @@ from connectors.sql.base import (
     column_fixer,
     escape_text,
 )
+from migrate.backup import UNDO_COLUMN
 from migrate.endpoints import Capabilities, Key, Row
 from migrate.errors import ConnectorError
 from migrate.schema import BINARY_KINDS, TEXT_KINDS, Column, PType, TableSchema
@@ -669,6 +670,13 @@ class MySQLEndpoint(SQLEndpoint):
             f" WHERE {t}.{self.q(key[0])} IS NULL"
         )
         return out
+
+    def delete_kept_keys_sql(self, table: str, bak: str, uid: int, key: list[str]) -> str:
+        """A multi-table ``DELETE ... JOIN``: MariaDB plans it from the backup rows,
+        where ``IN (SELECT ...)`` in a single-table DELETE may scan the table."""
+        t, b = self.q(table), self.q(bak)
+        on = " AND ".join(f"b.{self.q(k)} = {t}.{self.q(k)}" for k in key)
+        return f"DELETE {t} FROM {t} JOIN {b} b ON {on} WHERE b.{UNDO_COLUMN} = {uid}"
 
     def upsert_from_stage(self, schema: TableSchema, key: tuple[str, ...]) -> str:
         """``INSERT ... SELECT ... ON DUPLICATE KEY UPDATE`` from the staging table."""

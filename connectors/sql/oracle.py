@@ -79,6 +79,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import TableClause
 
 from connectors.sql.base import SQLEndpoint, column_fixer
+from migrate.backup import RowBackup
 from migrate.endpoints import Capabilities, Key, Row
 from migrate.errors import ConnectorError
 from migrate.plan import redact
@@ -865,17 +866,23 @@ class OracleEndpoint(SQLEndpoint):
             t, key, self._bind_key(t.name, key, lo), self._bind_key(t.name, key, hi)
         )
 
-    def delete_keys(self, table: str, key: tuple[str, ...], keys: Iterable[Key]) -> int:
+    def delete_keys(
+        self,
+        table: str,
+        key: tuple[str, ...],
+        keys: Iterable[Key],
+        backup: RowBackup | None = None,
+    ) -> int:
         """As the base, with the values of CHAR / NCHAR / NVARCHAR2 key columns bound as
         their column's type (:class:`KeyBind`)."""
         it = iter(keys)
         first = next(it, None)
         if first is None:
-            return super().delete_keys(table, key, [])
+            return super().delete_keys(table, key, [], backup)
         if any(isinstance(v, str) for v in first):
             self._key_types(table)  # before the base holds a connection
         bound = (self._bind_key(table, key, k) or k for k in itertools.chain([first], it))
-        return super().delete_keys(table, key, bound)
+        return super().delete_keys(table, key, bound, backup)
 
     # -- SQL helpers ---------------------------------------------------------------------
     def adapt_param(self, value: Any) -> Any:
@@ -1207,18 +1214,25 @@ class OracleEndpoint(SQLEndpoint):
             " ON NULL AS IDENTITY (START WITH LIMIT VALUE))"
         )
 
-    def finish_table(self, schema: TableSchema) -> None:
+    #: an emptied table's rows put back move its identity: its schema says which column
+    finish_reads = True
+
+    def finish_sql(self, schema: TableSchema) -> list[str]:
+        """:meth:`identity_restart_sql` of each identity column (12c and later)."""
         if not self.dialect.supports_identity_columns:
-            return
-        for col in schema.columns:
-            if col.autoincrement:
-                with (
-                    self.errors(f"moving the identity of {schema.name}.{col.name}"),
-                    self.raw() as conn,
-                ):
-                    cur = conn.cursor()
-                    cur.execute(self.identity_restart_sql(schema.name, col.name))
-                    cur.close()
+            return []
+        return [
+            self.identity_restart_sql(schema.name, c.name)
+            for c in schema.columns
+            if c.autoincrement
+        ]
+
+    def finish_table(self, schema: TableSchema) -> None:
+        for sql in self.finish_sql(schema):
+            with self.errors(f"moving the identity of {schema.name}"), self.raw() as conn:
+                cur = conn.cursor()
+                cur.execute(sql)
+                cur.close()
 
     # -- reading -------------------------------------------------------------------------
     def select_list(self, t: sa.TableClause, schema: TableSchema) -> list[Any]:

@@ -254,16 +254,25 @@ class PostgreSQLEndpoint(SQLEndpoint):
             return f"{a}::text IS NOT DISTINCT FROM {b}::text"
         return f"{a} IS NOT DISTINCT FROM {b}"
 
-    def finish_table(self, schema: TableSchema) -> None:
+    #: an emptied table's rows put back move its sequences: its schema says which
+    finish_reads = True
+
+    def finish_sql(self, schema: TableSchema) -> list[str]:
+        """``setval`` of each identity column's sequence past the largest value."""
+        out = []
         for col in schema.columns:
             if col.autoincrement:
                 t, c = self.q(schema.name), self.q(col.name)
-                sql = (
+                out.append(
                     f"SELECT setval(pg_get_serial_sequence('{t}', '{col.name}'),"
                     f" COALESCE(MAX({c}), 0) + 1, false) FROM {t}"
                 )
-                with (
-                    self.errors(f"moving the sequence of {schema.name}.{col.name}"),
-                    self.engine.begin() as conn,
-                ):
-                    conn.execute(sa.text(sql))
+        return out
+
+    def finish_table(self, schema: TableSchema) -> None:
+        for sql in self.finish_sql(schema):
+            with (
+                self.errors(f"moving the sequences of {schema.name}"),
+                self.engine.begin() as conn,
+            ):
+                conn.execute(sa.text(sql))

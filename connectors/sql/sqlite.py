@@ -265,6 +265,9 @@ class SQLiteEndpoint(SQLEndpoint):
         to turn a read into a write while another connection writes (it waits here)."""
         return ["BEGIN IMMEDIATE", *super().stage_ddl(schema)]
 
+    #: undo runs in one transaction, DDL included (the driver begins only before DML)
+    UNDO_BEGIN = "BEGIN IMMEDIATE"
+
     def is_unique_violation(self, exc: BaseException) -> bool:
         return "UNIQUE constraint failed" in str(exc)
 

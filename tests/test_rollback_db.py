@@ -1,0 +1,645 @@
+"""Rollback of database targets on real servers: what a run records before it changes a
+target (tables created, rows kept in backup tables, tables emptied or replaced), and that
+undoing those records, newest first, gives the target back exactly as it was.
+
+Every test reads the target's tables whole before a run and after the undo (rows as the
+driver gives them, table and index lists, columns), so any row, table or index the undo
+misses fails it. The undo is applied through each target endpoint's
+``undo_statements`` and ``run_statements`` (:func:`undo`), or as one script run by the
+database's own client library without migrate (``by_hand``: what a DBA would run), or
+through ``migrate rollback``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pymysql
+import pytest
+import sqlalchemy as sa
+from edge_data import execute, run_json
+from pymysql.constants import CLIENT
+from sqlalchemy.pool import NullPool
+
+from migrate.cli import main
+from migrate.plan import load_plan
+from migrate.runner import Endpoints
+from migrate.state import State
+
+FIXTURE = {"mysql2": "mysql2_db", "pg": "pg_db"}
+TS = "2026-03-01 12:{:02d}:{:02d}"
+STATE_ONLY = ("restore_watermark", "restore_stream")
+
+ORDERS_DDL = (
+    "CREATE TABLE orders (id INT NOT NULL PRIMARY KEY, name VARCHAR(40) NOT NULL,"
+    " amount DECIMAL(10,2) NULL, updated_at DATETIME(6) NOT NULL,"
+    " INDEX orders_upd (updated_at))"
+)
+LINES_DDL = (
+    "CREATE TABLE `lines` (order_id INT NOT NULL, line_no INT NOT NULL, qty INT NOT NULL,"
+    " updated_at DATETIME(6) NOT NULL, PRIMARY KEY (order_id, line_no),"
+    " INDEX lines_upd (updated_at))"
+)
+
+
+def ts(second: int) -> str:
+    return TS.format(second // 60, second % 60)
+
+
+def target_url(side: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if side == "sqlite":
+        return f"sqlite:///{tmp_path / 'target.db'}"
+    return str(request.getfixturevalue(FIXTURE[side]))
+
+
+def seed(url: str, orders: int = 60, lines_for: int = 20) -> None:
+    """orders 1..N (updated_at one second apart), three lines for each of the first orders."""
+    lines = [
+        {"o": o, "n": n, "q": n, "u": ts(o)} for o in range(1, lines_for + 1) for n in (1, 2, 3)
+    ]
+    execute(
+        url,
+        ORDERS_DDL,
+        LINES_DDL,
+        rows=[
+            (
+                "INSERT INTO orders VALUES (:i, :n, :a, :u)",
+                [
+                    {"i": i, "n": f"order {i}", "a": f"{i}.{i % 100:02d}", "u": ts(i)}
+                    for i in range(1, orders + 1)
+                ],
+            ),
+            *([("INSERT INTO `lines` VALUES (:o, :n, :q, :u)", lines)] if lines else []),
+        ],
+    )
+
+
+def plan_file(tmp_path: Path, src: str, dst: str, step: str, *, name: str = "rb") -> Path:
+    plan = tmp_path / f"{name}.toml"
+    plan.write_text(
+        f"""version = 1
+name = "{name}"
+state = "{name}-state.db"
+[defaults]
+chunk_rows = 20
+workers = 2
+[connections]
+src = {{ url = "{src}" }}
+dst = {{ url = "{dst}" }}
+[[steps]]
+name = "copy"
+source = "src"
+target = "dst"
+tables = ["*"]
+{step}""",
+        encoding="utf-8",
+    )
+    return plan
+
+
+def engine(url: str) -> sa.Engine:
+    return sa.create_engine(url, poolclass=NullPool)
+
+
+def contents(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table of the database and its rows (as the driver gives them), in a fixed
+    order: two equal results mean the same tables holding the same rows."""
+    eng = engine(url)
+    try:
+        out = {}
+        with eng.connect() as conn:
+            for name in sorted(sa.inspect(conn).get_table_names()):
+                rows = conn.execute(sa.text(f"SELECT * FROM {_q(eng, name)}")).fetchall()
+                out[name] = sorted((tuple(r) for r in rows), key=repr)
+        return out
+    finally:
+        eng.dispose()
+
+
+def shape(url: str, table: str) -> dict[str, Any]:
+    """A table's columns (name, type, NULL-able), primary key and indexes."""
+    eng = engine(url)
+    try:
+        insp = sa.inspect(eng)
+        return {
+            "columns": [
+                (c["name"], repr(c["type"]), c["nullable"]) for c in insp.get_columns(table)
+            ],
+            "pk": insp.get_pk_constraint(table)["constrained_columns"],
+            "indexes": sorted(
+                (ix["name"], tuple(ix["column_names"]), bool(ix["unique"]))
+                for ix in insp.get_indexes(table)
+            ),
+        }
+    finally:
+        eng.dispose()
+
+
+def _q(eng: sa.Engine, name: str) -> str:
+    return eng.dialect.identifier_preparer.quote(name)
+
+
+def records(plan: Path, run_id: int | None = None) -> list[dict[str, Any]]:
+    """The plan's undo records still to be undone (one run's, or all), newest first."""
+    p = load_plan(plan)
+    state = State(p.state_path, p.name, create=False)
+    try:
+        out = []
+        for row in state.undo_records(run_id=run_id):
+            rec = dict(zip(row.keys(), tuple(row), strict=True))
+            rec["detail"] = json.loads(rec["detail"]) if rec["detail"] else {}
+            out.append(rec)
+        return out
+    finally:
+        state.close()
+
+
+def undo(plan: Path, run_id: int | None = None, by_hand: str | None = None) -> list[str]:
+    """Undo the plan's records (one run's, or every run's) newest first, and mark them
+    undone; returns the statements. Each record's statements run through the target
+    endpoint (``run_statements``) or, with ``by_hand`` (the target's URL), as one script
+    through the database's own driver, as a DBA would run the rollback script."""
+    p = load_plan(plan)
+    state = State(p.state_path, p.name, create=False)
+    endpoints = Endpoints(p, 1, dry_run=False)
+    done = []
+    try:
+        for rec in records(plan, run_id):
+            if rec["action"] not in STATE_ONLY:
+                ep = endpoints.get(rec["connection"])
+                statements = ep.undo_statements(rec)
+                if by_hand:
+                    run_script(by_hand, statements)
+                else:
+                    ep.run_statements(statements)
+                done.extend(statements)
+            state.mark_undo([rec["id"]], "undone")
+    finally:
+        endpoints.close()
+        state.close()
+    return done
+
+
+def run_script(url: str, statements: list[str]) -> None:
+    """``statements`` as one SQL script (``;`` after each), run by the engine's own client
+    library in one go, as ``sqlite3``, ``psql`` or ``mysql`` would read a file."""
+    script = "".join(f"{s};\n" for s in statements)
+    u = sa.make_url(url)
+    if u.get_backend_name() == "sqlite":
+        db = sqlite3.connect(str(u.database))
+        try:
+            db.executescript(script)
+        finally:
+            db.close()
+    elif u.get_backend_name() == "postgresql":
+        with psycopg.connect(
+            host=u.host, port=u.port, user=u.username, password=u.password, dbname=u.database
+        ) as conn:
+            conn.execute(script.encode())  # no parameters: the simple query protocol
+    else:
+        conn = pymysql.connect(
+            host=u.host,
+            port=u.port,
+            user=u.username,
+            password=u.password or "",
+            database=u.database,
+            client_flag=CLIENT.MULTI_STATEMENTS,
+        )
+        try:
+            with conn.cursor() as cur:
+                cur.execute(script)
+                while cur.nextset():
+                    pass
+            conn.commit()
+        finally:
+            conn.close()
+
+
+def kept(url: str, backup: str) -> dict[tuple[int, str], int]:
+    """Rows of a backup table by (undo record id, op)."""
+    eng = engine(url)
+    try:
+        with eng.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    f"SELECT migrate_undo, migrate_op, COUNT(*) FROM {_q(eng, backup)}"
+                    " GROUP BY migrate_undo, migrate_op"
+                )
+            ).fetchall()
+        return {(int(u), str(op)): int(n) for u, op, n in rows}
+    finally:
+        eng.dispose()
+
+
+def assert_done(code: int, result: dict) -> None:
+    assert code == 0, json.dumps(result, indent=1, default=str)[:4000]
+    assert result["status"] == "done", json.dumps(result, indent=1, default=str)[:4000]
+
+
+def change_source(url: str) -> None:
+    """3 orders updated, 2 added, 2 deleted; one line updated, one added, one deleted.
+    Every other row is re-read by the next pass (the overlap covers them) unchanged."""
+    execute(
+        url,
+        f"UPDATE orders SET name = 'updated', updated_at = '{ts(1000)}' WHERE id IN (5, 6, 7)",
+        f"INSERT INTO orders VALUES (61, 'new', 1.00, '{ts(1001)}'),"
+        f" (62, 'new', NULL, '{ts(1001)}')",
+        "DELETE FROM orders WHERE id IN (10, 11)",
+        f"UPDATE `lines` SET qty = 99, updated_at = '{ts(1002)}'"
+        " WHERE order_id = 1 AND line_no = 1",
+        f"INSERT INTO `lines` VALUES (30, 1, 1, '{ts(1003)}')",
+        "DELETE FROM `lines` WHERE order_id = 2 AND line_no = 2",
+    )
+
+
+# -- (a) a full load into an empty target ------------------------------------------------
+@pytest.mark.parametrize("side", ["sqlite", "pg", "mysql2"])
+def test_undoing_a_full_load_drops_the_tables_it_created(
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    mysql_db: str,
+    capsys: pytest.CaptureFixture[str],
+    side: str,
+) -> None:
+    dst = target_url(side, request, tmp_path)
+    seed(mysql_db)
+    execute(dst, "CREATE TABLE keep_me (id INT PRIMARY KEY)", "INSERT INTO keep_me VALUES (1)")
+    before = contents(dst)
+    plan = plan_file(tmp_path, mysql_db, dst, 'mode = "full"\n')
+    assert_done(*run_json(plan, capsys))
+    assert set(contents(dst)) == {"keep_me", "orders", "lines"}
+    recs = records(plan)
+    assert sorted((r["action"], r["object"], r["detail"]["source_table"]) for r in recs) == [
+        ("drop_table", "lines", "lines"),
+        ("drop_table", "orders", "orders"),
+    ]
+    undo(plan)
+    assert contents(dst) == before
+    assert records(plan) == []
+
+
+# -- (b) a full load into tables the plan did not create ---------------------------------
+@pytest.mark.parametrize("side", ["sqlite", "pg", "mysql2"])
+def test_undoing_a_truncating_load_puts_the_old_rows_back(
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    mysql_db: str,
+    capsys: pytest.CaptureFixture[str],
+    side: str,
+) -> None:
+    dst = target_url(side, request, tmp_path)
+    seed(mysql_db)
+    execute(
+        dst,
+        "CREATE TABLE orders (id INT NOT NULL PRIMARY KEY, name VARCHAR(40) NOT NULL,"
+        " amount DECIMAL(10,2) NULL, updated_at TIMESTAMP NOT NULL)",
+        rows=[
+            (
+                "INSERT INTO orders VALUES (:i, :n, NULL, :u)",
+                [{"i": i, "n": f"old {i}", "u": ts(i)} for i in (3, 70, 71)],
+            )
+        ],
+    )
+    before = contents(dst)
+    plan = plan_file(tmp_path, mysql_db, dst, 'mode = "full"\nif_exists = "truncate"\n')
+    assert_done(*run_json(plan, capsys))
+    assert len(contents(dst)["orders"]) == 60
+    (emptied,) = [r for r in records(plan) if r["action"] == "emptied_table"]
+    assert (emptied["object"], emptied["detail"]["source_table"]) == ("orders", "orders")
+    backup = emptied["detail"]["backup"]
+    assert backup == "migrate_bak_orders"
+    assert kept(dst, backup) == {(emptied["id"], "d"): 3}
+    undo(plan)
+    assert contents(dst) == before
+
+
+@pytest.mark.parametrize("side", ["sqlite", "pg", "mysql2"])
+def test_undoing_a_replacing_load_creates_the_old_table_again(
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    mysql_db: str,
+    capsys: pytest.CaptureFixture[str],
+    side: str,
+) -> None:
+    dst = target_url(side, request, tmp_path)
+    seed(mysql_db)
+    identity = {
+        "sqlite": "id INTEGER PRIMARY KEY",
+        "pg": "id integer GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+        "mysql2": "id INT NOT NULL AUTO_INCREMENT PRIMARY KEY",
+    }[side]
+    execute(
+        dst,
+        f"CREATE TABLE orders ({identity}, label VARCHAR(30) NOT NULL, score INT NULL)",
+        "CREATE UNIQUE INDEX orders_label ON orders (label)",
+        "CREATE INDEX orders_score ON orders (score)",
+        "INSERT INTO orders (label, score) VALUES ('a', 1), ('b', NULL), ('c', 3)",
+    )
+    before, old_shape = contents(dst), shape(dst, "orders")
+    plan = plan_file(tmp_path, mysql_db, dst, 'mode = "full"\nif_exists = "replace"\n')
+    assert_done(*run_json(plan, capsys))
+    assert [c[0] for c in shape(dst, "orders")["columns"]] == ["id", "name", "amount", "updated_at"]
+    (replaced,) = [r for r in records(plan) if r["action"] == "replaced_table"]
+    assert [c["name"] for c in replaced["detail"]["schema"]["columns"]] == ["id", "label", "score"]
+    assert kept(dst, replaced["detail"]["backup"]) == {(replaced["id"], "d"): 3}
+    statements = undo(plan)
+    assert contents(dst) == before
+    assert shape(dst, "orders") == old_shape
+    assert any("CREATE UNIQUE INDEX" in s for s in statements)
+    # the identity counter is past the rows put back: a new row gets a new id
+    execute(dst, "INSERT INTO orders (label) VALUES ('d')")
+    assert [r[0] for r in contents(dst)["orders"]] == [1, 2, 3, 4]
+
+
+# -- (c) catch-up passes -----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("side", "by_hand"),
+    [("sqlite", False), ("pg", False), ("mysql2", False), ("pg", True), ("mysql2", True)],
+)
+def test_undoing_catch_up_passes_restores_each_earlier_state(
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    mysql_db: str,
+    capsys: pytest.CaptureFixture[str],
+    side: str,
+    by_hand: bool,
+) -> None:
+    """A target table holding rows of its own (emptied by the load, ``if_exists =
+    "truncate"``) and one the load creates; a catch-up pass updates, adds and deletes
+    rows in both. Undoing the catch-up run gives the target as the full load left it;
+    undoing the load too gives it as it was before."""
+    dst = target_url(side, request, tmp_path)
+    seed(mysql_db)
+    execute(
+        dst,
+        "CREATE TABLE orders (id INT NOT NULL PRIMARY KEY, name VARCHAR(40) NOT NULL,"
+        " amount DECIMAL(10,2) NULL, updated_at TIMESTAMP NOT NULL)",
+        f"INSERT INTO orders VALUES (1, 'mine', 0.50, '{ts(0)}')",
+    )
+    before = contents(dst)
+    plan = plan_file(
+        tmp_path,
+        mysql_db,
+        dst,
+        'mode = "full+incremental"\ncursor = "updated_at"\ndeletes = "detect"\n'
+        'if_exists = "truncate"\n',
+    )
+    code, result = run_json(plan, capsys)
+    assert_done(code, result)
+    loaded = contents(dst)
+    # the load kept the row it emptied away, and nothing of the table it created
+    assert {t for t in loaded if t.startswith("migrate_bak_")} == {"migrate_bak_orders"}
+    assert len(loaded["migrate_bak_orders"]) == 1
+
+    change_source(mysql_db)
+    code, result = run_json(plan, capsys)
+    assert_done(code, result)
+    catch_up_run = result["run_id"]
+    caught = {t["name"]: t["catch_up"] for t in result["steps"][0]["tables"]}
+    assert (caught["orders"]["changed"], caught["orders"]["deleted"]) == (5, 2)
+    assert (caught["lines"]["changed"], caught["lines"]["deleted"]) == (2, 1)
+    assert caught["orders"]["rows"] == 60  # every row read again, unchanged ones too
+
+    # only what changed is kept: whole rows before an update or a delete, keys of new rows
+    recs = records(plan, catch_up_run)
+    by_table: dict[str, dict[str, int]] = {}
+    for r in recs:
+        if r["action"] == "restore_rows":
+            for (uid, op), n in kept(dst, r["detail"]["backup"]).items():
+                if uid == r["id"]:
+                    ops = by_table.setdefault(r["object"], {})
+                    ops[op] = ops.get(op, 0) + n
+    assert by_table == {"orders": {"u": 3, "i": 2, "d": 2}, "lines": {"u": 1, "i": 1, "d": 1}}
+    actions = sorted({(r["action"], r["object"]) for r in recs})
+    assert actions == [  # migrate_bak_orders was created by the load (emptied_table)
+        ("drop_backup_table", "migrate_bak_lines"),
+        ("restore_rows", "lines"),
+        ("restore_rows", "orders"),
+        ("restore_watermark", "lines"),
+        ("restore_watermark", "orders"),
+    ]
+
+    undo(plan, catch_up_run, by_hand=dst if by_hand else None)
+    assert contents(dst) == loaded
+    undo(plan, by_hand=dst if by_hand else None)
+    assert contents(dst) == before
+
+
+def test_undoing_binlog_passes_restores_each_earlier_state(
+    tmp_path: Path, mysql_db: str, pg_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """mode = "cdc": two binlog passes, each with updates, inserts, deletes and a key
+    change; undoing the second pass, then the first, then the load."""
+    seed(mysql_db)
+    plan = plan_file(tmp_path, mysql_db, pg_db, 'mode = "cdc"\n')
+    assert_done(*run_json(plan, capsys))
+    states = [contents(pg_db)]
+    runs = []
+    for sql in (
+        [
+            "UPDATE orders SET name = 'one' WHERE id IN (2, 3)",
+            "UPDATE orders SET id = 100 WHERE id = 4",
+            "DELETE FROM orders WHERE id = 5",
+            "INSERT INTO orders VALUES (63, 'new', NULL, '2026-03-02 00:00:00')",
+            "DELETE FROM `lines` WHERE order_id = 3",
+        ],
+        [
+            "UPDATE orders SET name = 'two' WHERE id IN (2, 63)",
+            "DELETE FROM orders WHERE id IN (100, 6)",
+            "INSERT INTO orders VALUES (5, 'back', NULL, '2026-03-02 00:00:00')",
+            "UPDATE `lines` SET qty = qty + 1 WHERE order_id = 1",
+        ],
+    ):
+        execute(mysql_db, *sql)
+        code, result = run_json(plan, capsys)
+        assert_done(code, result)
+        runs.append(result["run_id"])
+        states.append(contents(pg_db))
+    assert states[2]["orders"] != states[1]["orders"] != states[0]["orders"]
+    actions = {r["action"] for r in records(plan, runs[1])}
+    assert {"restore_stream", "restore_watermark", "restore_rows"} <= actions
+    undo(plan, runs[1])
+    assert contents(pg_db) == states[1]
+    undo(plan, runs[0])
+    assert contents(pg_db) == states[0]
+    undo(plan)
+    assert contents(pg_db) == {}
+
+
+def test_no_row_is_kept_for_a_table_the_same_run_created(
+    tmp_path: Path, mysql_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Step "feed" upserts into the table step "load" created in the same run: its
+    rows need no backup (dropping the table undoes them); in the next run they do."""
+    dst = f"sqlite:///{tmp_path / 'target.db'}"
+    seed(mysql_db, orders=20, lines_for=0)
+    execute(
+        mysql_db,
+        "CREATE TABLE orders_feed LIKE orders",
+        "INSERT INTO orders_feed SELECT id, 'fed', amount, updated_at FROM orders WHERE id > 15",
+        f"INSERT INTO orders_feed VALUES (30, 'fed', NULL, '{ts(30)}')",
+    )
+    plan = tmp_path / "two.toml"
+    plan.write_text(
+        f"""version = 1
+name = "two"
+state = "two-state.db"
+[connections]
+src = {{ url = "{mysql_db}" }}
+dst = {{ url = "{dst}" }}
+[[steps]]
+name = "load"
+source = "src"
+target = "dst"
+tables = ["orders"]
+mode = "full"
+[[steps]]
+name = "feed"
+source = "src"
+target = "dst"
+tables = ["orders_feed"]
+after = ["load"]
+mode = "incremental"
+cursor = "updated_at"
+start = "2026-03-01T00:00:00"
+[steps.overrides.orders_feed]
+rename = "orders"
+""",
+        encoding="utf-8",
+    )
+    code, result = run_json(plan, capsys)
+    assert_done(code, result)
+    after = contents(dst)
+    assert sorted(after) == ["orders"]  # no backup table
+    assert [r for r in after["orders"] if r[1] == "fed"] == sorted(
+        [r for r in after["orders"] if r[0] > 15], key=repr
+    )
+    assert {r["action"] for r in records(plan)} == {"drop_table", "restore_watermark"}
+
+    execute(mysql_db, f"UPDATE orders_feed SET name = 'fed again', updated_at = '{ts(50)}'")
+    code, result = run_json(plan, capsys)
+    assert_done(code, result)
+    second = records(plan, result["run_id"])
+    (rows,) = [r for r in second if r["action"] == "restore_rows"]
+    assert kept(dst, rows["detail"]["backup"]) == {(rows["id"], "u"): 6}
+    undo(plan, result["run_id"])
+    assert contents(dst) == after
+    undo(plan)
+    assert contents(dst) == {}
+
+
+def test_a_backup_table_of_another_plan_is_left_alone(
+    tmp_path: Path, mysql_db: str, pg_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A ``migrate_bak_orders`` this plan did not create (another state's) is neither
+    written nor dropped: the plan keeps its rows in ``migrate_bak_orders_2``."""
+    seed(mysql_db)
+    execute(mysql_db, "DROP TABLE `lines`")
+    execute(
+        pg_db,
+        "CREATE TABLE migrate_bak_orders (migrate_undo BIGINT, migrate_op CHAR(1), id INT)",
+        "INSERT INTO migrate_bak_orders VALUES (1, 'd', 42)",
+    )
+    plan = plan_file(tmp_path, mysql_db, pg_db, 'mode = "full+incremental"\ncursor = "id"\n')
+    assert_done(*run_json(plan, capsys))
+    loaded = contents(pg_db)
+    execute(mysql_db, "UPDATE orders SET name = 'x' WHERE id = 60")
+    code, result = run_json(plan, capsys)
+    assert_done(code, result)
+    (rows,) = [r for r in records(plan, result["run_id"]) if r["action"] == "restore_rows"]
+    assert rows["detail"]["backup"] == "migrate_bak_orders_2"
+    assert kept(pg_db, "migrate_bak_orders") == {(1, "d"): 1}
+    assert kept(pg_db, "migrate_bak_orders_2") == {(rows["id"], "u"): 1}
+    undo(plan, result["run_id"])
+    assert contents(pg_db) == loaded
+
+
+def test_migrate_rollback_writes_the_script_it_runs(
+    tmp_path: Path, mysql_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``migrate rollback --run`` of a catch-up run: the .sql script holds the statements
+    of each record, and after it the next run catches up to the same target again."""
+    dst = f"sqlite:///{tmp_path / 'target.db'}"
+    seed(mysql_db)
+    plan = plan_file(
+        tmp_path,
+        mysql_db,
+        dst,
+        'mode = "full+incremental"\ncursor = "updated_at"\ndeletes = "detect"\n',
+    )
+    assert_done(*run_json(plan, capsys))
+    loaded = contents(dst)
+    change_source(mysql_db)
+    code, result = run_json(plan, capsys)
+    assert_done(code, result)
+    caught = contents(dst)
+    capsys.readouterr()
+    code = main(["rollback", str(plan), "--run", str(result["run_id"]), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0, out
+    assert contents(dst) == loaded
+    script = Path(out["scripts"]["dst"]).read_text(encoding="utf-8")
+    for rec in out["actions"]:
+        if rec["action"] == "restore_rows":
+            uid, table = rec["id"], rec["object"]
+            assert f"DELETE FROM migrate_bak_{table} WHERE migrate_undo = {uid};" in script
+    assert "DROP TABLE IF EXISTS migrate_bak_orders;" in script
+    code, result = run_json(plan, capsys)  # the state was put back: the same pass again
+    assert_done(code, result)
+    assert {t: r for t, r in contents(dst).items() if not t.startswith("migrate_bak_")} == {
+        t: r for t, r in caught.items() if not t.startswith("migrate_bak_")
+    }
+
+
+@pytest.mark.parametrize("side", ["sqlite", "pg", "mysql2"])
+def test_a_record_of_state_schema_5_is_restored_from_the_state(
+    tmp_path: Path, request: pytest.FixtureRequest, side: str
+) -> None:
+    """Before backup tables, ``restore_rows`` kept the deleted rows in the record itself:
+    its script is a comment saying so, and the tool deletes their keys and inserts them
+    with bound values."""
+    import datetime as dt
+    from decimal import Decimal
+
+    from migrate.registry import endpoint_class
+    from migrate.state import encode_key
+
+    dst = target_url(side, request, tmp_path)
+    execute(
+        dst,
+        "CREATE TABLE orders (id INT NOT NULL PRIMARY KEY, name VARCHAR(40) NOT NULL,"
+        " amount DECIMAL(10,2) NULL, updated_at TIMESTAMP NULL)",
+        f"INSERT INTO orders VALUES (1, 'changed', NULL, NULL), (2, 'kept', 2.50, '{ts(2)}')",
+    )
+    rows = [
+        (1, "before", Decimal("1.25"), dt.datetime(2026, 3, 1, 12, 0, 1)),
+        (3, "deleted", None, None),
+    ]
+    record = {
+        "id": 4,
+        "action": "restore_rows",
+        "object": "orders",
+        "detail": {
+            "columns": ["id", "name", "amount", "updated_at"],
+            "key": ["id"],
+            "rows": [encode_key(r) for r in rows],
+        },
+    }
+    ep = endpoint_class(dst)("dst", dst, {}, base_dir=tmp_path)
+    try:
+        (comment,) = ep.undo_statements(record)
+        assert comment.startswith("-- the 2 row(s) of orders are kept in the state file")
+        ep.run_statements([comment])  # a comment runs as nothing
+        ep.apply_undo(record)
+    finally:
+        ep.close()
+    got = {r[0]: (r[1], r[2]) for r in contents(dst)["orders"]}
+    assert got == {
+        1: ("before", Decimal("1.25")),
+        2: ("kept", Decimal("2.50")),
+        3: ("deleted", None),
+    }
