@@ -7,8 +7,14 @@ Contracts:
   bytes copied, what the target reported). Later runs (``mode = "full+incremental"``) copy
   only files that are new, whose size or mtime changed (``compare = "hash"``: whose
   content hash changed), or that are missing or altered on the target; with
-  ``deletes = "propagate"`` a file removed at the source is moved on the target to
-  ``.migrate-backup/run-<id>/<path>`` and an undo record says how to restore it.
+  ``deletes = "propagate"`` a file removed at the source is deleted on the target.
+- Rollback: before every change to the target an undo record says how to undo it (see
+  :mod:`migrate.fileundo`), each with the path's manifest row before the change
+  (``detail.manifest``, null when it had none): a file the run creates → ``delete_file``;
+  a file already there that the run overwrites (whoever wrote it, this plan's earlier
+  runs included) or deletes → moved first to the run's backup folder
+  ``.migrate-backup/<time>-<step>-<random>/<path>`` → ``restore_file``; a kept empty
+  directory the run makes → ``delete_dir``, one it deletes → ``make_dir``.
 - Resume: the manifest is written as files finish, so a killed run copies again only the
   files that were not recorded; a put is never visible half-written under its final name
   (connectors' contract), and the temporary names or incomplete uploads a killed run left
@@ -170,7 +176,7 @@ class FileStepResult:
     recopied: int = 0
     server_side: int = 0
     cleaned: int = 0
-    #: files on the target this plan had not put there, moved aside before being overwritten
+    #: files already on the target, moved to the backup folder before being overwritten
     backed_up: int = 0
     verified: dict[str, int] = field(default_factory=dict)
     refused: list[tuple[str, str]] = field(default_factory=list)
@@ -227,6 +233,10 @@ class FileCopier:
         self.backup_root = f"{BACKUP_DIR}/{stamp}-{step.name}-{uuid.uuid4().hex[:8]}"
         self._pending: list[dict[str, Any]] = []
         self._undo: list[tuple[str, str, str, dict[str, Any] | None]] = []
+        #: target files this run overwrites, with their manifest rows (moved aside first)
+        self._existing: dict[str, dict[str, Any] | None] = {}
+        #: a pilot (``migrate check --pilot N``) copies only the first N files to copy
+        self.limit: int | None = None
         self._removed: list[str] = []
         self._last_flush = time.monotonic()
         self._started = 0
@@ -272,8 +282,10 @@ class FileCopier:
             if step.deletes == "propagate":
                 self._propagate_deletes(src, tgt, manifest, res)
             todo, res.unchanged = plan_transfer(step, src, tgt, manifest, self.tcaps)
-            self._copy(todo, tgt, res)
-            if step.empty_dirs == "keep":
+            if self.limit is not None:  # a pilot: the first files only
+                todo = todo[: self.limit]
+            self._copy(todo, tgt, manifest, res)
+            if step.empty_dirs == "keep" and self.limit is None:
                 self._keep_dirs(src, tgt, manifest, res)
         except (KeyboardInterrupt, InterruptedRun):
             self._flush(force=True)
@@ -305,23 +317,27 @@ class FileCopier:
         return res
 
     # -- copying --------------------------------------------------------------------
-    def _copy(self, todo: list[tuple[FileInfo, bool]], tgt: Scan, res: FileStepResult) -> None:
+    def _copy(
+        self,
+        todo: list[tuple[FileInfo, bool]],
+        tgt: Scan,
+        manifest: dict[str, Any],
+        res: FileStepResult,
+    ) -> None:
         step = self.step
         total = len(todo)
         # Undo records go in before the files: one per file this run will create.
         self._undo.extend(
-            (step.target, "delete_file", info.path, None)
+            (step.target, "delete_file", info.path, {"manifest": _row(manifest.get(info.path))})
             for info, _ in todo
             if info.path not in tgt.files
         )
         self._flush(force=True)
-        # A file this plan did not put there is moved aside before it is overwritten.
-        ours = set(self.state.manifest(step.name)) | self.state.created_files(
-            step.name, step.target
-        )
-        # (each by its worker, just before its own put: an error leaves the others in place)
-        self._foreign = {
-            info.path for info, _ in todo if info.path in tgt.files and info.path not in ours
+        # Every file already on the target is moved aside before it is overwritten, also
+        # one this plan wrote in an earlier run (each by its worker, just before its own
+        # put: an error leaves the others in place); with the manifest row it had.
+        self._existing = {
+            info.path: _row(manifest.get(info.path)) for info, _ in todo if info.path in tgt.files
         }
         self._new = {info.path for info, _ in todo if info.path not in tgt.files}
         self.progress.table_started(step.name, "files", total, 0)
@@ -408,21 +424,21 @@ class FileCopier:
         return _failpoint_reader(_Guard(), seq, size)
 
     def _set_aside(self, path: str) -> bool:
-        """Move a target file this plan did not write to the backup folder, recording the
+        """Move a target file about to be overwritten to the backup folder, recording the
         undo first; True when one was moved."""
-        if path not in self._foreign:
-            return False
+        with self._count_lock:
+            if path not in self._existing:
+                return False
+            before = self._existing.pop(path)
         backup = f"{self.backup_root}/{path}"
         self.state.record_files(
             self.step.name,
             self.run_id,
             [],
             [],
-            [(self.step.target, "restore_file", path, {"backup": backup, "overwritten": True})],
+            [(self.step.target, "restore_file", path, {"backup": backup, "manifest": before})],
         )
         self.target.move(path, backup)
-        with self._count_lock:
-            self._foreign.discard(path)
         return True
 
     def _one(self, info: FileInfo, check_hash: bool, known_md5: str | None) -> _Done | None:
@@ -609,14 +625,19 @@ class FileCopier:
             m = manifest[path]
             if m["kind"] == "dir":
                 if path in tgt.dirs:
-                    self._undo.append((self.step.target, "make_dir", path, None))
+                    self._undo.append((self.step.target, "make_dir", path, {"manifest": _row(m)}))
                     self._flush(force=True)
                     self.target.delete(path)
                     res.deleted += 1
             elif path in tgt.files:
                 backup = f"{backup_root}/{path}"
                 self._undo.append(
-                    (self.step.target, "restore_file", path, {"backup": backup, "size": m["size"]})
+                    (
+                        self.step.target,
+                        "restore_file",
+                        path,
+                        {"backup": backup, "manifest": _row(m)},
+                    )
                 )
                 self._flush(force=True)  # the undo record is stored before the change
                 self.target.move(path, backup)
@@ -627,12 +648,17 @@ class FileCopier:
     def _keep_dirs(
         self, src: Scan, tgt: Scan, manifest: dict[str, Any], res: FileStepResult
     ) -> None:
+        if not src.dirs:
+            return
+        # folders the target has with something in them: there already, nothing to make
+        # (nor to remove on rollback)
+        occupied = {p.rsplit("/", i)[0] for p in tgt.listed for i in range(1, p.count("/") + 1)}
         for path, info in sorted(src.dirs.items()):
             m = manifest.get(path)
             if m is not None and m["kind"] == "dir" and path in tgt.dirs:
                 continue
-            if path not in tgt.dirs:
-                self._undo.append((self.step.target, "delete_dir", path, None))
+            if path not in tgt.dirs and path not in occupied:
+                self._undo.append((self.step.target, "delete_dir", path, {"manifest": _row(m)}))
                 self._flush(force=True)
                 try:
                     self.target.make_dir(path)
@@ -682,6 +708,11 @@ def _failpoint_reader(reader: Any, seq: int, size: int) -> Any:
     return _Killer()
 
 
+def _row(row: Any) -> dict[str, Any] | None:
+    """A manifest row as the plain dict an undo record keeps (None: no row)."""
+    return None if row is None else dict(row)
+
+
 def _now() -> str:
     from migrate.state import now
 
@@ -699,9 +730,11 @@ def preview(
     """What a run of ``step`` would do, reading both sides and writing nothing: files and
     bytes selected, the largest file, names that would be refused, files to copy (with
     ``compare = "hash"`` an upper bound: unchanged content is found only by reading) and,
-    with ``deletes = "propagate"``, files to delete. ``done``: the step's state says its
-    full copy finished (a mode full step then does nothing); ``created``: paths an earlier
-    run created on the target (the others in the way are kept aside before overwriting)."""
+    with ``deletes = "propagate"``, files to delete; ``set_aside``: files already on the
+    target that would be kept under the backup folder before being overwritten (with
+    ``compare = "hash"`` an upper bound). ``done``: the step's state says its full copy
+    finished (a mode full step then does nothing); ``created`` is no longer used (every
+    overwritten file is kept aside, whoever wrote it)."""
     src = scan(step, source, refuse_unsafe=target.capabilities.filesystem)
     tgt = scan(step, target, follow=False)
     todo, unchanged = plan_transfer(step, src, tgt, manifest, target.capabilities)
@@ -716,12 +749,11 @@ def preview(
             f"STOP: the source lists nothing; the run refuses to delete {len(gone)} file(s)"
         )
         gone = []
-    ours = set(manifest) | (created or set())
-    foreign = [f.path for f, _ in todo if f.path in tgt.files and f.path not in ours]
+    foreign = [f.path for f, _ in todo if f.path in tgt.files]
     if foreign:
         notes.append(
-            f"{len(foreign)} file(s) already on the target, not written by this plan, would be"
-            " kept under .migrate-backup/ before being overwritten"
+            f"{len(foreign)} file(s) already on the target would be kept under"
+            " .migrate-backup/ before being overwritten (a rollback puts them back)"
         )
     return {
         "notes": notes,

@@ -580,6 +580,16 @@ class FileConformance:
         assert dirs_of(entries) <= {"x/y", "x"}  # the emptied folder may be kept
         assert read_bytes(endpoint, "back.bin") == data
 
+    def test_move_replaces_an_existing_file(self, endpoint: Any) -> None:
+        """A rollback moves a backup back over the file a run wrote (file systems
+        rename over it, object stores copy over it)."""
+        put_bytes(endpoint, "kept/a.txt", b"the previous content")
+        put_bytes(endpoint, "a.txt", b"what the run wrote, longer than before")
+        endpoint.move("kept/a.txt", "a.txt")
+        assert read_bytes(endpoint, "a.txt") == b"the previous content"
+        assert endpoint.stat("kept/a.txt") is None
+        assert files_of(listing(endpoint)) == {"a.txt": len(b"the previous content")}
+
     # -- names ---------------------------------------------------------------------------
     def test_special_names_round_trip(self, endpoint: Any) -> None:
         for name in SPECIAL_NAMES:

@@ -305,7 +305,12 @@ def test_propagated_delete_moves_the_file_to_the_backup_with_an_undo_record(
         run_id,
     )
     assert [(c, a, o) for c, a, o, _ in rows] == [("dst", "restore_file", "dir/old.txt")]
-    assert json.loads(rows[0][3]) == {"backup": backup, "size": len(b"old content")}
+    detail = json.loads(rows[0][3])
+    assert detail["backup"] == backup
+    # the manifest row the path had before, for the rollback to put back
+    assert detail["manifest"]["path"] == "dir/old.txt"
+    assert detail["manifest"]["size"] == len(b"old content")
+    assert detail["manifest"]["md5"] == hashlib.md5(b"old content").hexdigest()
     assert manifest_paths(plan) == {"keep.txt", "scratch.tmp"}
     # the backup folder is the engine's own: never listed, copied or deleted
     code, result = run_json(plan, capsys)
@@ -1089,13 +1094,23 @@ def test_undo_records_for_every_file_created(
     assert code == 0
     first = result["run_id"]
     rows = query(plan, "SELECT run_id, step, connection, action, object, detail FROM undo")
-    assert sorted(rows) == sorted((first, "share", "dst", "delete_file", n, None) for n in names)
+    no_row = '{"manifest": null}'  # the path had no manifest row before
+    assert sorted(rows) == sorted((first, "share", "dst", "delete_file", n, no_row) for n in names)
+    before = query(plan, "SELECT size, md5 FROM files WHERE path='a.txt'")
     write(src, "a.txt", b"changed: overwritten, not created")
     write(src, "new.txt", b"new")
     code, result = run_json(plan, capsys)
     assert code == 0 and files_of(result)["copied"] == 2
-    rows = query(plan, "SELECT action, object FROM undo WHERE run_id=?", result["run_id"])
-    assert rows == [("delete_file", "new.txt")]
+    # the plan's own earlier copy is kept aside too before it is overwritten
+    assert files_of(result)["backed_up"] == 1
+    rows = query(
+        plan, "SELECT action, object, detail FROM undo WHERE run_id=? ORDER BY id", result["run_id"]
+    )
+    assert [(a, o) for a, o, _ in rows] == [("delete_file", "new.txt"), ("restore_file", "a.txt")]
+    detail = json.loads(rows[1][2])
+    assert detail["backup"].startswith(BACKUP_DIR + "/") and detail["backup"].endswith("/a.txt")
+    assert (tmp_path / "dst" / detail["backup"]).read_bytes() == b"a.txt"
+    assert (detail["manifest"]["size"], detail["manifest"]["md5"]) == before[0]
 
 
 def test_a_name_that_is_not_utf8_is_reported_not_a_crash(
@@ -1322,7 +1337,7 @@ def test_dry_run_says_what_the_run_would_refuse_or_keep_aside(
     write(dst, "b.txt", b"someone else's")
     write(src, "b.txt", b"ours")
     code, out = run_text(plan, capsys, "--dry-run")
-    assert code == 0 and "1 file(s) already on the target, not written by this plan" in out
+    assert code == 0 and "1 file(s) already on the target would be kept under" in out
     for p in src.iterdir():
         p.unlink()
     code, out = run_text(plan, capsys, "--dry-run")

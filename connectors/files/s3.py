@@ -805,6 +805,17 @@ class S3Endpoint:
         where = self._endpoint_url or "Amazon S3"
         return f"s3 {where} bucket {self.bucket} prefix /{self.prefix} ({self.provider.title})"
 
+    def location(self) -> dict[str, str | None]:
+        """Where the objects are, for scripts a person runs with another client: the
+        endpoint URL (None: Amazon S3), the region when one is set, the bucket and the key
+        prefix (``""`` or ending in ``/``). Never a credential."""
+        return {
+            "endpoint": self._endpoint_url,
+            "region": self._region_given,
+            "bucket": self.bucket,
+            "prefix": self.prefix,
+        }
+
     # -- reading ------------------------------------------------------------------------
     def list(self, *, follow_symlinks: bool = False) -> Iterator[FileInfo]:
         """Every object under the prefix (ListObjectsV2, pages of 1000, keys in byte
