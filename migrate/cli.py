@@ -77,6 +77,29 @@ folder>/<plan file stem>.log; a --log-file folder must exist.
 """
 
 
+CHECK_EPILOG = """examples:
+  migrate check plan.toml
+  migrate check plan.toml --exact --html /tmp/survey.html
+  migrate check plan.toml --pilot 1000 --pilot-prefix pilot_
+
+Writes nothing to any target (except with --pilot, which removes what it copied) and no
+state. The report goes to the console (or --json) and to one HTML file. Findings are
+blockers (the run would fail: exit 2) or warnings (exit 0).
+
+"""
+
+ROLLBACK_EPILOG = """examples:
+  migrate rollback plan.toml --dry-run          # list the actions, write the scripts
+  migrate rollback plan.toml --run 7            # undo run 7 (later runs first)
+  migrate rollback plan.toml --batch business   # undo every run of one batch
+
+Undoes newest change first. The scripts (.sql per database, .sh per file system, .json
+per object store) go to <state folder>/<state stem>.rollback/<time>/ and hold the same
+actions, for a DBA to read or run by hand. An interrupted rollback continues where it
+stopped when run again. Takes the plan's lock.
+
+"""
+
 VALIDATE_EPILOG = """examples:
   migrate validate plans/demo.toml
   migrate validate plan.toml --step erp-db --table 'order*' --json --redact
@@ -121,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--dry-run",
         action="store_true",
-        help="print the order of waves and what each step would do; write nothing",
+        help="survey: what each step would do, the numbers and what could go wrong;"
+        " write nothing (same as migrate check)",
     )
     run.add_argument(
         "--step",
@@ -130,6 +154,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="run only this step (repeatable)",
     )
+    run.add_argument(
+        "--batch",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only the steps of this batch (repeatable)",
+    )
+    run.add_argument(
+        "--continue-on-error",
+        action="store_true",
+        help="run the later batches even when a batch failed or its validation found"
+        " differences (by default the run stops before the next batch)",
+    )
+    _survey_options(run)
     run.add_argument(
         "--restart",
         action="store_true",
@@ -154,6 +192,65 @@ def build_parser() -> argparse.ArgumentParser:
         "text (timestamped lines, the default) or json (one object per line); without"
         " --log-file the log goes to stderr in place of the progress display",
     )
+
+    check = sub.add_parser(
+        "check",
+        help="survey a plan before the migration window (migrate run --dry-run)",
+        description="Survey a plan without writing anything: connections (latency,"
+        " throughput, privileges), tables (rows, bytes, keys, cursors, type and name"
+        " changes, foreign-key order), file steps, estimated time per step and wave, the"
+        " rollback plan, blockers and warnings.",
+        epilog=CHECK_EPILOG + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("plan", help="the plan file (TOML)")
+    check.add_argument(
+        "--step", action="append", default=[], metavar="NAME", help="only this step (repeatable)"
+    )
+    check.add_argument(
+        "--batch", action="append", default=[], metavar="NAME", help="only this batch"
+    )
+    _survey_options(check)
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    rollback = sub.add_parser(
+        "rollback",
+        help="undo what runs changed on the targets, newest change first",
+        description="Undo the changes runs made to the targets, from the records each run"
+        " kept before changing anything: drop the tables it created, restore rows and files"
+        " it overwrote or deleted from their backups. Also writes the same actions as plain"
+        " scripts per target connection.",
+        epilog=ROLLBACK_EPILOG + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rollback.add_argument("plan", help="the plan file (TOML)")
+    rollback.add_argument("--run", type=int, metavar="ID", help="only this run's changes")
+    rollback.add_argument("--batch", metavar="NAME", help="only the steps of this batch")
+    rollback.add_argument(
+        "--step", action="append", default=[], metavar="NAME", help="only this step (repeatable)"
+    )
+    rollback.add_argument(
+        "--dry-run", action="store_true", help="list the actions and write the scripts only"
+    )
+    rollback.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    cleanup = sub.add_parser(
+        "cleanup",
+        help="accept the migration: drop the backups rollback would restore from",
+        description="Accept the migration: drop the backup tables and backup files kept"
+        " for rollback. Afterwards those changes can no longer be rolled back.",
+        epilog="example: migrate cleanup plan.toml --dry-run\n\n" + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cleanup.add_argument("plan", help="the plan file (TOML)")
+    cleanup.add_argument("--batch", metavar="NAME", help="only the steps of this batch")
+    cleanup.add_argument(
+        "--step", action="append", default=[], metavar="NAME", help="only this step (repeatable)"
+    )
+    cleanup.add_argument(
+        "--dry-run", action="store_true", help="list the backups and write the script only"
+    )
+    cleanup.add_argument("--json", action="store_true", help="print the result as JSON")
 
     schedule = sub.add_parser(
         "schedule",
@@ -226,6 +323,32 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("plan", help="the plan file (TOML)")
     status.add_argument("--json", action="store_true", help="print JSON on stdout")
     return parser
+
+
+def _survey_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--exact",
+        action="store_true",
+        help="survey: count every table's rows exactly (default: the engine's statistics)",
+    )
+    parser.add_argument(
+        "--html",
+        metavar="PATH",
+        help="survey: write the HTML report here (default: <state file>.survey.html)",
+    )
+    parser.add_argument(
+        "--pilot",
+        type=int,
+        metavar="N",
+        help="survey with a pilot: copy N rows per table and N files per file step into"
+        " the targets, validate them, remove them, and estimate from the measured speed",
+    )
+    parser.add_argument(
+        "--pilot-prefix",
+        metavar="PREFIX",
+        help="pilot into scratch names: tables PREFIX<name>, files under PREFIX/ (default:"
+        " the final tables and paths, which must not hold data yet)",
+    )
 
 
 def _log_options(parser: argparse.ArgumentParser, file_help: str, format_help: str) -> None:
@@ -315,7 +438,8 @@ def main(argv: list[str] | None = None) -> int:
     previous_sigterm: Any = None
     sigterm_set = False
     try:
-        if args.command in ("run", "validate"):  # SIGTERM (systemd stop) acts as Ctrl-C
+        if args.command in ("run", "validate", "rollback", "cleanup", "check"):
+            # SIGTERM (systemd stop) acts as Ctrl-C
             previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
             sigterm_set = True
             out.context["plan_file"] = str(Path(args.plan).resolve())
@@ -328,6 +452,11 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args, plan, stdout, stderr, out)
         if args.command == "validate":
             return _validate(args, plan, stdout, stderr)
+        if args.command == "check":
+            _check_selection(args, plan)
+            return _survey(args, plan, stdout, stderr)
+        if args.command in ("rollback", "cleanup"):
+            return _rollback(args, plan, stdout, stderr)
         if every is not None:
             return _schedule(args, plan, every)
         return _status(args, plan, stdout)
@@ -349,6 +478,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def _open_log(args: argparse.Namespace) -> RunLog | None:
     """The run log asked for on the command line, or None."""
+    survey = [
+        o
+        for o, on in (
+            ("--exact", args.exact),
+            ("--html", args.html),
+            ("--pilot", args.pilot is not None),
+            ("--pilot-prefix", args.pilot_prefix),
+        )
+        if on
+    ]
+    if survey and not args.dry_run and args.pilot is None:
+        raise PlanError(f"{survey[0]} is an option of the survey: add --dry-run (or --pilot N)")
+    if args.pilot_prefix and args.pilot is None:
+        raise PlanError("--pilot-prefix needs --pilot N")
     if args.dry_run and (args.log_file or args.log_format):
         raise PlanError(
             "--log-file and --log-format are for runs; --dry-run writes nothing"
@@ -364,21 +507,9 @@ def _open_log(args: argparse.Namespace) -> RunLog | None:
 def _run(
     args: argparse.Namespace, plan: Plan, stdout: Console, stderr: Console, out: _Output
 ) -> int:
-    from migrate.dryrun import dry_run, print_dry_run
-
-    unknown = [s for s in args.step if s not in {st.name for st in plan.steps}]
-    if unknown:
-        raise PlanError(
-            f"--step {unknown[0]}: no such step in {args.plan}"
-            f" (steps: {', '.join(s.name for s in plan.steps)})"
-        )
-    if args.dry_run:
-        report = dry_run(plan, tuple(args.step))
-        if args.json:
-            print(json.dumps(report, indent=2, ensure_ascii=False))
-        else:
-            print_dry_run(stdout, report)
-        return EXIT_PLAN if report["problems"] else EXIT_OK
+    _check_selection(args, plan)
+    if args.dry_run or args.pilot is not None:
+        return _survey(args, plan, stdout, stderr)
 
     from migrate.report import print_run, run_to_json
     from migrate.runner import Runner
@@ -418,6 +549,8 @@ def _run(
                 only_steps=tuple(args.step),
                 cutover=args.cutover,
                 redact=args.redact,
+                batches=tuple(args.batch),
+                continue_on_error=args.continue_on_error,
             )
             with progress.live():
                 result = runner.run(command)
@@ -443,6 +576,114 @@ def _run(
     elif not (args.quiet and out.log is not None) and not out.stdout_is_log():
         print_run(stdout, result)
     return result.exit_code
+
+
+def _check_selection(args: argparse.Namespace, plan: Plan) -> None:
+    """``--step`` and ``--batch`` name steps and batches of the plan."""
+    unknown = [s for s in args.step if s not in {st.name for st in plan.steps}]
+    if unknown:
+        raise PlanError(
+            f"--step {unknown[0]}: no such step in {args.plan}"
+            f" (steps: {', '.join(s.name for s in plan.steps)})"
+        )
+    batches = [args.batch] if isinstance(args.batch, str) else list(args.batch or [])
+    bad = [b for b in batches if b not in plan.batches]
+    if bad:
+        raise PlanError(
+            f"--batch {bad[0]}: no such batch in {args.plan} (batches: {', '.join(plan.batches)})"
+        )
+
+
+def _selected_steps(args: argparse.Namespace, plan: Plan) -> tuple[str, ...]:
+    """The steps ``--step``/``--batch`` select (all when neither is given)."""
+    steps = tuple(args.step)
+    if args.batch:
+        in_batches = [s.name for s in plan.steps if s.batch in args.batch]
+        steps = tuple(s for s in in_batches if not steps or s in steps) or ("",)
+    return steps
+
+
+def _survey(args: argparse.Namespace, plan: Plan, stdout: Console, stderr: Console) -> int:
+    """``migrate check`` / ``migrate run --dry-run``: the survey report, with a pilot."""
+    from migrate.dryrun import dry_run, print_dry_run
+    from migrate.survey_html import survey_html
+
+    if args.pilot is not None and args.pilot < 1:
+        raise PlanError(f"--pilot {args.pilot}: give a number of rows/files of at least 1")
+    html_path = Path(args.html) if args.html else plan.state_path.with_suffix(".survey.html")
+    if args.html and not html_path.parent.is_dir():
+        raise PlanError(f"--html {args.html}: folder {html_path.parent} does not exist")
+    steps = _selected_steps(args, plan)
+    measured = None
+    pilot_report = None
+    if args.pilot is not None:
+        from migrate.pilot import pilot_run
+
+        pilot_report = pilot_run(
+            plan, args.pilot, steps=steps, prefix=args.pilot_prefix, quiet=args.json
+        )
+        measured = pilot_report["measured"]
+    report = dry_run(plan, steps, exact=args.exact, measured=measured)
+    if pilot_report is not None:
+        report["pilot"] = pilot_report
+        if pilot_report.get("blockers"):
+            report.setdefault("blockers", []).extend(pilot_report["blockers"])
+            report["problems"] = len(report["blockers"])
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    html_path.write_text(survey_html(report), encoding="utf-8")
+    report["html"] = str(html_path)
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False, default=str))
+    else:
+        print_dry_run(stdout, report)
+        stdout.print(f"report: {html_path}")
+    return EXIT_PLAN if report["problems"] else EXIT_OK
+
+
+def _rollback(args: argparse.Namespace, plan: Plan, stdout: Console, stderr: Console) -> int:
+    """``migrate rollback`` and ``migrate cleanup``: see :mod:`migrate.rollback`."""
+    from migrate.rollback import cleanup, print_result, result_to_json, rollback
+    from migrate.runner import Endpoints
+    from migrate.state import RunLock, State
+
+    _check_selection(args, plan)
+    lock = RunLock(plan.state_path)
+    if not plan.state_path.exists():
+        raise PlanError(f"no state at {plan.state_path}: nothing has run for this plan yet")
+    lock.acquire()
+    try:
+        state = State(plan.state_path, plan.name, create=False)
+        endpoints = Endpoints(plan, workers=1, dry_run=False)
+        try:
+            if args.command == "rollback":
+                result = rollback(
+                    plan,
+                    state,
+                    endpoints,
+                    run_id=args.run,
+                    batch=args.batch,
+                    steps=tuple(args.step),
+                    dry_run=args.dry_run,
+                )
+            else:
+                result = cleanup(
+                    plan,
+                    state,
+                    endpoints,
+                    batch=args.batch,
+                    steps=tuple(args.step),
+                    dry_run=args.dry_run,
+                )
+        finally:
+            endpoints.close()
+            state.close()
+    finally:
+        lock.release()
+    if args.json:
+        print(json.dumps(result_to_json(result), indent=2, ensure_ascii=False, default=str))
+    else:
+        print_result(stdout, result)
+    return EXIT_ERROR if result.error else EXIT_OK
 
 
 def _progress(args: argparse.Namespace, stderr: Console, out: _Output) -> TeeProgress:

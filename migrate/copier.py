@@ -69,6 +69,8 @@ class TableJob:
     notes: list[str] = field(default_factory=list)
     #: the watermark column of an incremental step (a ``migrate.incremental.CursorSpec``)
     cursor: Any = None
+    #: a pilot copies only this many chunks (the first ones in key order); None: all
+    max_chunks: int | None = None
 
 
 class Progress:
@@ -177,7 +179,7 @@ def copy_table(
         while True:
             spool = target.new_spool(job.target_schema, workdir)
             n, last = 0, None
-            limit = job.chunk_rows if job.key else None
+            limit = job.chunk_rows if job.key or job.max_chunks else None
             try:
                 batch_rows = min(BATCH_ROWS, job.chunk_rows)
                 for batch in source.read_range(
@@ -203,6 +205,8 @@ def copy_table(
             put((seq, after, last, spool))
             after, seq = last, seq + 1
             if not job.key or n < job.chunk_rows:
+                break
+            if job.max_chunks is not None and seq > job.max_chunks:
                 break
         put(_DONE)
 

@@ -37,6 +37,36 @@ def _range_text(lo: tuple[Any, ...] | None, hi: tuple[Any, ...] | None) -> str:
     return f"({_key_text(lo, 'start')}, {_key_text(hi, 'end')}]"
 
 
+def wave_summary(result: RunResult) -> list[dict[str, Any]]:
+    """What ran per batch and layer, in the order the run took them: the steps by
+    status, tables and files copied, and seconds."""
+    out: list[dict[str, Any]] = []
+    for step in result.steps:
+        if not out or (out[-1]["batch"], out[-1]["layer"]) != (step.batch, step.layer):
+            out.append(
+                {
+                    "batch": step.batch,
+                    "layer": step.layer,
+                    "steps": {},
+                    "tables": 0,
+                    "files": 0,
+                    "seconds": 0.0,
+                }
+            )
+        w = out[-1]
+        w["steps"][step.name] = step.status
+        w["tables"] += sum(1 for t in step.tables if t.status not in ("skipped", "failed"))
+        w["files"] += step.files.copied if step.files is not None else 0
+        w["seconds"] = round(w["seconds"] + step.seconds, 3)
+    for w in out:
+        statuses = set(w["steps"].values())
+        w["status"] = next(
+            (s for s in ("failed", "differences", "interrupted", "not run") if s in statuses),
+            "done",
+        )
+    return out
+
+
 def run_to_json(result: RunResult) -> dict[str, Any]:
     out: dict[str, Any] = {
         "plan": result.plan,
@@ -44,6 +74,7 @@ def run_to_json(result: RunResult) -> dict[str, Any]:
         "status": result.status,
         "exit_code": result.exit_code,
         "message": result.message,
+        "waves": wave_summary(result),
         "steps": [],
     }
     for step in result.steps:
@@ -99,8 +130,8 @@ def _print_file_step(console: Console, title: str, step: Any) -> None:
         extra.append(f"{f.cleaned:,} leftovers of an interrupted run removed")
     if f.backed_up:
         extra.append(
-            f"{f.backed_up:,} existing file(s) this plan had not written kept under"
-            " .migrate-backup/ before being overwritten"
+            f"{f.backed_up:,} existing file(s) kept under .migrate-backup/ before being"
+            " overwritten (a rollback puts them back)"
         )
     if extra:
         console.print("  " + "; ".join(extra))
@@ -217,6 +248,7 @@ def print_run(console: Console, result: RunResult) -> None:
             print_checks(console, checks)
     if result.cutover:
         _print_acceptance(console, result)
+    _print_waves(console, result)
     live = any(t.live for t in tables)
     style = {"done": "green", "differences": "red", "failed": "red"}.get(result.status, "yellow")
     text = {
@@ -251,6 +283,29 @@ def print_run(console: Console, result: RunResult) -> None:
     console.print(f"[bold {style}]run {result.run_id}: {text}[/]")
     if result.message and result.status != "done":
         console.print(f"  {escape(result.message)}")
+
+
+def _print_waves(console: Console, result: RunResult) -> None:
+    """The per batch and layer summary, when the run spans more than one of them or a
+    batch stopped the later ones."""
+    summary = wave_summary(result)
+    if len(summary) < 2 and not any(w["status"] == "not run" for w in summary):
+        return
+    table = Table(title="by batch and layer", title_justify="left", show_edge=False)
+    for col in ("batch", "layer", "status", "steps", "tables", "files", "seconds"):
+        table.add_column(col, justify="right" if col in ("tables", "files", "seconds") else "left")
+    for w in summary:
+        style = {"done": "green", "not run": "yellow"}.get(w["status"], "red")
+        table.add_row(
+            w["batch"],
+            w["layer"],
+            f"[{style}]{w['status']}[/]",
+            ", ".join(f"{n} ({st})" for n, st in w["steps"].items()),
+            f"{w['tables']:,}",
+            f"{w['files']:,}",
+            f"{w['seconds']:.2f}",
+        )
+    console.print(table)
 
 
 def _print_catch_up(console: Console, tables: list[TableResult]) -> None:

@@ -5,8 +5,9 @@ Contracts:
 - Before a run changes a target it records how to undo the change (``undo`` in the state).
 - A table whose copy finished in an earlier run is not copied again (``--restart`` copies
   the step's tables afresh, replacing the tables the tool itself created).
-- A failed step stops the run before the next batch; steps of its batch that do not
-  depend on it still run.
+- A step that fails, or whose validation finds differences, stops the run before the
+  next batch (``continue_on_error`` runs the later batches anyway); steps of its batch
+  that do not depend on it still run. ``batches`` limits a run to those batches.
 - Counts are compared per chunk and per table; any difference makes the run's outcome
   ``differences`` (exit 3).
 """
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from migrate.backup import TableBackup
 from migrate.copier import NO_KEY_NOTE, Progress, TableJob, chunk_counts, copy_table
 from migrate.endpoints import TableEndpoint, fit_name, key_order_agrees, target_names
 from migrate.errors import (
@@ -284,9 +286,18 @@ class Runner:
         only_steps: tuple[str, ...] = (),
         cutover: bool = False,
         redact: bool = False,
+        batches: tuple[str, ...] = (),
+        continue_on_error: bool = False,
+        pilot: int | None = None,
     ) -> None:
         self.plan, self.state, self.progress = plan, state, progress
         self.restart = restart
+        self.batches = batches
+        self.continue_on_error = continue_on_error
+        #: a pilot run (``migrate check --pilot N``): N rows per table, N files per file
+        #: step, a full copy only (no catch-up, no foreign keys), checked by checksums of
+        #: the copied key range; ``migrate.pilot`` rolls it back afterwards
+        self.pilot = pilot
         self.redact = redact
         self.check_id: int | None = None
         self.cutover = cutover
@@ -304,14 +315,24 @@ class Runner:
         workdir = self.plan.state_path.with_name(self.plan.state_path.stem + ".spool")
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
-        failed_batch: str | None = None
+        #: the batch whose failure or differences stop the later batches, and why
+        stopped: tuple[str, str] | None = None
         try:
             for wave in waves(self.plan):
                 for step in wave.steps:
                     if self.only_steps and step.name not in self.only_steps:
                         continue
-                    if failed_batch is not None and step.batch != failed_batch:
-                        result.steps.append(self._not_run(step, wave, "an earlier batch failed"))
+                    if self.batches and step.batch not in self.batches:
+                        continue
+                    if stopped is not None and step.batch != stopped[0]:
+                        result.steps.append(
+                            self._not_run(
+                                step,
+                                wave,
+                                f"batch {stopped[0]} {stopped[1]} (--continue-on-error runs"
+                                " the later batches anyway)",
+                            )
+                        )
                         continue
                     failed_deps = [
                         d
@@ -331,8 +352,11 @@ class Runner:
                         continue
                     sr = self._run_step(step, run_id, workdir)
                     result.steps.append(sr)
-                    if sr.status == "failed":
-                        failed_batch = step.batch
+                    if stopped is None and not self.continue_on_error:
+                        if sr.status == "failed":
+                            stopped = (step.batch, "failed")
+                        elif sr.status == "differences":
+                            stopped = (step.batch, "failed validation")
         except (KeyboardInterrupt, InterruptedRun):
             self.stop.set()
             result.status = "interrupted"
@@ -345,7 +369,8 @@ class Runner:
             shutil.rmtree(workdir, ignore_errors=True)
         if result.status not in ("interrupted", "plan error"):
             statuses = {s.status for s in result.steps}
-            if "failed" in statuses or "not run" in statuses:
+            skipped = [s for s in result.steps if s.status == "not run"]
+            if "failed" in statuses or ("not run" in statuses and "differences" not in statuses):
                 result.status = "failed"
                 result.message = next((s.error for s in result.steps if s.error), None)
             elif "interrupted" in statuses:
@@ -369,6 +394,12 @@ class Runner:
                     if checks
                     else "file validation found missing, extra or different files"
                 )
+                if skipped:
+                    later = sorted({s.batch for s in skipped}, key=self.plan.batches.index)
+                    result.message += (
+                        f"; later batches not run: {', '.join(later)}"
+                        " (--continue-on-error runs them anyway)"
+                    )
         self.state.finish_run(run_id, result.status, result.message)
         return result
 
@@ -414,6 +445,7 @@ class Runner:
         target = self.endpoints.get(step.target)
         source.describe(), target.describe()  # connect both before any work: fail fast
         copier = FileCopier(step, source, target, self.state, run_id, self.progress, self.stop)
+        copier.limit = self.pilot
         sr.files = res = copier.result  # what was done so far, also when the step fails
         copier.run(restart=self.restart)
         for note in getattr(source, "notes", []) + getattr(target, "notes", []):
@@ -473,6 +505,10 @@ class Runner:
         for cyc in cycles:
             sr.notes.append(f"foreign-key cycle among {cyc}: loaded in name order")
         jobs = [build_job(self.plan, step, schema, source, target, run_id) for schema in schemas]
+        if self.pilot is not None:
+            jobs = [
+                replace(j, chunk_rows=self.pilot, max_chunks=1, count_chunks=True) for j in jobs
+            ]
         results = {
             j.source_schema.name: TableResult(
                 j.source_schema.name,
@@ -508,6 +544,9 @@ class Runner:
                     target.create_indexes(_with_indexes(schema, todo))
                 target.finish_table(schema)
                 self.state.upsert_table(step.name, job.source_schema.name, status="indexed")
+        if self.pilot is not None:
+            self._pilot_checks(step, jobs, source, target, results)
+            return
         # Catch-up passes apply each table's changes on their own, in any order: a
         # step that catches up gets its foreign keys in the cut-over run, after the last pass.
         link_now = not step.incremental
@@ -553,6 +592,68 @@ class Runner:
             self._record_position(step, job, results[job.source_schema.name])
         if "checksum" in step.validate:
             self._checksums(step, jobs, source, target, results)
+
+    def _pilot_checks(
+        self,
+        step: Step,
+        jobs: list[TableJob],
+        source: TableEndpoint,
+        target: TableEndpoint,
+        results: dict[str, TableResult],
+    ) -> None:
+        """A pilot's validation: the chunk counts, and one checksum of the copied key
+        range computed inside each database (a keyless table: the whole target table
+        against the pilot's rows is not comparable, so its chunk count alone)."""
+        from validators.checksum import compare_specs
+
+        for job in jobs:
+            name = job.source_schema.name
+            res = results[name]
+            row = self.state.table(step.name, name)
+            if res.status == "failed" or row is None:
+                continue
+            res.chunks = chunk_counts(self.state, step.name, name)
+            res.seconds = row["seconds"] or 0.0
+            res.source_rows = sum(c.source_rows or 0 for c in res.chunks)
+            res.target_rows = sum(c.target_rows or 0 for c in res.chunks)
+            res.live = True  # the table counts are the pilot range's, not the tables'
+            if res.chunk_mismatches:
+                res.status = "differences"
+                continue
+            if not job.key or not res.chunks or not res.chunks[-1].hi:
+                continue
+            names = dict(zip(job.key, target_names(target, job.key), strict=True))
+            names.update(
+                zip(
+                    job.source_schema.column_names,
+                    target_names(target, tuple(job.source_schema.column_names)),
+                    strict=True,
+                )
+            )
+            s_specs, t_specs, _ = compare_specs(
+                job.source_schema, job.target_schema, step.table_rules(name), names
+            )
+            hi = res.chunks[-1].hi
+            try:
+                s_sum = source.checksum(name, job.key, None, hi, source.checksum_sql(s_specs))
+                t_sum = target.checksum(
+                    job.target_schema.name,
+                    target_names(target, job.key),
+                    None,
+                    hi,
+                    target.checksum_sql(t_specs),
+                )
+            except MigrateError as exc:
+                res.notes.append(f"pilot checksum not computed: {exc}")
+                continue
+            if s_sum == t_sum:
+                res.notes.append(f"pilot rows compared by checksum: {s_sum[0]:,} equal")
+            else:
+                res.status = "differences"
+                res.notes.append(
+                    "pilot checksum differs: run migrate validate on the pilot tables"
+                    " (migrate check --pilot N --pilot-prefix P keeps them apart)"
+                )
 
     def _checksums(
         self,
@@ -793,15 +894,14 @@ class Runner:
             return True  # resume
         if target.table_exists(tname):
             ours = self.state.created_by_us(step.name, step.target, tname)
-            if ours or step.if_exists == "replace":
-                if not ours:
-                    self.state.record_undo(
-                        job.run_id, step.name, step.target, "replaced_table", tname
-                    )
+            # a table the plan did not create keeps its rows (and schema) for rollback
+            keep = TableBackup(self.state, job.run_id, step.name, step.target, target, tname, name)
+            if ours:
                 target.drop_table(tname)
+            elif step.if_exists == "replace":
+                keep.replace()
             elif step.if_exists == "truncate":
-                self.state.record_undo(job.run_id, step.name, step.target, "emptied_table", tname)
-                target.truncate_table(tname)
+                keep.empty()
             else:
                 rows = target.count(tname)
                 raise ConnectorError(
@@ -810,7 +910,9 @@ class Runner:
                     f" step {step.name}, or drop it"
                 )
         if not target.table_exists(tname):
-            self.state.record_undo(job.run_id, step.name, step.target, "drop_table", tname)
+            self.state.record_undo(
+                job.run_id, step.name, step.target, "drop_table", tname, {"source_table": name}
+            )
             target.create_table(_with_indexes(job.target_schema, []))
         self.state.reset_table(step.name, name)
         self.state.upsert_table(

@@ -1,0 +1,422 @@
+"""``migrate rollback`` and ``migrate cleanup``: undo what runs changed on the targets.
+
+Every change a run makes to a target is recorded in the state's ``undo`` table before it
+is made (see ``migrate/backup.py``, ``migrate/filecopy.py``): tables created, rows kept in
+a backup table before they were overwritten or deleted, files created, files moved to a
+backup folder before they were overwritten or deleted. This module turns those records
+back into actions.
+
+Contracts:
+
+- Records are undone newest first: the reverse of the order the changes were made, so
+  the last run goes first and, within a run, the data layer and the last batch go first.
+- ``--run R`` undoes one run's changes; it is refused while a later run still has
+  changes to the same steps (those must go first). ``--batch``/``--step`` undo every run's
+  changes to those steps.
+- Before anything is applied, the actions are written as plain scripts, one per target
+  connection, in ``<state folder>/<state stem>.rollback/<time>/``: ``<connection>.sql``
+  for databases (the exact statements the tool runs), ``<connection>.sh`` for file
+  systems and ``<connection>.json`` (a list of object operations) for object stores. They
+  name connections, never their URLs or credentials.
+- Each record is applied and then marked ``undone`` on its own, so an interrupted or
+  failed rollback is resumed by running the command again: the records left are the
+  ones not yet undone. The state is put back with it: watermarks and binlog positions
+  to where they were, manifests to the files they describe, and a table whose load was
+  undone is copied afresh by the next run.
+- ``migrate cleanup`` (the migration is accepted) drops the backup tables and backup
+  files and marks the records ``accepted``: they can no longer be rolled back.
+- Nothing is written anywhere with ``dry_run`` except the scripts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from migrate.errors import MigrateError, PlanError
+from migrate.plan import Plan, redact
+from migrate.state import State
+
+#: records that only put the state back (nothing to do on a target, not in scripts)
+STATE_ACTIONS = frozenset({"restore_watermark", "restore_stream"})
+#: database records whose undo makes the table's load start afresh
+RELOAD_ACTIONS = frozenset({"drop_table", "emptied_table", "replaced_table"})
+FILE_ACTIONS = frozenset({"delete_file", "restore_file", "make_dir", "delete_dir"})
+
+
+@dataclass
+class Action:
+    """One undo record and what undoing it takes."""
+
+    record: dict[str, Any]
+    what: str  # one line for people
+    kind: str  # sql | files | state
+    statements: list[str] = field(default_factory=list)
+    ops: list[Any] = field(default_factory=list)
+
+    @property
+    def id(self) -> int:
+        return int(self.record["id"])
+
+
+@dataclass
+class RollbackResult:
+    """What a rollback (or cleanup) did or, with ``dry_run``, would do."""
+
+    command: str  # rollback | cleanup
+    dry_run: bool
+    actions: list[Action] = field(default_factory=list)
+    scripts: dict[str, str] = field(default_factory=dict)  # connection → file
+    done: list[int] = field(default_factory=list)
+    error: str | None = None
+    #: cleanup: the records accepted (no longer to be rolled back)
+    accepted: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _records(rows: list[Any]) -> list[dict[str, Any]]:
+    out = []
+    for r in rows:
+        d = dict(zip(r.keys(), tuple(r), strict=True))
+        d["detail"] = json.loads(d["detail"]) if d["detail"] else {}
+        out.append(d)
+    return out
+
+
+def select(
+    plan: Plan,
+    state: State,
+    *,
+    run_id: int | None = None,
+    batch: str | None = None,
+    steps: tuple[str, ...] = (),
+    status: str | None = None,
+) -> list[dict[str, Any]]:
+    """The undo records a command applies, newest first (see the module contract)."""
+    chosen = _steps(plan, batch, steps)
+    records = _records(state.undo_records(run_id=run_id, steps=chosen, status=status))
+    if run_id is not None and status is None:
+        if state.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone() is None:
+            raise PlanError(f"--run {run_id}: no such run in {state.path}")
+        touched = sorted({r["step"] for r in records})
+        if touched:
+            later = state.execute(
+                "SELECT MIN(run_id), step FROM undo WHERE status IS NULL AND run_id > ?"
+                f" AND step IN ({','.join('?' * len(touched))}) GROUP BY step ORDER BY 1",
+                (run_id, *touched),
+            ).fetchone()
+            if later is not None:
+                raise PlanError(
+                    f"--run {run_id}: run {later[0]} changed step {later[1]} after it; roll"
+                    f" back run {later[0]} first (or leave out --run to roll back every run)"
+                )
+    return records
+
+
+def _steps(plan: Plan, batch: str | None, steps: tuple[str, ...]) -> tuple[str, ...]:
+    names = [s.name for s in plan.steps]
+    for s in steps:
+        if s not in names:
+            raise PlanError(f"--step {s}: no such step in {plan.path} (steps: {', '.join(names)})")
+    if batch is None:
+        return steps
+    if batch not in plan.batches:
+        raise PlanError(
+            f"--batch {batch}: no such batch in {plan.path} (batches: {', '.join(plan.batches)})"
+        )
+    in_batch = tuple(s.name for s in plan.steps if s.batch == batch)
+    return tuple(s for s in in_batch if not steps or s in steps) or ("",)
+
+
+def describe(record: dict[str, Any]) -> str:
+    """One line saying what undoing ``record`` does."""
+    a, obj, d = record["action"], record["object"], record["detail"]
+    run = f"run {record['run_id']}"
+    backup = d.get("backup")
+    return {
+        "drop_table": f"drop table {obj} ({run} created it)",
+        "drop_backup_table": f"drop backup table {obj}",
+        "restore_rows": f"restore the rows of {obj} that {run} overwrote or deleted"
+        + (f" (kept in {backup})" if backup else " (kept in the state file)"),
+        "emptied_table": f"restore the rows {obj} held before {run} emptied it (from {backup})",
+        "replaced_table": f"create {obj} again as it was before {run} replaced it, with its"
+        f" rows (from {backup})",
+        "restore_watermark": f"put the catch-up position of {d.get('source_table', obj)} back"
+        f" to where it was before {run}",
+        "restore_stream": f"put the binlog position of step {record['step']} back to where it"
+        f" was before {run}",
+        "delete_file": f"delete {obj} ({run} created it)",
+        "restore_file": f"put back {obj} as it was before {run} (from {backup})",
+        "make_dir": f"make directory {obj} again",
+        "delete_dir": f"remove directory {obj} ({run} made it)",
+    }.get(a, f"{a} {obj}")
+
+
+def _endpoint_kind(endpoint: Any) -> str:
+    return "sql" if hasattr(endpoint, "undo_statements") else "files"
+
+
+def build_actions(
+    records: list[dict[str, Any]], endpoints: Any, cleanup: bool = False
+) -> list[Action]:
+    """The statements (databases) or operations (files) for each record."""
+    from migrate import fileundo
+
+    actions = []
+    for rec in records:
+        what = describe(rec)
+        if rec["action"] in STATE_ACTIONS:
+            if not cleanup:
+                actions.append(Action(rec, what, "state"))
+            continue
+        ep = endpoints.get(rec["connection"])
+        if _endpoint_kind(ep) == "sql":
+            stmts = ep.cleanup_statements(rec) if cleanup else ep.undo_statements(rec)
+            if cleanup and not stmts:
+                continue
+            if cleanup:
+                what = f"drop backup table {rec['object']}"
+            actions.append(Action(rec, what, "sql", statements=list(stmts)))
+        else:
+            ops = fileundo.cleanup_ops(rec) if cleanup else fileundo.undo_ops(rec)
+            if cleanup and not ops:
+                continue
+            if cleanup:
+                what = f"delete the backup of {rec['object']} ({rec['detail'].get('backup')})"
+            actions.append(Action(rec, what, "files", ops=list(ops)))
+    return actions
+
+
+def script_folder(plan: Plan, command: str) -> Path:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return plan.state_path.with_name(f"{plan.state_path.stem}.{command}") / stamp
+
+
+def write_scripts(
+    plan: Plan, command: str, actions: list[Action], endpoints: Any
+) -> dict[str, str]:
+    """One script per target connection (see the module contract); returns their paths."""
+    from migrate import fileundo
+
+    by_conn: dict[str, list[Action]] = {}
+    for a in actions:
+        if a.kind != "state":
+            by_conn.setdefault(a.record["connection"], []).append(a)
+    if not by_conn:
+        return {}
+    folder = script_folder(plan, command)
+    folder.mkdir(parents=True, exist_ok=True)
+    out: dict[str, str] = {}
+    header = (
+        f"migrate {command} of plan {plan.name}: {len(actions)} action(s), newest change"
+        f" first; generated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
+    )
+    for conn, acts in by_conn.items():
+        ep = endpoints.get(conn)
+        if acts[0].kind == "sql":
+            path = folder / f"{_safe(conn)}.sql"
+            lines = [
+                f"-- {header}",
+                f"-- run against connection {conn!r} ({ep.describe()}), in this order;",
+                "-- each block undoes one recorded change (the tool runs the same statements).",
+                "",
+            ]
+            for a in acts:
+                r = a.record
+                lines.append(f"-- #{r['id']} run {r['run_id']}, step {r['step']}: {a.what}")
+                lines.extend(s.rstrip().rstrip(";") + ";" for s in a.statements)
+                lines.append("")
+            text = "\n".join(lines).rstrip("\n") + "\n"
+        else:
+            ops = [op for a in acts for op in a.ops]
+            path = folder / f"{_safe(conn)}.{fileundo.script_kind(ep)}"
+            text = fileundo.render(ops, ep, title=header)
+        path.write_text(redact(text, plan.secrets), encoding="utf-8")
+        if path.suffix == ".sh":
+            path.chmod(0o755)
+        out[conn] = str(path)
+    return out
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
+def _put_state_back(state: State, rec: dict[str, Any], plan: Plan) -> None:
+    """What undoing ``rec`` means for the state (see the module contract)."""
+    a, d, step = rec["action"], rec["detail"], rec["step"]
+    if a == "restore_watermark":
+        state.put_row("watermarks", {"step": step, "tbl": d["source_table"]}, d.get("previous"))
+    elif a == "restore_stream":
+        state.put_row("streams", {"step": step}, d.get("previous"))
+    elif a in RELOAD_ACTIONS and d.get("source_table"):
+        state.reset_table(step, d["source_table"])
+        if not state.tables(step):
+            state.drop_stream(step)  # a cdc step with no table left copies from a snapshot
+    elif a in FILE_ACTIONS:
+        if "manifest" in d:
+            state.put_row("files", {"step": step, "path": rec["object"]}, d["manifest"])
+        elif a in ("delete_file", "delete_dir"):
+            state.put_row("files", {"step": step, "path": rec["object"]}, None)
+        if state.file_step(step) is not None:
+            state.set_file_step(step, status="copying")
+
+
+def _apply(action: Action, endpoints: Any) -> list[str]:
+    """Apply one action; returns notes on what was skipped (a backup a cut-off run never
+    made, a folder that now holds other files)."""
+    from migrate import fileundo
+
+    if action.kind == "sql":
+        ep = endpoints.get(action.record["connection"])
+        rec = action.record
+        if rec["action"] == "restore_rows" and "backup" not in rec["detail"]:
+            ep.apply_undo(rec)  # rows kept in the state file (state schema 5 and before)
+        else:
+            ep.run_statements(action.statements)
+    elif action.kind == "files":
+        return fileundo.apply_ops(endpoints.get(action.record["connection"]), action.ops)
+    return []
+
+
+def rollback(
+    plan: Plan,
+    state: State,
+    endpoints: Any,
+    *,
+    run_id: int | None = None,
+    batch: str | None = None,
+    steps: tuple[str, ...] = (),
+    dry_run: bool = False,
+    progress: Any = None,
+) -> RollbackResult:
+    """Undo the selected records (see the module contract); ``result.error`` holds why it
+    stopped early, and the records left are undone by running it again."""
+    records = select(plan, state, run_id=run_id, batch=batch, steps=steps)
+    result = RollbackResult("rollback", dry_run)
+    result.actions = build_actions(records, endpoints)
+    result.scripts = write_scripts(plan, "rollback", result.actions, endpoints)
+    if dry_run:
+        return result
+    for action in result.actions:
+        try:
+            result.notes.extend(f"#{action.id}: {n}" for n in _apply(action, endpoints))
+        except MigrateError as exc:
+            result.error = (
+                f"undoing #{action.id} ({action.what}) failed: {redact(str(exc), plan.secrets)}"
+            )
+            break
+        _put_state_back(state, action.record, plan)
+        state.mark_undo([action.id], "undone")
+        result.done.append(action.id)
+        if progress is not None:
+            progress.message(f"undone #{action.id}: {action.what}")
+    runs = {a.record["run_id"] for a in result.actions if a.id in result.done}
+    for r in runs:
+        left = state.execute(
+            "SELECT 1 FROM undo WHERE run_id=? AND status IS NULL", (r,)
+        ).fetchone()
+        if left is None:
+            state.execute(
+                "UPDATE runs SET message=? WHERE id=?",
+                (f"rolled back {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC", r),
+            )
+    return result
+
+
+def cleanup(
+    plan: Plan,
+    state: State,
+    endpoints: Any,
+    *,
+    batch: str | None = None,
+    steps: tuple[str, ...] = (),
+    dry_run: bool = False,
+) -> RollbackResult:
+    """Drop the backups of the selected steps' changes and accept them (no rollback)."""
+    records = select(plan, state, batch=batch, steps=steps)
+    result = RollbackResult("cleanup", dry_run)
+    result.actions = build_actions(records, endpoints, cleanup=True)
+    result.scripts = write_scripts(plan, "cleanup", result.actions, endpoints)
+    if dry_run:
+        return result
+    # backups first; the records are accepted only once every backup is gone, so a
+    # failure leaves everything still restorable
+    for action in result.actions:
+        try:
+            _apply(action, endpoints)
+        except MigrateError as exc:
+            result.error = (
+                f"cleaning #{action.id} ({action.what}) failed: {redact(str(exc), plan.secrets)}"
+            )
+            return result
+        result.done.append(action.id)
+    state.mark_undo([int(r["id"]) for r in records], "accepted")
+    result.accepted = len(records)
+    return result
+
+
+def result_to_json(result: RollbackResult) -> dict[str, Any]:
+    return {
+        "command": result.command,
+        "dry_run": result.dry_run,
+        "actions": [
+            {
+                "id": a.id,
+                "run_id": a.record["run_id"],
+                "step": a.record["step"],
+                "connection": a.record["connection"],
+                "action": a.record["action"],
+                "object": a.record["object"],
+                "what": a.what,
+                "done": a.id in result.done,
+            }
+            for a in result.actions
+        ],
+        "scripts": result.scripts,
+        "accepted": result.accepted,
+        "notes": result.notes,
+        "error": result.error,
+    }
+
+
+def print_result(console: Any, result: RollbackResult) -> None:
+    from rich.markup import escape
+
+    verb = "would" if result.dry_run else "did"
+    if result.command == "cleanup" and not result.dry_run and not result.error:
+        console.print(
+            f"accepted {result.accepted:,} recorded change(s): they can no longer be rolled back"
+        )
+    if not result.actions:
+        what = "nothing to roll back" if result.command == "rollback" else "no backup to drop"
+        console.print(f"{what}: no recorded change in the selection")
+        return
+    for a in result.actions:
+        r = a.record
+        mark = "" if result.dry_run else ("[green]✓[/] " if a.id in result.done else "[red]✗[/] ")
+        console.print(
+            f"{mark}#{r['id']} run {r['run_id']} · step {escape(r['step'])} ·"
+            f" {escape(r['connection'] or '')}: {escape(a.what)}"
+        )
+    for note in result.notes:
+        console.print(f"[yellow]{escape(note)}[/]")
+    for conn, path in result.scripts.items():
+        console.print(f"script for {escape(conn)}: {escape(path)}")
+    n = len(result.done) if not result.dry_run else len(result.actions)
+    console.print(f"[bold]{result.command}: {verb} {n} of {len(result.actions)} action(s)[/]")
+    if result.error:
+        console.print(f"[red]{escape(result.error)}[/]")
+
+
+__all__ = [
+    "Action",
+    "RollbackResult",
+    "build_actions",
+    "cleanup",
+    "rollback",
+    "select",
+]
