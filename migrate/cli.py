@@ -488,10 +488,10 @@ def _open_log(args: argparse.Namespace) -> RunLog | None:
         )
         if on
     ]
-    if survey and not args.dry_run and args.pilot is None:
-        raise PlanError(f"{survey[0]} is an option of the survey: add --dry-run (or --pilot N)")
     if args.pilot_prefix and args.pilot is None:
         raise PlanError("--pilot-prefix needs --pilot N")
+    if survey and not args.dry_run and args.pilot is None:
+        raise PlanError(f"{survey[0]} is an option of the survey: add --dry-run (or --pilot N)")
     if args.dry_run and (args.log_file or args.log_format):
         raise PlanError(
             "--log-file and --log-format are for runs; --dry-run writes nothing"
@@ -608,6 +608,8 @@ def _survey(args: argparse.Namespace, plan: Plan, stdout: Console, stderr: Conso
     from migrate.dryrun import dry_run, print_dry_run
     from migrate.survey_html import survey_html
 
+    if args.pilot_prefix and args.pilot is None:
+        raise PlanError("--pilot-prefix needs --pilot N")
     if args.pilot is not None and args.pilot < 1:
         raise PlanError(f"--pilot {args.pilot}: give a number of rows/files of at least 1")
     html_path = Path(args.html) if args.html else plan.state_path.with_suffix(".survey.html")

@@ -193,8 +193,12 @@ def copy_table(
                             last = key_conv(last)
                     if conv is not None:
                         batch = [conv(r) for r in batch]
+                    if not job.key and limit is not None:  # a pilot of a keyless table
+                        batch = batch[: limit - n]
                     spool.add(batch)
                     n += len(batch)
+                    if not job.key and limit is not None and n >= limit:
+                        break
                 spool.close()
             except BaseException:
                 spool.discard()

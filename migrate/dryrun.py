@@ -1,150 +1,772 @@
-"""``migrate run PLAN --dry-run``: the order of waves and what each step would do.
+"""``migrate run PLAN --dry-run`` / ``migrate check PLAN``: the survey before a migration.
 
-Reads sources and targets (table lists, schemas, counts) and writes nothing anywhere: no
-state file, no lock, no target change.
+Reads sources and targets — catalogs, statistics, grants, the first rows or megabytes of
+the largest table or file — and writes nothing anywhere: no state file, no lock, no
+target change (database endpoints are opened read-only, SQLite files with ``mode=ro``).
+
+Contract of :func:`dry_run` (its JSON is the report every output renders)::
+
+    {"plan", "state", "exact": bool,
+     "connections": [{"name", "url" (no secret), "kind": "table"|"file",
+                      "roles": ["source"|"target"|"cdc source", ...], "steps": [...],
+                      "reachable": bool, "error": str|None, "endpoint": describe(),
+                      "version": str|None, "latency_ms": float|None,
+                      "probe": {..., "rows_per_s", "bytes_per_s"}|None,
+                      "privileges": [{"privilege", "on", "needed_for", "held": bool|None,
+                                      "missing_on", "how", "blocking"}],
+                      "cdc": {"ok", "message"}|None, "notes": [...]}],
+     "waves": [{"wave", "batch", "layer", "label", "rows", "bytes", "files",
+                "estimate_s", "steps": [step, ...]}],
+     "estimate": {"seconds", "basis", "formula"},
+     "blockers": [finding, ...], "warnings": [finding, ...],
+     "problems": len(blockers)}
+
+A step is ``{"name", "kind", "source", "target", "mode", "after", "validate", "error",
+"source_endpoint", "target_endpoint", "notes", "tables" | "files", "load_order",
+"cycles", "rows", "bytes", "estimate": {"seconds", "basis"}, "rollback": {"can_undo",
+"cannot_undo"}}``; a table ``{"table", "target_table", "rows", "rows_from" ("statistics",
+"exact count", "exact count (no statistics)"), "bytes" (statistics; else from the
+probe's average row size, then ``"bytes_from"`` says so), "key", "chunks", "action",
+"action_code", "indexes", "foreign_keys", "references" (parent tables), "cursor":
+{"column", "indexed"}|None, "types", "identifiers", "notes" (all of them), "info" (the
+notes that are no finding), "estimate_s", "undo"}``; a file step's ``files`` is
+:func:`migrate.filecopy.preview`'s dict. A finding is
+``{"level": "blocker"|"warning", "kind", "where", "message"}`` plus ``connection``,
+``step``, ``table`` where they apply; each is listed once (a connection used by three
+steps gives one finding). Blockers stop a run (exit 2), by ``kind``: ``unreachable``
+connection, missing ``privilege`` the run needs, ``setting`` of the server the write path
+needs (MySQL ``local_infile``), ``target_root`` (a bucket that does not exist),
+``table_exists`` (not the plan's, ``if_exists = "fail"``), ``no_target_table``
+(``mode = "incremental"``), ``cdc`` without binlog rights, ``file_name`` the target
+cannot hold, ``file_step`` (a missing source root, deletes refused), ``plan`` errors
+found only now (a table the source lacks, no key in an incremental step), ``error``
+(anything else a connector reported). Warnings do not: ``no_key`` (copied whole),
+``cursor_not_indexed``, ``lossy_type``, ``identifier`` changes, ``fk_cycle``,
+``privilege_unchecked``, ``privilege`` only a rollback needs, ``survey`` (a probe that
+failed).
+
+Estimates (clearly an estimate, never a promise). Per table: ``rows / r`` with ``r`` the
+rows per second the read probe measured on the source connection (one reader, the
+largest selected table's first rows in key order for up to ~2 s or 8 MiB), at least
+:data:`FLOOR_S` seconds per table (create, indexes, counts). Per file step:
+``copy_bytes / b + copy_files × (source latency + 2 × target latency) / workers``, with
+``b`` the bytes per second of the source probe (the largest files' first MiBs), at least
+:data:`FLOOR_S`. With ``measured`` (a pilot: ``{step: {"rows", "bytes", "seconds",
+"files"?}}``) the step's own measured rate replaces the probe ("measured by the pilot"):
+rows per second for tables, and for files the larger of ``copy_files × seconds per file``
+and ``copy_bytes / bytes per second``. Steps run one after another, so a wave's estimate
+is the sum of its steps', and the total the sum of the waves'. The probe reads only: the
+write side, indexes and validation come on top, parallel workers may shorten it.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
-from migrate.endpoints import TableEndpoint
-from migrate.errors import MigrateError
+from migrate.backup import backup_name
+from migrate.copier import NO_KEY_NOTE
+from migrate.errors import MigrateError, PlanError
 from migrate.file_report import human_bytes
 from migrate.filecopy import preview
-from migrate.incremental import show
+from migrate.incremental import cursor_notes, show
 from migrate.plan import Plan, Step, redact
 from migrate.planner import foreign_key_order, waves
 from migrate.runner import Endpoints, build_job, check_cdc, select_tables
 from migrate.state import State, decode_key
 
+#: the least time an estimate gives a table or a file step with something to copy
+FLOOR_S = 1.0
+#: the read probe's budget per connection
+PROBE_SECONDS = 2.0
+PROBE_BYTES = 8 << 20
+FORMULA = (
+    "tables: rows / probe rows per second (at least 1 s each); file steps: bytes / probe"
+    " bytes per second + files x (source latency + 2 x target latency) / workers (at least"
+    " 1 s); a pilot's measured rate replaces the probe; waves add up their steps. An"
+    " estimate: the probe reads only, writes, indexes and validation come on top."
+)
 
-def dry_run(plan: Plan, only_steps: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Describe the run (of ``only_steps`` when given, as ``migrate run --step`` runs
-    them); a step whose endpoints fail is reported with its error."""
-    out: dict[str, Any] = {"plan": plan.name, "state": str(plan.state_path), "waves": []}
-    endpoints = Endpoints(plan, workers=1, dry_run=True)
-    problems = 0
-    state = State(plan.state_path, plan.name, readonly=True) if plan.state_path.exists() else None
-    try:
-        for number, wave in enumerate(waves(plan), 1):
-            w: dict[str, Any] = {
-                "wave": number,
-                "batch": wave.batch,
-                "layer": wave.layer,
-                "steps": [],
+
+@dataclass
+class _Conn:
+    """One connection as the survey sees it, whatever the number of steps using it."""
+
+    name: str
+    kind: str
+    roles: list[str] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)
+    endpoint: Any = None
+    error: str | None = None
+    needs: list[Any] = field(default_factory=list)
+    #: probe candidates: (schema, key, bytes or -1, rows)
+    tables: list[tuple[Any, tuple[str, ...], int, int]] = field(default_factory=list)
+    files: list[tuple[str, int]] = field(default_factory=list)
+    cdc: bool = False
+    out: dict[str, Any] = field(default_factory=dict)
+
+    def role(self, role: str, step: str) -> None:
+        if role not in self.roles:
+            self.roles.append(role)
+        if step not in self.steps:
+            self.steps.append(step)
+
+
+def dry_run(
+    plan: Plan,
+    only_steps: tuple[str, ...] = (),
+    *,
+    exact: bool = False,
+    measured: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The survey of the plan (of ``only_steps`` when given, as ``migrate run --step``
+    runs them); see the module docstring for the report and the estimate."""
+    return _Survey(plan, only_steps, exact, measured or {}).run()
+
+
+class _Survey:
+    def __init__(
+        self,
+        plan: Plan,
+        only_steps: tuple[str, ...],
+        exact: bool,
+        measured: dict[str, dict[str, Any]],
+    ) -> None:
+        self.plan, self.only, self.exact, self.measured = plan, only_steps, exact, measured
+        self.endpoints = Endpoints(plan, workers=1, dry_run=True)
+        self.conns: dict[str, _Conn] = {}
+        self.findings: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        self.state: State | None = None
+
+    # -- findings ------------------------------------------------------------------------
+    def find(self, level: str, kind: str, message: str, **where: str) -> None:
+        """Record a finding once (same level, kind, place and message: one finding)."""
+        message = redact(" ".join(message.split()), self.plan.secrets)
+        parts = []
+        if "connection" in where:
+            parts.append(f"connection {where['connection']}")
+        if "step" in where:
+            parts.append(f"step {where['step']}")
+        if "table" in where:
+            parts.append(f"table {where['table']}")
+        place = " / ".join(parts) or "plan"
+        key = (level, kind, place, message)
+        if key not in self.findings:
+            self.findings[key] = {
+                "level": level,
+                "kind": kind,
+                "where": place,
+                "message": message,
+                **where,
             }
-            for step in wave.steps:
-                if only_steps and step.name not in only_steps:
-                    continue
-                s: dict[str, Any] = {
-                    "name": step.name,
-                    "source": step.source,
-                    "target": step.target,
-                    "mode": step.mode,
-                    "after": list(step.after),
-                    "validate": list(step.validate),
-                    "tables": [],
-                    "error": None,
+
+    def safe(self, exc: BaseException) -> str:
+        return redact(str(exc), self.plan.secrets)
+
+    # -- the run -------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        plan = self.plan
+        out: dict[str, Any] = {
+            "plan": plan.name,
+            "state": str(plan.state_path),
+            "exact": self.exact,
+            "connections": [],
+            "waves": [],
+        }
+        if plan.state_path.exists():
+            self.state = State(plan.state_path, plan.name, readonly=True)
+        try:
+            selected = [
+                (n, w, [s for s in w.steps if not self.only or s.name in self.only])
+                for n, w in enumerate(waves(plan), 1)
+            ]
+            selected = [(n, w, steps) for n, w, steps in selected if steps]
+            for _n, _w, steps in selected:
+                for step in steps:
+                    self._open(step.source, "source", step)
+                    self._open(step.target, "target", step)
+            for number, wave, steps in selected:
+                w: dict[str, Any] = {
+                    "wave": number,
+                    "batch": wave.batch,
+                    "layer": wave.layer,
+                    "label": wave.label,
+                    "steps": [self._step(step) for step in steps],
                 }
-                try:
-                    source, target = endpoints.get(step.source), endpoints.get(step.target)
-                    s["source_endpoint"] = source.describe()
-                    s["target_endpoint"] = target.describe()
-                    if step.kind == "file":
-                        manifest = state.manifest(step.name) if state is not None else {}
-                        row = state.file_step(step.name) if state is not None else None
-                        created = state.created_files(step.name, step.target) if state else set()
-                        s["files"] = preview(
-                            step,
-                            source,
-                            target,
-                            manifest,
-                            done=row is not None and row["status"] == "done",
-                            created=created,
-                        )
-                        s["notes"] = (
-                            s["files"]["notes"]
-                            + list(getattr(source, "notes", []))
-                            + list(getattr(target, "notes", []))
-                        )
-                        problems += 1 if s["files"]["refused"] else 0
-                        problems += sum(1 for n in s["files"]["notes"] if n.startswith("STOP"))
-                        w["steps"].append(s)
-                        continue
-                    if step.mode == "cdc":
-                        check_cdc(plan, step, source)
-                    names = select_tables(step, source.list_tables(), plan)
-                    ordered, cycles = foreign_key_order([source.read_schema(n) for n in names])
-                    s["notes"] = [
-                        f"foreign-key cycle among {c}: loaded in name order" for c in cycles
-                    ]
-                    for schema in ordered:
-                        job = build_job(plan, step, schema, source, target, 0)
-                        tname, tschema = job.target_schema.name, job.target_schema
-                        rows = source.count(schema.name)
-                        action, blocking = _action(plan, step, schema.name, tname, target, state)
-                        s["tables"].append(
-                            {
-                                "table": schema.name,
-                                "target_table": tname,
-                                "rows": rows,
-                                "key": list(job.key),
-                                "chunks": max(1, math.ceil(rows / job.chunk_rows))
-                                if job.key
-                                else 1,
-                                "action": action,
-                                "indexes": len(tschema.indexes),
-                                "foreign_keys": len(tschema.foreign_keys),
-                                "notes": job.notes,
-                            }
-                        )
-                        problems += blocking
-                except MigrateError as exc:
-                    s["error"] = redact(str(exc), plan.secrets)
-                    problems += 1
-                w["steps"].append(s)
-            if w["steps"]:
                 out["waves"].append(w)
-    finally:
-        endpoints.close()
-        if state is not None:
-            state.close()
-    out["problems"] = problems
-    return out
+            for conn in self.conns.values():
+                self._connection(conn)
+            for w in out["waves"]:
+                for s in w["steps"]:
+                    self._estimate(s)
+                w["rows"] = sum(s.get("rows") or 0 for s in w["steps"])
+                w["bytes"] = sum(s.get("bytes") or 0 for s in w["steps"])
+                w["files"] = sum(s.get("files", {}).get("copy_files", 0) for s in w["steps"])
+                w["estimate_s"] = round(sum(s["estimate"]["seconds"] for s in w["steps"]), 1)
+        finally:
+            self.endpoints.close()
+            if self.state is not None:
+                self.state.close()
+        out["connections"] = [c.out for c in self.conns.values()]
+        bases = {s["estimate"]["basis"] for w in out["waves"] for s in w["steps"]}
+        out["estimate"] = {
+            "seconds": round(sum(w["estimate_s"] for w in out["waves"]), 1),
+            "basis": "measured by the pilot"
+            if bases == {"measured by the pilot"}
+            else "read probe"
+            if "measured by the pilot" not in bases
+            else "read probe and pilot",
+            "formula": FORMULA,
+        }
+        findings = list(self.findings.values())
+        out["blockers"] = [f for f in findings if f["level"] == "blocker"]
+        out["warnings"] = [f for f in findings if f["level"] == "warning"]
+        out["problems"] = len(out["blockers"])
+        return out
+
+    # -- connections ---------------------------------------------------------------------
+    def _open(self, name: str, role: str, step: Step) -> None:
+        """Open (and reach) a connection the first time a selected step uses it."""
+        conn = self.conns.get(name)
+        if conn is None:
+            conn = self.conns[name] = _Conn(name, step.kind)
+            try:
+                ep = self.endpoints.get(name)
+                conn.endpoint = ep
+                if step.kind == "file":
+                    ep.root_exists()  # connects (and authenticates)
+                conn.out["endpoint"] = ep.describe()  # a database connects here
+            except MigrateError as exc:
+                conn.error = self.safe(exc)
+                kind = "plan" if isinstance(exc, PlanError) else "unreachable"
+                what = "cannot be used" if kind == "plan" else "unreachable"
+                self.find("blocker", kind, f"{what}: {conn.error}", connection=name)
+        conn.role(role, step.name)
+
+    def _connection(self, conn: _Conn) -> None:
+        """Latency, probe, privileges and cdc rights of one reachable connection."""
+        c = self.plan.connections[conn.name]
+        out = conn.out
+        out.update(
+            {
+                "name": conn.name,
+                "url": redact(c.safe_url, self.plan.secrets),
+                "kind": conn.kind,
+                "roles": conn.roles,
+                "steps": conn.steps,
+                "reachable": conn.error is None,
+                "error": conn.error,
+                "endpoint": out.get("endpoint"),
+                "version": None,
+                "latency_ms": None,
+                "probe": None,
+                "privileges": [],
+                "cdc": None,
+                "notes": [],
+            }
+        )
+        if conn.error is not None:
+            return
+        ep = conn.endpoint
+        try:
+            if conn.kind == "table":
+                self._sql_connection(conn, ep, out)
+            else:
+                self._file_connection(conn, ep, out)
+        except MigrateError as exc:
+            out["notes"].append(f"survey incomplete: {self.safe(exc)}")
+            self.find(
+                "warning",
+                "survey",
+                f"the survey of {conn.name} stopped: {self.safe(exc)}",
+                connection=conn.name,
+            )
+        out["notes"].extend(getattr(ep, "notes", []))
+        self._privilege_findings(conn.name, out["privileges"])
+
+    def _sql_connection(self, conn: _Conn, ep: Any, out: dict[str, Any]) -> None:
+        from connectors.sql import survey
+
+        version = getattr(ep, "server_version", None)
+        if version is not None:
+            out["version"] = ".".join(str(p) for p in version()) or None
+        if not hasattr(ep, "raw"):  # a table endpoint that is not SQLAlchemy-based
+            out["notes"].append("latency, probe and privileges are not surveyed for it")
+            return
+        out["latency_ms"] = round(survey.latency(ep) * 1000, 3)
+        if conn.tables:
+            # the largest table with a key and rows (statistics: bytes, then rows)
+            schema, key, _, _ = max(conn.tables, key=lambda t: (bool(t[1]), t[3] > 0, t[2], t[3]))
+            out["probe"] = survey.read_probe(
+                ep, schema, key, seconds=PROBE_SECONDS, max_bytes=PROBE_BYTES
+            )
+        if conn.needs:
+            out["privileges"] = survey.privileges(ep, conn.needs)
+        if "target" in conn.roles:
+            for line in survey.write_settings(ep):
+                self.find("blocker", "setting", f"{conn.name}: {line}", connection=conn.name)
+        if conn.cdc:
+            out["cdc"] = survey.cdc_rights(ep)
+            if not out["cdc"]["ok"]:
+                self.find("blocker", "cdc", out["cdc"]["message"], connection=conn.name)
+
+    def _file_connection(self, conn: _Conn, ep: Any, out: dict[str, Any]) -> None:
+        from connectors.files import survey
+
+        out["latency_ms"] = round(survey.latency(ep) * 1000, 3)
+        if "target" in conn.roles and not ep.capabilities.filesystem and not ep.root_exists():
+            self.find(
+                "blocker",
+                "target_root",
+                f"{conn.name}: the bucket of {ep.describe()} does not exist: create it first",
+                connection=conn.name,
+            )
+        read: bool | None = None
+        how = ""
+        if "source" in conn.roles and conn.files:
+            try:
+                out["probe"] = survey.read_probe(
+                    ep, conn.files, seconds=PROBE_SECONDS, max_bytes=PROBE_BYTES
+                )
+                read = out["probe"] is not None or None
+            except MigrateError as exc:
+                read, how = False, self.safe(exc)
+        out["privileges"] = survey.privileges(ep, set(conn.roles), read=read, read_how=how)
+
+    def _privilege_findings(self, name: str, rows: list[dict[str, Any]]) -> None:
+        """One finding per connection and level: the privileges it lacks (a blocker when
+        the run needs them, a warning when only a rollback does), and those that cannot
+        be checked (a warning)."""
+
+        def listed(group: list[dict[str, Any]]) -> str:
+            return "; ".join(
+                f"{r['privilege']} on {', '.join(r['missing_on']) or r['on']} ({r['needed_for']})"
+                for r in group
+            )
+
+        missing = [r for r in rows if r["held"] is False]
+        for level, group in (
+            ("blocker", [r for r in missing if r.get("blocking", True)]),
+            ("warning", [r for r in missing if not r.get("blocking", True)]),
+        ):
+            if group:
+                how = "; ".join(dict.fromkeys(r["how"] for r in group))
+                self.find(
+                    level,
+                    "privilege",
+                    f"{name} lacks {listed(group)} (found out by: {how})",
+                    connection=name,
+                )
+        unknown = [r for r in rows if r["held"] is None]
+        if unknown:
+            self.find(
+                "warning",
+                "privilege_unchecked",
+                f"{name}: "
+                + "; ".join(
+                    f"{r['privilege']} on {r['on']} ({r['needed_for']}): {r['how']}"
+                    for r in unknown
+                ),
+                connection=name,
+            )
+
+    # -- steps ---------------------------------------------------------------------------
+    def _step(self, step: Step) -> dict[str, Any]:
+        s: dict[str, Any] = {
+            "name": step.name,
+            "kind": step.kind,
+            "source": step.source,
+            "target": step.target,
+            "mode": step.mode,
+            "after": list(step.after),
+            "validate": list(step.validate),
+            "tables": [],
+            "error": None,
+            "notes": [],
+            "load_order": [],
+            "cycles": [],
+            "rows": 0,
+            "bytes": 0,
+            "rollback": {"can_undo": [], "cannot_undo": []},
+        }
+        src, tgt = self.conns[step.source], self.conns[step.target]
+        for conn in (src, tgt):
+            if conn.error is not None:
+                s["error"] = f"connection {conn.name}: {conn.error}"
+                s["rollback"]["can_undo"].append("nothing: the step cannot run")
+                return s
+        s["source_endpoint"] = src.out.get("endpoint")
+        s["target_endpoint"] = tgt.out.get("endpoint")
+        try:
+            if step.kind == "file":
+                self._file_step(step, s, src, tgt)
+            else:
+                self._table_step(step, s, src, tgt)
+        except MigrateError as exc:
+            s["error"] = self.safe(exc)
+            kind = "plan" if isinstance(exc, PlanError) else "error"
+            self.find("blocker", kind, s["error"], step=step.name)
+        return s
+
+    def _file_step(self, step: Step, s: dict[str, Any], src: _Conn, tgt: _Conn) -> None:
+        state = self.state
+        source, target = src.endpoint, tgt.endpoint
+        manifest = state.manifest(step.name) if state is not None else {}
+        row = state.file_step(step.name) if state is not None else None
+        created = state.created_files(step.name, step.target) if state is not None else set()
+        f = preview(
+            step,
+            source,
+            target,
+            manifest,
+            done=row is not None and row["status"] == "done",
+            created=created,
+        )
+        s["files"] = f
+        s["notes"] = list(f["notes"])
+        s["rows"] = 0
+        s["bytes"] = f["copy_bytes"]
+        if f["largest"]:
+            src.files.append((f["largest"]["path"], f["largest"]["size"]))
+        if f["refused"]:
+            shown = "; ".join(f"{r['path']} ({r['reason']})" for r in f["refused"][:5])
+            more = f" and {len(f['refused']) - 5:,} more" if len(f["refused"]) > 5 else ""
+            self.find(
+                "blocker",
+                "file_name",
+                f"{len(f['refused']):,} name(s) the target cannot hold: {shown}{more}",
+                step=step.name,
+            )
+        for note in f["notes"]:
+            if note.startswith("STOP"):
+                self.find("blocker", "file_step", note.removeprefix("STOP: "), step=step.name)
+        if not f["files"] and not f["dirs"] and not source.root_exists():
+            self.find(
+                "blocker",
+                "file_step",
+                f"the source {source.describe()} does not exist (is the share mounted, the"
+                " path right?)",
+                step=step.name,
+            )
+        s["rollback"] = _file_rollback(step, f, target)
+
+    def _table_step(self, step: Step, s: dict[str, Any], src: _Conn, tgt: _Conn) -> None:
+        from connectors.sql import survey as sql_survey
+
+        plan, source = self.plan, src.endpoint
+        if step.mode == "cdc":
+            caps = source.capabilities
+            if caps.cdc != "binlog" or not hasattr(source, "read_changes"):
+                check_cdc(plan, step, source)  # raises the plan error
+            src.cdc = True
+            src.role("cdc source", step.name)
+        names = select_tables(step, source.list_tables(), plan)
+        schemas = [source.read_schema(n) for n in names]
+        ordered, cycles = foreign_key_order(schemas)
+        s["load_order"] = [x.name for x in ordered]
+        s["cycles"] = cycles
+        for cycle in cycles:
+            self.find(
+                "warning",
+                "fk_cycle",
+                f"foreign-key cycle among {cycle}: loaded in name order; the foreign keys"
+                " are created after the load",
+                step=step.name,
+            )
+        s["notes"] = [f"foreign-key cycle among {c}: loaded in name order" for c in cycles]
+        stats: dict[str, Any] = {}
+        if not self.exact and hasattr(source, "raw"):
+            try:
+                stats = sql_survey.table_stats(source, names)
+            except MigrateError as exc:
+                s["notes"].append(f"no statistics ({self.safe(exc)}): rows counted")
+        for schema in ordered:
+            try:
+                s["tables"].append(self._table(step, schema, stats.get(schema.name), src, tgt))
+            except MigrateError as exc:
+                message = self.safe(exc)
+                kind = "plan" if isinstance(exc, PlanError) else "error"
+                self.find("blocker", kind, message, step=step.name, table=schema.name)
+                s["tables"].append(_failed_table(schema, message))
+        s["rows"] = sum(t["rows"] or 0 for t in s["tables"])
+        s["bytes"] = sum(t["bytes"] or 0 for t in s["tables"])
+        s["rollback"] = _table_rollback(step, s["tables"])
+
+    def _table(self, step: Step, schema: Any, stats: Any, src: _Conn, tgt: _Conn) -> dict[str, Any]:
+        from connectors.sql.survey import Need
+
+        plan, source, target = self.plan, src.endpoint, tgt.endpoint
+        job = build_job(plan, step, schema, source, target, 0)
+        tname, tschema = job.target_schema.name, job.target_schema
+        exists = target.table_exists(tname)
+        code, action = _action(plan, step, schema.name, tname, exists, self.state)
+        where = {"step": step.name, "table": schema.name}
+        if code == "no_target":
+            self.find(
+                "blocker",
+                "no_target_table",
+                f'mode = "incremental" needs the table {tname} on the target: it is not'
+                f" there (create and fill it first, or use mode ="
+                ' "full+incremental")',
+                **where,
+            )
+        elif code == "exists":
+            self.find(
+                "blocker",
+                "table_exists",
+                f"the target table {tname} exists and was not created by this plan"
+                ' (if_exists = "fail"): set if_exists = "truncate" or "replace", or drop it',
+                **where,
+            )
+        # rows and bytes
+        if self.exact:
+            rows, rows_from = source.count(schema.name), "exact count"
+        elif stats is not None and stats.rows is not None:
+            rows, rows_from = stats.rows, "statistics"
+        else:
+            rows, rows_from = source.count(schema.name), "exact count (no statistics)"
+        size = stats.bytes if stats is not None else None
+        # notes, classified
+        kinds = _classify(job, schema, source, target)
+        ident = kinds["identifier"]
+        types = kinds["type"]
+        if not job.key:
+            self.find(
+                "warning",
+                "no_key",
+                "no primary or NOT NULL unique key: copied whole as one chunk (cannot be"
+                " resumed part way; set overrides.<table>.key to a unique column)",
+                **where,
+            )
+        cursor = None
+        if job.cursor is not None:
+            cursor = {"column": job.cursor.column, "indexed": job.cursor.indexed}
+            if not job.cursor.indexed:
+                self.find(
+                    "warning",
+                    "cursor_not_indexed",
+                    f"cursor {job.cursor.column} is not the first column of any index:"
+                    f" every catch-up pass reads the whole table (CREATE INDEX ... ON"
+                    f" {schema.name} ({job.cursor.column}))",
+                    **where,
+                )
+        if types:
+            self.find("warning", "lossy_type", "type conversions: " + "; ".join(types), **where)
+        if ident:
+            self.find("warning", "identifier", "identifier changes: " + "; ".join(ident), **where)
+        # what the connections need
+        src.tables.append((schema, job.key, size if size is not None else -1, rows or 0))
+        src.needs.append(Need("read", schema.name, "reading the source tables"))
+        if code not in ("done", "no_target", "exists"):
+            self._target_needs(step, tgt, tname, tschema, exists, code)
+        references = sorted(
+            {fk.ref_table for fk in schema.foreign_keys if fk.ref_table != schema.name}
+        )
+        return {
+            "table": schema.name,
+            "target_table": tname,
+            "rows": rows,
+            "rows_from": rows_from,
+            "bytes": size,
+            "key": list(job.key),
+            "chunks": max(1, math.ceil(rows / job.chunk_rows)) if job.key else 1,
+            "action": action,
+            "action_code": code,
+            "indexes": len(tschema.indexes),
+            "foreign_keys": len(tschema.foreign_keys),
+            "references": references,
+            "cursor": cursor,
+            "types": types,
+            "identifiers": ident,
+            "notes": job.notes,
+            "info": kinds["info"],
+            "undo": _table_undo(code, step, tname, target),
+        }
+
+    def _target_needs(
+        self, step: Step, tgt: _Conn, tname: str, tschema: Any, exists: bool, code: str
+    ) -> None:
+        from connectors.sql.survey import Need
+
+        add = tgt.needs.append
+        existing = exists and code not in ("create", "recreate", "replace")
+        if not existing or code in ("truncate", "replace", "adopt", "catch_up"):
+            why = (
+                "creating tables and the backup tables rollback restores from"
+                if code in ("truncate", "replace", "adopt", "catch_up")
+                else "creating tables"
+            )
+            add(Need("create", tname, why, exists=False))
+        add(Need("insert", tname, "loading rows", exists=existing))
+        add(
+            Need(
+                "delete",
+                tname,
+                "deleting rows (a retried chunk, catch-up deletes, rollback)",
+                exists=existing,
+            )
+        )
+        if step.incremental:
+            add(Need("update", tname, "upserts of catch-up passes", exists=existing))
+        if code in ("replace", "recreate"):
+            add(Need("drop", tname, 'replacing tables (if_exists = "replace")', exists=True))
+        else:
+            add(
+                Need(
+                    "drop",
+                    tname,
+                    "rollback (dropping the tables a run creates)",
+                    exists=existing,
+                    blocking=False,
+                )
+            )
+        if tschema.indexes:
+            add(Need("index", tname, "creating indexes after the load", exists=existing))
+        if tschema.foreign_keys:
+            add(Need("alter", tname, "adding foreign keys after the load", exists=existing))
+
+    # -- estimates -----------------------------------------------------------------------
+    def _estimate(self, s: dict[str, Any]) -> None:
+        """Seconds per table and per step (module docstring: the formula)."""
+        m = self.measured.get(s["name"])
+        if s["error"]:
+            s["estimate"] = {"seconds": 0.0, "basis": "not estimated (the step cannot run)"}
+            return
+        if s["kind"] == "file":
+            s["estimate"] = self._file_estimate(s, m)
+            return
+        probe = self.conns[s["source"]].out.get("probe")
+        rate = None
+        basis = "read probe"
+        if m and m.get("rows") and m.get("seconds"):
+            rate, basis = m["rows"] / m["seconds"], "measured by the pilot"
+        elif probe and probe.get("rows_per_s"):
+            rate = probe["rows_per_s"]
+        if rate is None:
+            basis = "floor (nothing could be read to measure)"
+        avg = (
+            probe["bytes"] / probe["rows"]
+            if probe and probe.get("rows") and probe.get("bytes")
+            else None
+        )
+        total = 0.0
+        for t in s["tables"]:
+            if t.get("bytes") is None and avg is not None and t["rows"] is not None:
+                t["bytes"] = int(t["rows"] * avg)
+                t["bytes_from"] = "the probe's average row size"
+            if t.get("action_code") in ("done", "no_target", "exists", "failed"):
+                t["estimate_s"] = 0.0
+                continue
+            rows = t["rows"] or 0
+            seconds = rows / rate if rate else 0.0
+            t["estimate_s"] = round(max(FLOOR_S, seconds), 2)
+            total += t["estimate_s"]
+        s["bytes"] = sum(t["bytes"] or 0 for t in s["tables"])
+        s["estimate"] = {"seconds": round(total, 1), "basis": basis}
+
+    def _file_estimate(self, s: dict[str, Any], m: dict[str, Any] | None) -> dict[str, Any]:
+        f = s["files"]
+        files, size = f["copy_files"], f["copy_bytes"]
+        if not files:
+            return {"seconds": 0.0, "basis": "nothing to copy"}
+        if m and m.get("seconds") and (m.get("files") or m.get("bytes")):
+            per_file = m["seconds"] / m["files"] if m.get("files") else 0.0
+            bps = m["bytes"] / m["seconds"] if m.get("bytes") else None
+            seconds = max(files * per_file, size / bps if bps else 0.0)
+            return {"seconds": round(max(FLOOR_S, seconds), 1), "basis": "measured by the pilot"}
+        src, tgt = self.conns[s["source"]].out, self.conns[s["target"]].out
+        probe = src.get("probe")
+        bps = probe.get("bytes_per_s") if probe else None
+        rtt = ((src.get("latency_ms") or 0.0) + 2 * (tgt.get("latency_ms") or 0.0)) / 1000
+        workers = self.plan.step(s["name"]).workers
+        seconds = (size / bps if bps else 0.0) + files * rtt / max(1, workers)
+        basis = "read probe" if bps else "floor (nothing could be read to measure)"
+        return {"seconds": round(max(FLOOR_S, seconds), 1), "basis": basis}
+
+
+def _failed_table(schema: Any, message: str) -> dict[str, Any]:
+    return {
+        "table": schema.name,
+        "target_table": schema.name,
+        "rows": None,
+        "rows_from": None,
+        "bytes": None,
+        "key": [],
+        "chunks": 0,
+        "action": f"STOP: {message}",
+        "action_code": "failed",
+        "indexes": 0,
+        "foreign_keys": 0,
+        "references": [],
+        "cursor": None,
+        "types": [],
+        "identifiers": [],
+        "notes": [],
+        "undo": f"{schema.name}: nothing (the run would stop)",
+        "info": [],
+    }
+
+
+def _classify(job: Any, schema: Any, source: Any, target: Any) -> dict[str, list[str]]:
+    """``job.notes`` sorted into identifier changes, type conversions and ``info`` (what
+    is only shown: snapshot reads, text keys); key and cursor notes are findings of
+    their own."""
+    fit = getattr(target, "fit_identifier", None)
+    care = getattr(target, "identifier_note", None)
+    cross = source.capabilities.engine != target.capabilities.engine
+    naming = set()
+    for col in schema.columns:
+        if fit is not None and (why := fit(col.name)[1]):
+            naming.add(f"{col.name}: {why}")
+        elif cross and care is not None and (note := care(col.name)):
+            naming.add(f"{col.name}: {note}")
+    ident, types, info = [], [], []
+    cursor = set(cursor_notes(job.cursor, schema.name)) if job.cursor is not None else set()
+    columns = {c.name for c in schema.columns}
+    for note in job.notes:
+        if note.startswith("table ") or note in naming:
+            ident.append(note.removeprefix("table "))
+        elif note == NO_KEY_NOTE or note in cursor:
+            continue
+        elif note.split(": ", 1)[0] in columns or "stores '' as NULL" in note:
+            types.append(note)
+        else:
+            info.append(note)
+    return {"identifier": ident, "type": types, "info": info}
 
 
 def _action(
-    plan: Plan, step: Step, name: str, tname: str, target: TableEndpoint, state: State | None
-) -> tuple[str, int]:
-    """What a run would do to one table, and 1 when that would stop the run."""
+    plan: Plan, step: Step, name: str, tname: str, exists: bool, state: State | None
+) -> tuple[str, str]:
+    """What a run would do to one table: ``(code, text)``; codes ``no_target`` and
+    ``exists`` stop the run."""
     row = state.table(step.name, name) if state is not None else None
     if row is not None and row["status"] in ("done", "differences") and step.incremental:
-        return _catch_up_action(step, name, state), 0
+        return "catch_up", _catch_up_action(step, name, state)
     if row is not None and row["status"] in ("done", "differences"):
-        return "already copied by an earlier run: nothing to do", 0
+        return "done", "already copied by an earlier run: nothing to do"
     if step.mode == "incremental":
-        if not target.table_exists(tname):
-            return "STOP: mode incremental needs the table on the target", 1
+        if not exists:
+            return "no_target", "STOP: mode incremental needs the table on the target"
         start = f"start {step.start}" if step.start is not None else "the target's highest"
-        return f"adopt the existing table; catch up from {start} cursor value", 0
+        return "adopt", f"adopt the existing table; catch up from {start} cursor value"
     if row is not None and row["status"] not in ("pending",):
-        return f"resume the copy after {row['rows_copied']:,} rows", 0
-    if not target.table_exists(tname):
-        return "create and copy", 0
+        return "resume", f"resume the copy after {row['rows_copied']:,} rows"
+    if not exists:
+        return "create", "create and copy"
     if state is not None and state.created_by_us(step.name, step.target, tname):
-        return "drop the table this plan created, create and copy", 0
+        return "recreate", "drop the table this plan created, create and copy"
     return {
         "fail": (
+            "exists",
             "STOP: the target table exists and was not created by this plan (set if_exists)",
-            1,
         ),
-        "truncate": ("empty the existing table and copy", 0),
-        "replace": ("drop, create and copy", 0),
+        "truncate": ("truncate", "empty the existing table and copy"),
+        "replace": ("replace", "drop, create and copy"),
     }[step.if_exists]
 
 
@@ -162,41 +784,213 @@ def _catch_up_action(step: Step, name: str, state: State | None) -> str:
     return f"catch up: rows with {mark['cursor']} above {show(value[0])} minus the overlap"
 
 
+# -- the rollback plan ---------------------------------------------------------------------
+def _table_undo(code: str, step: Step, tname: str, target: Any) -> str:
+    """How a rollback would undo what a run does to one table."""
+    bak = backup_name(target, tname)
+    passes = "the binlog pass" if step.mode == "cdc" else "a catch-up pass"
+    mark = "binlog position" if step.mode == "cdc" else "watermark"
+    return {
+        "create": f"drop {tname} (recorded before it is created)",
+        "recreate": f"drop {tname} (the plan's own table)",
+        "resume": f"as recorded by the run that began it: drop {tname} if it created it,"
+        f" else restore the rows kept in {bak}",
+        "truncate": f"every row is copied to {bak} before {tname} is emptied; rollback"
+        " empties it and puts them back",
+        "replace": f"rows and definition kept ({bak} and the state); rollback re-creates"
+        f" {tname} with its indexes and foreign keys and puts the rows back",
+        "adopt": f"rows {passes} overwrites or deletes are copied to {bak} first (new rows:"
+        f" their keys); rollback deletes what it wrote, puts the old rows back and resets"
+        f" the {mark}",
+        "catch_up": f"rows {passes} overwrites or deletes are copied to {bak} first (new"
+        f" rows: their keys); rollback deletes what it wrote, puts the old rows back and"
+        f" resets the {mark}",
+        "done": f"{tname}: nothing to undo (nothing to do)",
+    }.get(code, f"{tname}: nothing (the run would stop)")
+
+
+def _table_rollback(step: Step, tables: list[dict[str, Any]]) -> dict[str, list[str]]:
+    codes = {t["action_code"] for t in tables}
+    created = [t["target_table"] for t in tables if t["action_code"] in ("create", "recreate")]
+    can = []
+    if created:
+        shown = ", ".join(created[:10]) + (
+            f" and {len(created) - 10:,} more" if len(created) > 10 else ""
+        )
+        can.append(
+            f"drop the {len(created):,} table(s) the run creates ({shown}); each drop is"
+            " recorded before its table is created"
+        )
+    can += [t["undo"] for t in tables if t["action_code"] not in ("create", "recreate")]
+    cannot = ["the source is only read: nothing to undo there"]
+    if codes & {"truncate", "replace", "adopt", "catch_up", "resume"}:
+        cannot.append(
+            "identity/sequence counters a load moves past the copied keys of an existing"
+            " table are not moved back"
+        )
+    if step.incremental and codes & {"create", "recreate", "resume", "truncate", "replace"}:
+        can.append(
+            "later catch-up passes: rows they overwrite or delete are copied to the"
+            " migrate_bak_<table> backup tables first; rolling a pass back restores them and"
+            f" the {'binlog position' if step.mode == 'cdc' else 'watermark'}"
+        )
+    if "replace" in codes:
+        cannot.append("triggers, grants and comments of a replaced table are not restored")
+    if codes & {"truncate", "replace", "adopt", "catch_up"}:
+        cannot.append("backup tables stay on the target until `migrate cleanup`")
+    return {"can_undo": can, "cannot_undo": cannot}
+
+
+def _file_rollback(step: Step, f: dict[str, Any], target: Any) -> dict[str, list[str]]:
+    objects = not target.capabilities.filesystem
+    what = "objects" if objects else "files"
+    where = "the backup prefix .migrate-backup/" if objects else ".migrate-backup/"
+    can = [f"{what} the run creates are deleted"]
+    kept = f["set_aside"] + f["delete_files"]
+    can.append(
+        f"{what} it overwrites or deletes ({f['set_aside']:,} to overwrite and"
+        f" {f['delete_files']:,} to delete now) are first moved under {where} and moved"
+        " back"
+        if kept
+        else f"{what} it would overwrite or delete are first moved under {where} and moved"
+        " back (none now)"
+    )
+    if step.empty_dirs == "keep":
+        can.append("empty directories it makes are removed, ones it removes are made again")
+    cannot = [
+        "the source is only read: nothing to undo there",
+        f"backups stay under {where} until `migrate cleanup`",
+    ]
+    return {"can_undo": can, "cannot_undo": cannot}
+
+
+# -- console -------------------------------------------------------------------------------
+def human_seconds(seconds: float) -> str:
+    """A duration as people read an estimate: ``~ 45 s``, ``~ 3 min 20 s``, ``~ 2 h 05 min``."""
+    s = round(seconds)
+    if s < 1:
+        return "< 1 s"
+    if s < 60:
+        return f"~ {s} s"
+    if s < 3600:
+        return f"~ {s // 60} min {s % 60:02d} s"
+    return f"~ {s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def _privileges_line(rows: list[dict[str, Any]]) -> str:
+    mark = {True: "[green]✓[/]", False: "[red]✗[/]", None: "[yellow]?[/]"}
+    return ", ".join(
+        f"{mark[r['held']]} {escape(r['privilege'])} ({escape(r['needed_for'])})" for r in rows
+    )
+
+
 def print_dry_run(console: Console, report: dict[str, Any]) -> None:
+    """The survey on the console: connections, waves with their steps and tables, the
+    estimate, the rollback plan, then blockers and warnings (each once)."""
     console.print(
         f"[bold]dry run of plan {report['plan']}[/]: nothing will be written"
         f" (state would be kept in {report['state']})"
     )
-    for w in report["waves"]:
-        console.print(f"\n[bold]wave {w['wave']}: batch {w['batch']} · layer {w['layer']}[/]")
-        for s in w["steps"]:
-            after = f", after {', '.join(s['after'])}" if s["after"] else ""
-            console.print(
-                f"  step [bold]{s['name']}[/]: {s['source']} → {s['target']},"
-                f" mode {s['mode']}, validate {', '.join(s['validate']) or 'none'}{after}"
-            )
-            if s["error"]:
-                console.print(f"    [red]{escape(s['error'])}[/]")
-                continue
-            console.print(f"    from {s['source_endpoint']}\n    to   {s['target_endpoint']}")
-            if s.get("files") is not None:
-                _print_files(console, s, s["files"])
-                continue
-            for i, t in enumerate(s["tables"], 1):
-                key = ", ".join(t["key"]) or "no key"
-                rename = f" → {t['target_table']}" if t["target_table"] != t["table"] else ""
-                console.print(
-                    f"    {i}. {t['table']}{rename}: {t['rows']:,} rows, key"
-                    f" ({key}), {t['chunks']} chunk(s), {t['action']}, then"
-                    f" {t['indexes']} index(es) and {t['foreign_keys']} foreign"
-                    " key(s)"
+    if report.get("connections"):
+        console.print("\n[bold]connections[/]")
+    for c in report.get("connections", []):
+        roles = ", ".join(c["roles"])
+        if not c["reachable"]:
+            console.print(f"  [bold]{c['name']}[/] ({roles}): [red]{escape(c['error'] or '')}[/]")
+            continue
+        facts = []
+        if c.get("latency_ms") is not None:
+            facts.append(f"round trip {c['latency_ms']:.1f} ms")
+        p = c.get("probe")
+        if p and p.get("bytes_per_s"):
+            if p.get("rows_per_s"):
+                facts.append(
+                    f"read {p['rows_per_s']:,.0f} rows/s, {human_bytes(p['bytes_per_s'])}/s"
+                    f" (table {p['table']})"
                 )
-                for note in t["notes"]:
-                    console.print(f"       [yellow]{escape(note)}[/]")
-            for note in s.get("notes", []):
-                console.print(f"    [yellow]{escape(note)}[/]")
+            else:
+                facts.append(f"read {human_bytes(p['bytes_per_s'])}/s ({p['files']} file(s))")
+        console.print(
+            f"  [bold]{c['name']}[/] ({roles}): {escape(c.get('endpoint') or '')}"
+            + (f"; {'; '.join(facts)}" if facts else "")
+        )
+        if c.get("privileges"):
+            console.print(f"    privileges: {_privileges_line(c['privileges'])}")
+        if c.get("cdc") and c["cdc"]["ok"]:
+            console.print(f"    change capture: {escape(c['cdc']['message'])}")
+        for note in c.get("notes", []):
+            console.print(f"    [yellow]{escape(note)}[/]")
+    for w in report["waves"]:
+        est = w.get("estimate_s")
+        size = (
+            f" — {w.get('rows', 0):,} rows, {human_bytes(w.get('bytes', 0))}, {human_seconds(est)}"
+            if est is not None
+            else ""
+        )
+        console.print(f"\n[bold]wave {w['wave']}: batch {w['batch']} · layer {w['layer']}[/]{size}")
+        for s in w["steps"]:
+            _print_step(console, s)
+    est = report.get("estimate")
+    if est:
+        console.print(
+            f"\n[bold]estimated duration[/]: {human_seconds(est['seconds'])} ({est['basis']})"
+        )
+        console.print(f"  [dim]how: {escape(est['formula'])}[/]")
+    blockers, warnings = report.get("blockers", []), report.get("warnings", [])
+    if blockers:
+        console.print(f"\n[bold red]blockers ({len(blockers)})[/]")
+        for f in blockers:
+            console.print(f"  [red]✗ {escape(f['where'])}: {escape(f['message'])}[/]")
+    if warnings:
+        console.print(f"\n[bold yellow]warnings ({len(warnings)})[/]")
+        for f in warnings:
+            console.print(f"  [yellow]! {escape(f['where'])}: {escape(f['message'])}[/]")
     if report["problems"]:
         console.print(f"\n[red]{report['problems']} problem(s) would stop the run[/]")
+
+
+def _print_step(console: Console, s: dict[str, Any]) -> None:
+    after = f", after {', '.join(s['after'])}" if s["after"] else ""
+    console.print(
+        f"  step [bold]{s['name']}[/]: {s['source']} → {s['target']},"
+        f" mode {s['mode']}, validate {', '.join(s['validate']) or 'none'}{after}"
+    )
+    if s["error"]:  # the error itself is listed once, under blockers
+        console.print("    [red]cannot be surveyed further: see the blockers below[/]")
+        return
+    console.print(f"    from {s.get('source_endpoint')}\n    to   {s.get('target_endpoint')}")
+    if s.get("files") is not None:
+        _print_files(console, s, s["files"])
+    else:
+        for i, t in enumerate(s["tables"], 1):
+            key = ", ".join(t["key"]) or "no key"
+            rename = f" → {t['target_table']}" if t["target_table"] != t["table"] else ""
+            rows = f"{t['rows']:,}" if t["rows"] is not None else "?"
+            size = f", {human_bytes(t['bytes'])}" if t.get("bytes") is not None else ""
+            src = f" ({t['rows_from']})" if t.get("rows_from") else ""
+            console.print(
+                f"    {i}. {t['table']}{rename}: {rows} rows{src}{size}, key ({key}),"
+                f" {t['chunks']} chunk(s), {escape(t['action'])}, then {t['indexes']}"
+                f" index(es) and {t['foreign_keys']} foreign key(s)"
+                + (f"; {human_seconds(t['estimate_s'])}" if t.get("estimate_s") else "")
+            )
+            if t.get("cursor"):
+                indexed = "indexed" if t["cursor"]["indexed"] else "not indexed"
+                console.print(f"       cursor {t['cursor']['column']} ({indexed})")
+            for note in t.get("info", t["notes"]):
+                console.print(f"       [yellow]{escape(note)}[/]")
+        if len(s.get("load_order", [])) > 1:
+            console.print(f"    load order: {' → '.join(s['load_order'])}")
+        for note in s.get("notes", []):
+            console.print(f"    [yellow]{escape(note)}[/]")
+    est = s.get("estimate")
+    if est:
+        console.print(f"    estimate: {human_seconds(est['seconds'])} ({est['basis']})")
+    rb = s.get("rollback") or {}
+    for line in rb.get("can_undo", []):
+        console.print(f"    rollback: {escape(line)}")
+    for line in rb.get("cannot_undo", []):
+        console.print(f"    [dim]not undone: {escape(line)}[/]")
 
 
 def _print_files(console: Console, step: dict[str, Any], f: dict[str, Any]) -> None:

@@ -130,7 +130,11 @@ def test_run_json_output_parses(demo: Path, capsys: pytest.CaptureFixture[str]) 
     assert all(t["counts_match"] for t in tables.values())
 
 
+SURVEY = [".demo", ".demo/state.survey.html"]  # the survey's HTML report, beside the state
+
+
 def test_dry_run_writes_nothing(demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Nothing but the survey's HTML report: no state, no target database."""
     before = _listing(demo.parent)
     assert before == ["demo.toml"]
     code, out, err = _run(["run", str(demo), "--dry-run"], capsys)
@@ -138,15 +142,19 @@ def test_dry_run_writes_nothing(demo: Path, capsys: pytest.CaptureFixture[str]) 
     assert "dry run" in out
     for table in DEMO_TABLES:
         assert table in out
-    assert _listing(demo.parent) == before
+    assert _listing(demo.parent) == sorted(before + SURVEY)
 
     code, out, err = _run(["run", str(demo), "--dry-run", "--json"], capsys)
     assert code == 0, err
     report = json.loads(out)
-    assert report["problems"] == 0
+    assert report["problems"] == 0 and report["blockers"] == []
     ((step,),) = [w["steps"] for w in report["waves"]]
     assert sorted(t["table"] for t in step["tables"]) == sorted(DEMO_TABLES)
-    assert _listing(demo.parent) == before
+    # the demo's audit_log has no key: a warning, not a blocker
+    assert [(w["kind"], w["where"]) for w in report["warnings"]] == [
+        ("no_key", "step erp-db / table audit_log")
+    ]
+    assert _listing(demo.parent) == sorted(before + SURVEY)
 
 
 def test_dry_run_of_one_step_looks_at_that_step_only(
@@ -190,9 +198,17 @@ def test_dry_run_after_a_run_writes_nothing(
     demo_done: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = demo_done.parent
-    before = {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+    def files() -> dict[str, bytes]:  # but the survey's own HTML report
+        return {
+            str(p.relative_to(folder)): p.read_bytes()
+            for p in folder.rglob("*")
+            if p.is_file() and not p.name.endswith(".survey.html")
+        }
+
+    before = files()
     _run(["run", str(demo_done), "--dry-run"], capsys)
-    after = {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    after = files()
     assert sorted(after) == sorted(before)  # no new file (e.g. SQLite -wal / -shm)
     assert after == before
 

@@ -882,7 +882,9 @@ def test_dry_run_surveys_and_writes_nothing(
         "notes": [],
         "set_aside": 0,
     }
-    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no state, no target
+    # no state, no target: only the survey's HTML report beside where the state would be
+    after = sorted(p.name for p in tmp_path.iterdir())
+    assert after == sorted([*before, state_of(plan).with_suffix(".survey.html").name])
     assert not dst.exists() and not state_of(plan).exists()
     # after a run, the dry run reads the state: what the next run would copy and delete
     plan = file_plan(tmp_path, exclude=["**/*.tmp"], deletes="propagate")

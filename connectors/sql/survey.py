@@ -24,6 +24,8 @@ Contracts:
   database when the table does not exist yet) whether the login holds it: True, False,
   or None when the engine cannot tell (a MySQL role, an unknown engine); rows grouped per
   native privilege, each saying how it was found out.
+- :func:`write_settings` — server settings a target's write path needs that are off
+  (MySQL/MariaDB ``local_infile`` for ``LOAD DATA LOCAL``), each a line saying what to do.
 - :func:`cdc_rights` — MySQL/MariaDB change capture: the grants and binlog settings
   :func:`connectors.sql.mysql_binlog.check_binlog` checks, as one result.
 """
@@ -122,7 +124,7 @@ ORACLE_QUOTA = (
     " ON u.default_tablespace = q.tablespace_name WHERE q.max_bytes <> 0"
 )
 
-#: portable privilege -> (native name per engine, what it is needed for when not said)
+#: the portable privileges a :class:`Need` names, and their usual SQL names
 PORTABLE = ("read", "create", "insert", "update", "delete", "drop", "index", "alter")
 _NATIVE = {
     "read": "SELECT",
@@ -154,6 +156,8 @@ class Need:
     table: str | None
     why: str
     exists: bool = True
+    #: a missing privilege stops the run (False: only rollback would miss it)
+    blocking: bool = True
 
 
 def _engine(endpoint: Any) -> str:
@@ -309,10 +313,11 @@ def read_probe(
 
 # -- privileges ------------------------------------------------------------------------
 def privileges(endpoint: Any, needs: list[Need]) -> list[dict[str, Any]]:
-    """Whether the login holds each need; one row per native privilege and purpose:
-    ``{"privilege", "on", "needed_for", "held", "missing_on", "how"}`` where ``held`` is
-    True, False or None (cannot tell) and ``missing_on`` lists the tables (or the
-    database) it is missing on."""
+    """Whether the login holds each need; one row per native privilege (its purposes
+    joined in ``needed_for``): ``{"privilege", "on", "needed_for", "held", "missing_on",
+    "how", "blocking"}`` where ``held`` is True, False or None (cannot tell),
+    ``missing_on`` lists the tables (or the database) it is missing on and ``blocking``
+    whether missing it stops the run."""
     engine = _engine(endpoint)
     checker = {
         "mysql": _mysql_checker,
@@ -327,29 +332,36 @@ def privileges(endpoint: Any, needs: list[Need]) -> list[dict[str, Any]]:
     return _group(needs, has, native, scope)
 
 
-def _group(
-    needs: list[Need], has: Any, native: dict[str, str], scope: str
-) -> list[dict[str, Any]]:
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
+def _group(needs: list[Need], has: Any, native: dict[str, str], scope: str) -> list[dict[str, Any]]:
+    """One row per native privilege: what it is needed for, where it is missing, and
+    ``blocking`` (a missing need that stops the run, or, when nothing is missing,
+    whether any need of it would)."""
+    rows: dict[str, dict[str, Any]] = {}
     for need in needs:
         name = native.get(need.privilege, need.privilege.upper())
         held, how = has(need)
         row = rows.setdefault(
-            (name, need.why),
+            name,
             {
                 "privilege": name,
                 "on": set(),
-                "needed_for": need.why,
+                "needed_for": [],
                 "held": True,
                 "missing_on": [],
                 "how": how,
+                "blocking": False,
+                "_missing_blocks": False,
             },
         )
+        if need.why not in row["needed_for"]:
+            row["needed_for"].append(need.why)
+        row["blocking"] = row["blocking"] or need.blocking
         where = need.table if need.table and need.exists else scope
         row["on"].add(where)
         if held is False:
             row["held"] = False
             row["how"] = how
+            row["_missing_blocks"] = row["_missing_blocks"] or need.blocking
             if where not in row["missing_on"]:
                 row["missing_on"].append(where)
         elif held is None and row["held"] is True:
@@ -359,6 +371,10 @@ def _group(
     for row in rows.values():
         on = sorted(row["on"])
         row["on"] = scope if scope in on or len(on) > 3 else ", ".join(on)
+        row["needed_for"] = "; ".join(row["needed_for"])
+        if row["held"] is False:
+            row["blocking"] = row["_missing_blocks"]
+        del row["_missing_blocks"]
         out.append(row)
     return out
 
@@ -483,9 +499,7 @@ def _mysql_checker(endpoint: Any) -> tuple[Any, dict[str, str], str]:
 # PostgreSQL --------------------------------------------------------------------------
 def _pg_checker(endpoint: Any) -> tuple[Any, dict[str, str], str]:
     ((schema, create, usage),) = _fetch(endpoint, PG_SCHEMA_PRIVS, "reading the schema's rights")
-    tables = {
-        _text(r[0]): r[1:] for r in _fetch(endpoint, PG_TABLE_PRIVS, "reading table rights")
-    }
+    tables = {_text(r[0]): r[1:] for r in _fetch(endpoint, PG_TABLE_PRIVS, "reading table rights")}
     index = {"read": 0, "insert": 1, "update": 2, "delete": 3}
     how = "has_table_privilege / has_schema_privilege"
 
