@@ -887,10 +887,19 @@ def _privileges_line(rows: list[dict[str, Any]]) -> str:
 def print_dry_run(console: Console, report: dict[str, Any]) -> None:
     """The survey on the console: connections, waves with their steps and tables, the
     estimate, the rollback plan, then blockers and warnings (each once)."""
-    console.print(
-        f"[bold]dry run of plan {report['plan']}[/]: nothing will be written"
-        f" (state would be kept in {report['state']})"
-    )
+    pilot = report.get("pilot")
+    if pilot is None:
+        console.print(
+            f"[bold]dry run of plan {report['plan']}[/]: nothing will be written"
+            f" (state would be kept in {report['state']})"
+        )
+    else:
+        console.print(
+            f"[bold]survey of plan {report['plan']} with a pilot[/]: up to {pilot['rows']:,}"
+            " rows per table and files per file step copied"
+            + (f" under the prefix {escape(pilot['prefix'])}" if pilot.get("prefix") else "")
+            + ", checked and removed; the plan's state is not touched"
+        )
     if report.get("connections"):
         console.print("\n[bold]connections[/]")
     for c in report.get("connections", []):
@@ -930,6 +939,8 @@ def print_dry_run(console: Console, report: dict[str, Any]) -> None:
         console.print(f"\n[bold]wave {w['wave']}: batch {w['batch']} · layer {w['layer']}[/]{size}")
         for s in w["steps"]:
             _print_step(console, s)
+    if pilot is not None:
+        _print_pilot(console, pilot)
     est = report.get("estimate")
     if est:
         console.print(
@@ -947,6 +958,43 @@ def print_dry_run(console: Console, report: dict[str, Any]) -> None:
             console.print(f"  [yellow]! {escape(f['where'])}: {escape(f['message'])}[/]")
     if report["problems"]:
         console.print(f"\n[red]{report['problems']} problem(s) would stop the run[/]")
+
+
+def _print_pilot(console: Console, pilot: dict[str, Any]) -> None:
+    """What the pilot copied per step, how it checked, its speed, and its removal."""
+    console.print("\n[bold]pilot[/]")
+    for name, s in pilot.get("steps", {}).items():
+        m = pilot["measured"].get(name)
+        rate = ""
+        if m and m.get("seconds"):
+            per_s = m["bytes"] / m["seconds"] if m.get("files") else m["rows"] / m["seconds"]
+            rate = f", {human_bytes(per_s)}/s" if m.get("files") else f", {per_s:,.0f} rows/s"
+        style = "green" if s["status"] == "done" else "red"
+        if s.get("files") is not None:
+            f = s["files"]
+            console.print(
+                f"  step [bold]{escape(name)}[/]: [{style}]{s['status']}[/], {f['copied']:,}"
+                f" file(s), {human_bytes(f['bytes'])} in {f['seconds']:.2f} s{rate}"
+                " (each file's hash checked as written)"
+            )
+        else:
+            rows = sum(t["rows"] or 0 for t in s["tables"])
+            console.print(
+                f"  step [bold]{escape(name)}[/]: [{style}]{s['status']}[/], {rows:,} row(s)"
+                f" in {len(s['tables'])} table(s){rate}"
+            )
+            for t in s["tables"]:
+                how = "; ".join(t["notes"]) or "chunk counted on both sides"
+                console.print(
+                    f"    {escape(t['table'])} → {escape(t['target_table'])}:"
+                    f" {t['rows'] or 0:,} rows, {t['status']} ({escape(how)})"
+                )
+        if s.get("error"):
+            console.print(f"    [red]{escape(s['error'])}[/]")
+    if pilot.get("rolled_back"):
+        console.print(f"  removed: {pilot.get('undone', 0):,} recorded change(s) rolled back")
+    else:
+        console.print("  [red]the pilot's copies were not all removed (see the blockers)[/]")
 
 
 def _print_step(console: Console, s: dict[str, Any]) -> None:
