@@ -14,7 +14,12 @@ Contracts:
   a file already there that the run overwrites (whoever wrote it, this plan's earlier
   runs included) or deletes → moved first to the run's backup folder
   ``.migrate-backup/<time>-<step>-<random>/<path>`` → ``restore_file``; a kept empty
-  directory the run makes → ``delete_dir``, one it deletes → ``make_dir``.
+  directory the run makes → ``delete_dir``, one it deletes → ``make_dir``. An overwrite
+  that does not complete (the file cannot be read or written, keeps changing, does not
+  verify, or the run is interrupted) moves the previous copy back and marks its record
+  undone, so a failed file keeps its previous copy on the target (a run killed in
+  between leaves it in the backup folder, where a rollback finds it; the next run
+  copies the file again).
 - Resume: the manifest is written as files finish, so a killed run copies again only the
   files that were not recorded; a put is never visible half-written under its final name
   (connectors' contract), and the temporary names or incomplete uploads a killed run left
@@ -240,6 +245,7 @@ class FileCopier:
         self._removed: list[str] = []
         self._last_flush = time.monotonic()
         self._started = 0
+        self._aside = 0  # files moved aside so far (the ``before-aside:N`` test hook)
         self._new: set[str] = set()  # paths this run creates (absent on the target before)
         self._count_lock = threading.Lock()
         #: set when this step stops early (an error, an interrupt): workers start no file
@@ -423,22 +429,48 @@ class FileCopier:
 
         return _failpoint_reader(_Guard(), seq, size)
 
-    def _set_aside(self, path: str) -> bool:
+    def _set_aside(self, path: str) -> int | None:
         """Move a target file about to be overwritten to the backup folder, recording the
-        undo first; True when one was moved."""
+        undo first; returns the record's id when one was moved (None: nothing there)."""
         with self._count_lock:
             if path not in self._existing:
-                return False
+                return None
             before = self._existing.pop(path)
         backup = f"{self.backup_root}/{path}"
-        self.state.record_files(
-            self.step.name,
+        record = self.state.record_undo(
             self.run_id,
-            [],
-            [],
-            [(self.step.target, "restore_file", path, {"backup": backup, "manifest": before})],
+            self.step.name,
+            self.step.target,
+            "restore_file",
+            path,
+            {"backup": backup, "manifest": before},
         )
-        self.target.move(path, backup)
+        with self._count_lock:
+            self._aside += 1
+            seq = self._aside
+        _failpoint("before-aside", seq)  # test hook: killed between the record and the move
+        try:
+            self.target.move(path, backup)
+        except BaseException:
+            self._put_back(path, record)
+            raise
+        return record
+
+    def _put_back(self, path: str, record: int) -> bool:
+        """The copy of a file moved aside did not complete: move the previous copy back
+        from the backup folder (replacing whatever a failed attempt left) and mark the
+        record undone, so the target and the manifest (never changed for this file)
+        agree again. True when it was put back; False when it cannot be (the record
+        then stays for a rollback, and the next run copies the file again)."""
+        backup = f"{self.backup_root}/{path}"
+        try:
+            if self.target.stat(backup) is not None:
+                self.target.move(backup, path)
+            elif self.target.stat(path) is None:
+                return False  # neither there: leave the record to say where it went
+        except (ConnectorError, OSError):
+            return False
+        self.state.mark_undo([record], "undone")
         return True
 
     def _one(self, info: FileInfo, check_hash: bool, known_md5: str | None) -> _Done | None:
@@ -464,9 +496,26 @@ class FileCopier:
                 reader.close()
             if reader.md5 == known_md5:
                 return None
+        aside = self._set_aside(path)
+        try:
+            return self._attempts(info, aside is not None)
+        except BaseException as exc:
+            # An overwrite that did not complete leaves the previous copy, not nothing
+            # (an interrupted run or a file that could not be read or written).
+            if aside is None or not self._put_back(path, aside):
+                raise
+            if isinstance(exc, OSError):  # a stream's own read error
+                exc = FileFailure(f"{path}: {exc.strerror or exc}")
+            if isinstance(exc, (FileFailure, ConnectorError)):
+                raise FileFailure(f"{exc}; the previous copy was put back") from None
+            raise
+
+    def _attempts(self, info: FileInfo, backed_up: bool) -> _Done:
+        """Copy one file (its target copy, if any, already moved aside), trying again
+        when it changes at the source or does not verify."""
+        path = info.path
         recopied = False
         last_problem = ""
-        backed_up = self._set_aside(path)
         for _attempt in range(ATTEMPTS):
             if self.server_copy:
                 done, problem = self._server_copy(info)

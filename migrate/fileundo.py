@@ -15,11 +15,12 @@ relative to the target's root, ``detail.manifest`` the manifest row before the c
 Operations (:class:`Op`), with the same meaning in :func:`apply_ops` and in both scripts:
 
 - ``delete(path)``: remove the file; a missing one is not an error.
-- ``move(path, to)``: put ``path`` at ``to``, replacing what is there (file systems
-  rename over it; object stores copy, then delete the source), making ``to``'s folders.
-  A source that is not there means the move was never made (the run stopped between
-  recording it and making it): the tool and the shell script skip it with a note; an
-  sftp batch and an object store client stop on it.
+- ``move(path, to)``: put ``path`` at ``to``, replacing the file there (file systems
+  rename over it; object stores copy, then delete the source), making ``to``'s folders;
+  a folder at ``to`` is an error (the tool's and the shell script's: never a file put
+  inside it). A source that is not there means the move was never made (the run
+  stopped between recording it and making it): the tool and the shell script skip it
+  with a note; an sftp batch and an object store client stop on it.
 - ``mkdir(path)``: make the directory and its parents (object stores: the marker
   object ``path/``).
 - ``rmdir(path)``: remove the directory; one that still holds something (files put there
@@ -32,9 +33,15 @@ deletes every backup removes the folder too.
 
 Scripts name where the files are and never hold a password, key or secret: a file
 system script works on paths under ``ROOT`` (``file://``: the endpoint's root unless
-``ROOT`` is set; ``nfs://``: where the export is mounted, which the user must set); an
-sftp script runs ``sftp -b -`` as ``user@host`` (extra options such as ``-i KEY`` go in
-``SFTP_OPTS``); the JSON names the endpoint URL, the bucket and full keys.
+``ROOT`` is set; ``nfs://``: where the export is mounted, which the user must set), each
+path one shell word whatever it holds; an sftp script runs ``sftp -b -`` as
+``user@host`` (extra options such as ``-i KEY`` go in ``SFTP_OPTS``; a batch cannot type
+a password), every path starting with ``/`` or ``./`` (sftp would read a leading ``-``
+as a flag); an operation on a name holding a line break cannot be written in a batch:
+it is left out, listed in a comment and announced when the script runs (the tool does
+it). The JSON names the endpoint URL, the bucket and full keys; a ``copy`` of an object
+over 5 GiB needs a multipart copy (``aws s3 cp`` and ``rclone copyto`` make one, a bare
+CopyObject such as ``aws s3api copy-object`` refuses it).
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ import json
 import os
 import posixpath
 import shlex
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -149,9 +157,10 @@ def render(ops: list[Op], endpoint: Any, title: str = "") -> str:
 
 
 # -- shell scripts ---------------------------------------------------------------------------
-def _comment(text: str) -> str:
-    """``text`` safe on one comment line (control characters shown as ``?``)."""
-    return "".join("?" if ord(ch) < 32 or ord(ch) == 127 else ch for ch in text)
+def comment_text(text: str) -> str:
+    """``text`` safe on one comment line of a script: control characters (line breaks
+    included) and line or paragraph separators shown as ``?``."""
+    return "".join("?" if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in text)
 
 
 def shell_script(ops: list[Op], endpoint: Any, title: str = "") -> str:
@@ -161,8 +170,8 @@ def shell_script(ops: list[Op], endpoint: Any, title: str = "") -> str:
     scheme = endpoint.capabilities.scheme
     head = [
         "#!/bin/sh",
-        f"# {_comment(title or 'migrate: undo operations')}",
-        f"# target: {_comment(endpoint.describe())}",
+        f"# {comment_text(title or 'migrate: undo operations')}",
+        f"# target: {comment_text(endpoint.describe())}",
         "# Each command is preceded by a comment saying which recorded change it undoes;",
         "# they run newest change first. Nothing here holds a password or key.",
         "set -eu",
@@ -187,9 +196,13 @@ delete() {
         prune "$1"
     fi
 }
-# move FROM TO: put FROM at TO, replacing what is there
+# move FROM TO: put FROM at TO, replacing the file there (never into a folder TO)
 move() {
     if [ -e "$1" ] || [ -L "$1" ]; then
+        if [ -d "$2" ] && [ ! -L "$2" ]; then
+            echo "error: $2 is a folder: cannot put $1 back over it" >&2
+            exit 1
+        fi
         mkdir -p -- "${2%/*}"
         mv -f -- "$1" "$2"
         prune "$1"
@@ -230,7 +243,7 @@ def _local_lines(ops: list[Op], endpoint: Any) -> list[str]:
         else:
             where = endpoint.describe()
         lines += [
-            f"# ROOT: where {_comment(where)} is mounted on this machine (required), e.g.",
+            f"# ROOT: where {comment_text(where)} is mounted on this machine (required), e.g.",
             "#   ROOT=/mnt/share sh this-script.sh",
             ': "${ROOT:?set ROOT to where the share is mounted (see the comment above)}"',
             f"TOP=${{ROOT%/}}/{shlex.quote(sub)}" if sub else "TOP=${ROOT%/}",
@@ -246,19 +259,21 @@ def _local_lines(ops: list[Op], endpoint: Any) -> list[str]:
         if op.kind == "move":
             assert op.to is not None
             args.append(f'"$TOP"/{shlex.quote(op.to)}')
-        lines += [f"# {_comment(op.why)}", f"{call[op.kind]} {' '.join(args)}"]
+        lines += [f"# {comment_text(op.why)}", f"{call[op.kind]} {' '.join(args)}"]
     return lines
 
 
 def _sftp_quote(path: str) -> str:
     """A path as one argument of an sftp batch line: double quotes, ``\\`` and ``"``
-    escaped (quoted glob characters are literal in OpenSSH's sftp)."""
-    if "\n" in path or "\r" in path:
-        raise ConnectorError(
-            f"cannot write {path!r} in an sftp batch: the name holds a line break"
-            " (the tool's own rollback can undo it)"
-        )
+    escaped (quoted glob characters are literal in OpenSSH's sftp). A name with a line
+    break cannot be written in a batch (:func:`_sftp_lines` leaves such operations out)."""
+    if _breaks(path):
+        raise ConnectorError(f"cannot write {path!r} in an sftp batch: the name holds a line break")
     return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _breaks(path: str | None) -> bool:
+    return path is not None and ("\n" in path or "\r" in path)
 
 
 def _sftp_lines(ops: list[Op], endpoint: Any) -> list[str]:
@@ -266,18 +281,36 @@ def _sftp_lines(ops: list[Op], endpoint: Any) -> list[str]:
     host = endpoint.host if ":" not in endpoint.host else f"[{endpoint.host}]"
     dest = shlex.quote(f"{endpoint.user}@{host}")
     lines = [
-        "# Runs one sftp batch; SFTP_OPTS adds options, e.g. SFTP_OPTS='-i ~/.ssh/id_ed25519'.",
+        "# Runs one sftp batch; SFTP_OPTS adds options, e.g. SFTP_OPTS='-i ~/.ssh/id_ed25519'",
+        "# (a batch cannot type a password: use a key or an agent).",
         "# A line starting with '-' may fail without stopping the batch (a file already",
         "# gone, a folder that exists or is not empty: 'Couldn't remove directory' only",
         "# means the folder still holds files). A failing rename stops it: when its",
-        "# backup is not there, the run never moved that file; remove the line, run again.",
+        "# backup is not there, the run never moved that file; remove the line, run again",
+        "# (a server without OpenSSH's posix-rename cannot rename over a file: rm it first).",
         "SFTP_OPTS=${SFTP_OPTS:-}",
     ]
+    # A name with a line break cannot be written in a batch line: those operations are
+    # left out, and the script says so when it runs (migrate rollback does them).
+    left_out = [op for op in ops if _breaks(op.path) or _breaks(op.to)]
+    if left_out:
+        lines += [
+            f"# {len(left_out)} operation(s) on names holding a line break cannot be written"
+            " in an sftp batch and are",
+            "# not in it; migrate rollback / migrate cleanup carry them out:",
+            *(f"#   {comment_text(op.why)}" for op in left_out),
+            f"echo 'note: {len(left_out)} operation(s) on names with a line break are not in"
+            " this batch (migrate rollback / cleanup does them)' >&2",
+        ]
+        ops = [op for op in ops if op not in left_out]
     if not ops:
         return [*lines, "# nothing to do", "exit 0"]
 
     def abs_(path: str) -> str:
-        return posixpath.join(root, path) if root else path
+        """The path in the batch: under the root, and starting with ``/`` or ``./`` (a
+        relative one starting with ``-`` would be read by sftp as a flag)."""
+        full = posixpath.join(root, path) if root else path
+        return full if full.startswith("/") else "./" + full
 
     def parents(path: str) -> list[str]:
         """Folders above ``path`` below the root, outermost first."""
@@ -286,7 +319,7 @@ def _sftp_lines(ops: list[Op], endpoint: Any) -> list[str]:
 
     batch = []
     for op in ops:
-        batch.append(f"# {_comment(op.why)}")
+        batch.append(f"# {comment_text(op.why)}")
         target = _sftp_quote(abs_(op.path))
         if op.kind == "delete":
             batch.append(f"-rm {target}")

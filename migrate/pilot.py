@@ -44,8 +44,8 @@ def pilot_plan(plan: Plan, state_path: Path, prefix: str | None) -> Plan:
         if prefix and step.kind == "table":
             overrides = dict(step.overrides)
             changes["overrides"] = _prefixed(step, overrides, prefix)
-        if prefix and step.kind == "file":
-            conn = connections[step.target]
+        if prefix and step.kind == "file":  # (two steps may share a target)
+            conn = plan.connections[step.target]
             connections[step.target] = replace(conn, url=_under(conn.url, prefix))
         steps.append(replace(step, **changes))
     return replace(plan, state_path=state_path, steps=tuple(steps), connections=connections)

@@ -20,11 +20,22 @@ Contracts:
   name connections, never their URLs or credentials.
 - Each record is applied and then marked ``undone`` on its own, so an interrupted or
   failed rollback is resumed by running the command again: the records left are the
-  ones not yet undone. The state is put back with it: watermarks and binlog positions
-  to where they were, manifests to the files they describe, and a table whose load was
-  undone is copied afresh by the next run.
+  ones not yet undone. An interrupt (Ctrl-C, SIGTERM) arriving while one record is
+  applied takes effect once it is marked (a second one at once), so a record done is
+  never done again (undoing a record twice is harmless only where its undo can tell it
+  ran; records of older versions cannot). The state is put back with it: watermarks
+  and binlog positions to where they were, manifests to the files they describe (a
+  record of an older version that kept no manifest row forgets the path's row, so the
+  next run copies it again), and a table whose load was undone is copied afresh by the
+  next run.
+- Every record names a target connection of the plan; one the plan no longer has is a
+  plan error before anything is done.
 - ``migrate cleanup`` (the migration is accepted) drops the backup tables and backup
-  files and marks the records ``accepted``: they can no longer be rolled back.
+  files and marks the records ``accepted``: they can no longer be rolled back. A record
+  is accepted as soon as what kept its previous state is gone (a backup file; a backup
+  table, with every selected record whose rows it held); the rest once every backup is
+  gone. So a cleanup that stops part way leaves nothing marked restorable that is not,
+  and running it again goes on.
 - Nothing is written anywhere with ``dry_run`` except the scripts.
 """
 
@@ -32,6 +43,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -214,25 +229,34 @@ def write_scripts(
         f"migrate {command} of plan {plan.name}: {len(actions)} action(s), newest change"
         f" first; generated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
     )
+    comment = fileundo.comment_text  # names may hold line breaks: one comment line each
+    used: set[str] = set()
     for conn, acts in by_conn.items():
         ep = endpoints.get(conn)
+        stem = _safe(conn)
+        while stem in used:  # two names alike once made safe: each keeps its own script
+            stem += "_"
+        used.add(stem)
         if acts[0].kind == "sql":
-            path = folder / f"{_safe(conn)}.sql"
+            path = folder / f"{stem}.sql"
             lines = [
-                f"-- {header}",
-                f"-- run against connection {conn!r} ({ep.describe()}), in this order;",
+                f"-- {comment(header)}",
+                f"-- run against connection {comment(repr(conn))} ({comment(ep.describe())}),"
+                " in this order;",
                 "-- each block undoes one recorded change (the tool runs the same statements).",
                 "",
             ]
             for a in acts:
                 r = a.record
-                lines.append(f"-- #{r['id']} run {r['run_id']}, step {r['step']}: {a.what}")
+                lines.append(
+                    f"-- #{r['id']} run {r['run_id']}, step {comment(r['step'])}: {comment(a.what)}"
+                )
                 lines.extend(s.rstrip().rstrip(";") + ";" for s in a.statements)
                 lines.append("")
             text = "\n".join(lines).rstrip("\n") + "\n"
         else:
             ops = [op for a in acts for op in a.ops]
-            path = folder / f"{_safe(conn)}.{fileundo.script_kind(ep)}"
+            path = folder / f"{stem}.{fileundo.script_kind(ep)}"
             text = fileundo.render(ops, ep, title=header)
         path.write_text(redact(text, plan.secrets), encoding="utf-8")
         if path.suffix == ".sh":
@@ -259,10 +283,79 @@ def _put_state_back(state: State, rec: dict[str, Any], plan: Plan) -> None:
     elif a in FILE_ACTIONS:
         if "manifest" in d:
             state.put_row("files", {"step": step, "path": rec["object"]}, d["manifest"])
-        elif a in ("delete_file", "delete_dir"):
+        elif a in ("delete_file", "delete_dir", "restore_file"):
+            # a record of an older version: no manifest row kept; forget the path's row
+            # (a file put back is then copied again by the next run, not taken as its own)
             state.put_row("files", {"step": step, "path": rec["object"]}, None)
         if state.file_step(step) is not None:
             state.set_file_step(step, status="copying")
+
+
+def _shared_backups(
+    state: State, records: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """``records`` without the drops of backup tables that records left out of the
+    selection still keep rows in (two steps writing one target table share its backup
+    table): those drops stay pending, with a note saying so."""
+    chosen = {int(r["id"]) for r in records}
+    kept, notes = [], []
+    for rec in records:
+        if rec["action"] == "drop_backup_table":
+            needle = json.dumps({"backup": rec["object"]})[1:-1]  # '"backup": "name"'
+            users = sorted(
+                {
+                    row["step"]
+                    for row in state.execute(
+                        "SELECT id, step FROM undo WHERE status IS NULL AND connection=?"
+                        " AND instr(detail, ?) > 0",
+                        (rec["connection"], needle),
+                    ).fetchall()
+                    if int(row["id"]) not in chosen
+                }
+            )
+            if users:
+                notes.append(
+                    f"#{rec['id']}: backup table {rec['object']} is kept: changes of step(s)"
+                    f" {', '.join(users)} outside this selection still need it"
+                )
+                continue
+        kept.append(rec)
+    return kept, notes
+
+
+def _check_connections(plan: Plan, records: list[dict[str, Any]]) -> None:
+    """Every record that changed a target names a connection the plan still has."""
+    for r in records:
+        if r["action"] not in STATE_ACTIONS and r["connection"] not in plan.connections:
+            raise PlanError(
+                f"undo record #{r['id']} (run {r['run_id']}, step {r['step']}) changed"
+                f" connection {r['connection']!r}, which {plan.path} no longer has: put it"
+                " back under [connections] to roll back or clean up"
+            )
+
+
+@contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold back SIGINT and SIGTERM (in the main thread) until the block ends, then
+    raise :class:`KeyboardInterrupt` if one came; a second one interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def hold(signum: int, frame: Any) -> None:
+        if caught:
+            raise KeyboardInterrupt
+        caught.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _apply(action: Action, endpoints: Any) -> list[str]:
@@ -296,22 +389,26 @@ def rollback(
     """Undo the selected records (see the module contract); ``result.error`` holds why it
     stopped early, and the records left are undone by running it again."""
     records = select(plan, state, run_id=run_id, batch=batch, steps=steps)
-    result = RollbackResult("rollback", dry_run)
+    _check_connections(plan, records)
+    records, shared = _shared_backups(state, records)
+    result = RollbackResult("rollback", dry_run, notes=shared)
     result.actions = build_actions(records, endpoints)
     result.scripts = write_scripts(plan, "rollback", result.actions, endpoints)
     if dry_run:
         return result
     for action in result.actions:
-        try:
-            result.notes.extend(f"#{action.id}: {n}" for n in _apply(action, endpoints))
-        except MigrateError as exc:
-            result.error = (
-                f"undoing #{action.id} ({action.what}) failed: {redact(str(exc), plan.secrets)}"
-            )
-            break
-        _put_state_back(state, action.record, plan)
-        state.mark_undo([action.id], "undone")
-        result.done.append(action.id)
+        with _interrupts_deferred():  # applied and marked, or neither
+            try:
+                notes = _apply(action, endpoints)
+            except MigrateError as exc:
+                result.error = (
+                    f"undoing #{action.id} ({action.what}) failed: {redact(str(exc), plan.secrets)}"
+                )
+                break
+            result.notes.extend(f"#{action.id}: {n}" for n in notes)
+            _put_state_back(state, action.record, plan)
+            state.mark_undo([action.id], "undone")
+            result.done.append(action.id)
         if progress is not None:
             progress.message(f"undone #{action.id}: {action.what}")
     runs = {a.record["run_id"] for a in result.actions if a.id in result.done}
@@ -338,25 +435,50 @@ def cleanup(
 ) -> RollbackResult:
     """Drop the backups of the selected steps' changes and accept them (no rollback)."""
     records = select(plan, state, batch=batch, steps=steps)
-    result = RollbackResult("cleanup", dry_run)
+    _check_connections(plan, records)
+    records, shared = _shared_backups(state, records)
+    result = RollbackResult("cleanup", dry_run, notes=shared)
     result.actions = build_actions(records, endpoints, cleanup=True)
     result.scripts = write_scripts(plan, "cleanup", result.actions, endpoints)
     if dry_run:
         return result
-    # backups first; the records are accepted only once every backup is gone, so a
-    # failure leaves everything still restorable
+    # A record is accepted once what kept its previous state is gone (see the module
+    # contract); the others only after every backup went, so a cleanup that stops part
+    # way leaves them restorable.
+    accepted: set[int] = set()
     for action in result.actions:
-        try:
-            _apply(action, endpoints)
-        except MigrateError as exc:
-            result.error = (
-                f"cleaning #{action.id} ({action.what}) failed: {redact(str(exc), plan.secrets)}"
-            )
-            return result
-        result.done.append(action.id)
-    state.mark_undo([int(r["id"]) for r in records], "accepted")
-    result.accepted = len(records)
+        with _interrupts_deferred():  # dropped and accepted, or neither
+            try:
+                _apply(action, endpoints)
+            except MigrateError as exc:
+                result.error = (
+                    f"cleaning #{action.id} ({action.what}) failed:"
+                    f" {redact(str(exc), plan.secrets)}"
+                )
+                break
+            gone = {action.id, *_kept_in(action.record, records)} - accepted
+            state.mark_undo(sorted(gone), "accepted")
+            accepted |= gone
+            result.done.append(action.id)
+    if result.error is None:
+        rest = [int(r["id"]) for r in records if int(r["id"]) not in accepted]
+        state.mark_undo(rest, "accepted")
+        accepted.update(rest)
+    result.accepted = len(accepted)
     return result
+
+
+def _kept_in(record: dict[str, Any], records: list[dict[str, Any]]) -> list[int]:
+    """The records whose previous rows the backup table ``record`` drops held."""
+    if record["action"] != "drop_backup_table":
+        return []
+    return [
+        int(r["id"])
+        for r in records
+        if r["connection"] == record["connection"]
+        and r["action"] != "drop_backup_table"
+        and (r["detail"] or {}).get("backup") == record["object"]
+    ]
 
 
 def result_to_json(result: RollbackResult) -> dict[str, Any]:
@@ -390,6 +512,11 @@ def print_result(console: Any, result: RollbackResult) -> None:
     if result.command == "cleanup" and not result.dry_run and not result.error:
         console.print(
             f"accepted {result.accepted:,} recorded change(s): they can no longer be rolled back"
+        )
+    elif result.command == "cleanup" and result.accepted:
+        console.print(
+            f"accepted {result.accepted:,} recorded change(s) whose backups are gone; run"
+            " migrate cleanup again for the others"
         )
     if not result.actions:
         what = "nothing to roll back" if result.command == "rollback" else "no backup to drop"

@@ -590,6 +590,15 @@ class FileConformance:
         assert endpoint.stat("kept/a.txt") is None
         assert files_of(listing(endpoint)) == {"a.txt": len(b"the previous content")}
 
+    def test_move_of_a_missing_file_fails_and_changes_nothing(self, endpoint: Any) -> None:
+        """A rollback (or a copy putting a file back) moves a backup that may not be
+        there: the move fails, and the file it would have replaced stays."""
+        put_bytes(endpoint, "a.txt", b"what is there")
+        with pytest.raises(ConnectorError):
+            endpoint.move("kept/missing.txt", "a.txt")
+        assert read_bytes(endpoint, "a.txt") == b"what is there"
+        assert files_of(listing(endpoint)) == {"a.txt": len(b"what is there")}
+
     # -- names ---------------------------------------------------------------------------
     def test_special_names_round_trip(self, endpoint: Any) -> None:
         for name in SPECIAL_NAMES:

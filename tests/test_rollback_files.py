@@ -14,22 +14,25 @@ every backup was put back). What is compared is read through each server's own s
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import secrets
 import shutil
+import signal
 import sqlite3
 import subprocess
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import boto3
 import pytest
-from edge_data import run_json
+from edge_data import run_cli, run_json
 
 from connectors.files.base import BACKUP_DIR
 from connectors.files.local import LocalEndpoint
@@ -38,8 +41,13 @@ from connectors.files.s3 import S3Endpoint
 from connectors.files.sftp import SFTPEndpoint
 from migrate import fileundo
 from migrate.cli import main
+from migrate.copier import Progress
 from migrate.errors import ConnectorError, MigrateError
+from migrate.filecopy import FileCopier, FileStepResult
 from migrate.fileundo import Op
+from migrate.plan import load_plan
+from migrate.runner import Endpoints
+from migrate.state import State
 
 PAST = 1_600_000_000_000_000_000
 SECRET_VAR = "MT_ROLLBACK_S3_SECRET"
@@ -391,7 +399,7 @@ def write(root: Path, rel: str, data: bytes, mtime_ns: int) -> None:
     os.utime(path, ns=(mtime_ns, mtime_ns))
 
 
-def file_plan(tmp_path: Path, target: Target) -> Path:
+def file_plan(tmp_path: Path, target: Target, deletes: str = "propagate") -> Path:
     plan = tmp_path / "rollback.toml"
     plan.write_text(
         f"""version = 1
@@ -405,7 +413,7 @@ name = "share"
 source = "src"
 target = "dst"
 mode = "full+incremental"
-deletes = "propagate"
+deletes = "{deletes}"
 empty_dirs = "keep"
 workers = 4
 validate = []
@@ -484,6 +492,8 @@ def test_rollback_of_a_first_sync_leaves_the_target_empty(
     }
     if kind != "s3":  # SeaweedFS turns a backslash in a key into a slash
         tree["back\\slash.txt"] = b"a backslash"
+    if kind in ("file", "nfs3"):  # (an sftp batch leaves such a name to the tool)
+        tree["-n/new\nline $(x) `y`.txt"] = b"a line break, a leading dash, shell specials"
     for i, (rel, data) in enumerate(tree.items()):
         write(src, rel, data, PAST + i)
     (src / "kept" / "empty").mkdir(parents=True)
@@ -734,10 +744,17 @@ def test_ops_of_each_record_and_what_cannot_be_scripted(sftp_server: dict[str, s
         assert fileundo.cleanup_ops({**rec, "action": action}) == []
     with pytest.raises(MigrateError, match="'drop_table' is not a file undo action"):
         fileundo.undo_ops({**rec, "action": "drop_table"})
-    # a name with a line break cannot go in an sftp batch (the tool undoes it itself)
+    # a name with a line break cannot go in an sftp batch: the script leaves it out and
+    # says so (the tool undoes it itself); the other operations are in the batch
     endpoint = SFTPEndpoint("dst", sftp_server["url"], {}, base_dir=Path("/nonexistent"))
+    text = fileundo.shell_script(
+        [Op("delete", "two\nlines.txt", why="x\ny"), Op("delete", "one.txt")], endpoint
+    )
+    assert "lines.txt" not in text.split("<<")[1] and '-rm "' in text.split("<<")[1]
+    assert "#   x?y\n" in text
+    assert "echo 'note: 1 operation(s) on names with a line break are not in this" in text
     with pytest.raises(ConnectorError, match="holds a line break"):
-        fileundo.shell_script([Op("delete", "two\nlines.txt")], endpoint)
+        fileundo._sftp_quote("two\nlines.txt")
 
 
 # -- 4. through the command: the state is put back too -----------------------------------------
@@ -784,3 +801,386 @@ def test_migrate_rollback_undoes_a_run_and_the_next_run_does_it_again(
     code, out = rollback_json(plan, capsys)
     assert code == 0, out
     assert target.snapshot() == before
+
+
+# -- 5. a copy that fails after the target's copy was moved aside ------------------------------
+class _RemovedAtSource(Progress):
+    """A display that removes a source file as the copy starts, after both sides were
+    listed: someone deleting it at the source while the run goes on."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def table_started(self, step: str, table: str, total: int | None, done: int) -> None:
+        self.path.unlink()
+
+
+def copier_run(plan_path: Path, progress: Progress) -> FileStepResult:
+    """One run of the plan's file step through :class:`FileCopier`, shown on ``progress``."""
+    plan = load_plan(plan_path)
+    state = State(plan.state_path, plan.name)
+    endpoints = Endpoints(plan, 1, dry_run=False)
+    try:
+        step = plan.steps[0]
+        run_id = state.start_run("test")
+        source, target = endpoints.get(step.source), endpoints.get(step.target)
+        copier = FileCopier(step, source, target, state, run_id, progress, threading.Event())
+        res = copier.run()
+        state.finish_run(run_id, res.status)
+        return res
+    finally:
+        endpoints.close()
+        state.close()
+
+
+def manifest(plan: Path) -> dict[str, tuple[int, str]]:
+    db = sqlite3.connect(plan.with_name("rollback-state.db"))
+    try:
+        return {p: (s, m) for p, s, m in db.execute("SELECT path, size, md5 FROM files")}
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_file_that_cannot_be_copied_keeps_its_previous_copy(
+    tmp_path: Path, make_target: Callable[[str], Target], capsys: Any, kind: str
+) -> None:
+    """An overwrite moves the target's copy aside first; when the new copy then fails
+    (the file is removed at the source during the run, and ``deletes = "ignore"`` keeps
+    it on the target), the previous copy is put back: the target and the manifest are
+    as before the run, and no record is left for a rollback to trip over."""
+    src = tmp_path / "src"
+    target = make_target(kind)
+    before = target.snapshot()
+    write(src, "a.txt", b"a v1", PAST)
+    write(src, "b.txt", b"b v1", PAST)
+    plan = file_plan(tmp_path, target, deletes="ignore")
+    code, result = run_json(plan, capsys)
+    assert code == 0, result
+    after_first, rows = target.snapshot(), manifest(plan)
+
+    write(src, "a.txt", b"a v2, longer", PAST + 10**9)
+    res = copier_run(plan, _RemovedAtSource(src / "a.txt"))
+    assert res.status == "failed" and [p for p, _ in res.failed] == ["a.txt"], res
+    assert "the previous copy was put back" in res.failed[0][1]
+    assert target.snapshot() == after_first  # a.txt v1, no backup folder
+    assert manifest(plan) == rows
+    assert [r["action"] for r in records(plan) if r["status"] is None] == [
+        "delete_file",
+        "delete_file",
+    ]  # the first run's; the move aside is recorded as undone by the run itself
+    code, result = run_json(plan, capsys)  # the next run leaves a.txt (deletes = "ignore")
+    assert code == 0, result
+    assert target.snapshot() == after_first
+    code, out = rollback_json(plan, capsys)
+    assert code == 0, out
+    assert target.snapshot() == before
+
+
+# -- 6. a run killed while it sets a file aside: resume, then roll back run by run ------------
+@pytest.mark.parametrize("point", ["before-aside:1", "during-put:1"])
+def test_a_run_killed_around_a_move_aside_resumes_and_rolls_back(
+    tmp_path: Path, make_target: Callable[[str], Target], capsys: Any, point: str
+) -> None:
+    """SIGKILL between recording a ``restore_file`` and the move (``before-aside``), or
+    between the move and the end of the put (``during-put``): the next run copies the
+    file, and rolling back that run and then the killed one gives back the first run's
+    file (nothing lost); a run after that copies the new content again."""
+    src = tmp_path / "src"
+    target = make_target("file")
+    write(src, "a.txt", b"a v1", PAST)
+    plan = file_plan(tmp_path, target)
+    plan.write_text(plan.read_text().replace("workers = 4", "workers = 1"))
+    code, result = run_json(plan, capsys)
+    assert code == 0, result
+    after_first = target.snapshot()
+
+    write(src, "a.txt", b"a v2, a longer content", PAST + 10**9)
+    code, _out, err = run_cli(plan, "--quiet", env={"MIGRATE_FAILPOINT": point})
+    assert code == -signal.SIGKILL, err
+    (killed,) = {r["run_id"] for r in records(plan) if r["action"] == "restore_file"}
+    moved = point.startswith("during-put")
+    assert ("a.txt" in target.snapshot()[0]) is not moved
+    code, result = run_json(plan, capsys)  # resume
+    assert code == 0, result
+    resumed = result["run_id"]
+    assert without_backups(target.snapshot()) == {"a.txt": _sha(b"a v2, a longer content")}
+
+    capsys.readouterr()
+    code = main(["rollback", str(plan), "--run", str(killed)])
+    assert code == 2  # the later run goes first
+    assert f"run {resumed} changed step share after it" in capsys.readouterr().err
+    code, out = rollback_json(plan, capsys, "--run", str(resumed))
+    assert code == 0, out
+    code, out = rollback_json(plan, capsys, "--run", str(killed))
+    assert code == 0, out
+    assert bool(out["notes"]) is not moved  # the move never made: noted
+    assert target.snapshot() == after_first
+    code, result = run_json(plan, capsys)
+    assert code == 0, result
+    assert result["steps"][0]["files"]["copied"] == 1
+    assert without_backups(target.snapshot()) == {"a.txt": _sha(b"a v2, a longer content")}
+    code, out = rollback_json(plan, capsys)
+    assert code == 0, out
+    assert target.snapshot() == ({}, frozenset())
+
+
+# -- 7. sftp batches: names sftp would read as flags, names that hold a line break -------------
+class HomeSFTPTarget(SFTPTarget):
+    """An sftp target named relative to the login folder (``sftp://user@host/~/NAME``;
+    the test server's login folder is the folder it serves)."""
+
+    def __init__(self, root: Path, scripts: Path, server: dict[str, str], base: Path) -> None:
+        super().__init__(root, scripts, server, base)
+        netloc = urlsplit(server["url"]).netloc
+        self.url = f"sftp://{netloc}/~/{root.relative_to(base).as_posix()}"
+        self.connection = (
+            f"{{ url = {_toml(self.url)}, key_file = {_toml(server['key'])},"
+            f" known_hosts = {_toml(server['known_hosts'])} }}"
+        )
+
+    def copy(self) -> HomeSFTPTarget:
+        return HomeSFTPTarget(self._twin_root(), self.scripts, self.server, self.owner)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def home_sftp(tmp_path: Path, sftp_server: dict[str, str]) -> Iterator[HomeSFTPTarget]:
+    """A fresh folder ``-rb-<tag>`` in the sftp login folder (its name starts with '-')."""
+    base = Path(sftp_server["dir"])
+    root = base / f"-rb-{uuid.uuid4().hex[:10]}"
+    root.mkdir()
+    st = base.stat()
+    os.chown(root, st.st_uid, st.st_gid)
+    (tmp_path / "scripts").mkdir()
+    yield HomeSFTPTarget(root, tmp_path / "scripts", sftp_server, base)
+    _remove(root)
+
+
+def test_an_sftp_batch_never_passes_a_name_sftp_reads_as_a_flag(
+    tmp_path: Path, home_sftp: HomeSFTPTarget, capsys: Any
+) -> None:
+    """Relative to the login folder, a path starting with '-' is an option to sftp's
+    rm, rename, mkdir and rmdir ("Invalid flag"): every path in the batch starts with
+    ``./`` or ``/``. Deletes, a move back over a file and folders, by the tool and by
+    the script, give back the target before the run."""
+    target = home_sftp
+    target.plant("-lead.txt", b"the target's own")
+    target.plant_dir("-kept")
+    before = target.snapshot()
+    src = tmp_path / "src"
+    write(src, "-lead.txt", b"ours", PAST)
+    write(src, "-d/-x.txt", b"x", PAST)
+    (src / "-e").mkdir()
+    plan = file_plan(tmp_path, target)
+    code, result = run_json(plan, capsys)
+    assert code == 0, result
+    recs = records(plan)
+    assert sorted(r["action"] for r in recs) == [
+        "delete_dir",
+        "delete_file",
+        "restore_file",
+    ]
+    text = roll_back_both(target, target.copy(), recs, before)
+    assert '-rm "./-rb-' in text and 'rename "./-rb-' in text
+
+
+def test_a_name_with_a_line_break_is_rolled_back_by_the_tool_and_noted_in_the_batch(
+    tmp_path: Path, home_sftp: HomeSFTPTarget, capsys: Any
+) -> None:
+    """A name holding a line break cannot be written in an sftp batch: the script leaves
+    it out with a note, and ``migrate rollback`` still undoes everything."""
+    target = home_sftp
+    src = tmp_path / "src"
+    write(src, "two\nlines.txt", b"a", PAST)
+    write(src, "one line.txt", b"b", PAST)
+    plan = file_plan(tmp_path, target)
+    code, result = run_json(plan, capsys)
+    assert code == 0, result
+    assert without_backups(target.snapshot()) == {
+        "two\nlines.txt": _sha(b"a"),
+        "one line.txt": _sha(b"b"),
+    }
+    code, out = rollback_json(plan, capsys)
+    assert code == 0, out
+    assert target.snapshot() == ({}, frozenset())
+    (script,) = out["scripts"].values()
+    text = Path(script).read_text(encoding="utf-8")
+    assert "names with a line break are not in this batch" in text
+    assert '-rm "./-rb-' in text and "one line.txt" in text
+
+
+# -- 8. S3: a move is a server-side copy, then a delete -------------------------------------
+def test_an_s3_move_of_an_object_past_the_single_copy_limit_keeps_it_whole(
+    make_target: Callable[[str], Target],
+) -> None:
+    """An object larger than one CopyObject may copy (5 GiB on S3; made 5 MiB here) is
+    moved by a multipart UploadPartCopy: the same bytes and the same Content-Type, as
+    one restored by a rollback must be."""
+    target = make_target("s3")
+    assert isinstance(target, S3Target)
+    endpoint = target.endpoint()
+    try:
+        endpoint.provider = dataclasses.replace(endpoint.provider, max_single_put=5 << 20)
+        data = os.urandom((12 << 20) + 5)
+        key = f"{target.prefix}/v/clip.mp4"
+        target.admin.put_object(
+            Bucket=target.bucket, Key=key, Body=data, ContentType="video/x-migrate-test"
+        )
+        endpoint.move("v/clip.mp4", f"{BACKUP_DIR}/r/v/clip.mp4")
+        endpoint.move(f"{BACKUP_DIR}/r/v/clip.mp4", "v/clip.mp4")
+    finally:
+        endpoint.close()
+    assert target.snapshot() == ({"v/clip.mp4": _sha(data)}, frozenset())
+    after = target.admin.head_object(Bucket=target.bucket, Key=key)
+    assert after["ContentType"] == "video/x-migrate-test"
+
+
+def test_a_folder_where_a_file_goes_back_stops_the_tool_and_the_script(tmp_path: Path) -> None:
+    """A folder made since at the path of a file to put back: the tool's move fails and
+    the script stops, both leaving the folder and the backup as they are (``mv`` alone
+    would put the file inside the folder)."""
+    ops = [Op("move", f"{BACKUP_DIR}/r/a.txt", "a.txt", why="put back a.txt")]
+    roots = [tmp_path / "tool", tmp_path / "script"]
+    for root in roots:
+        (root / BACKUP_DIR / "r").mkdir(parents=True)
+        (root / BACKUP_DIR / "r" / "a.txt").write_bytes(b"kept")
+        (root / "a.txt").mkdir()
+        (root / "a.txt" / "theirs.txt").write_bytes(b"someone's")
+    snap = LocalTarget(roots[0], tmp_path).snapshot()
+    with pytest.raises(ConnectorError):
+        fileundo.apply_ops(LocalEndpoint("dst", f"file://{roots[0]}", {}, base_dir=roots[0]), ops)
+    assert LocalTarget(roots[0], tmp_path).snapshot() == snap
+    path = tmp_path / "undo.sh"
+    twin = LocalTarget(roots[1], tmp_path)
+    path.write_text(fileundo.shell_script(ops, twin.endpoint()), encoding="utf-8")
+    proc = subprocess.run(["sh", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 1 and "a.txt is a folder: cannot put" in proc.stderr
+    assert twin.snapshot() == snap
+
+
+# -- 9. a path deleted and made again as the other kind, in one run --------------------------
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_file_that_becomes_a_folder_and_back_rolls_back_run_by_run(
+    tmp_path: Path, make_target: Callable[[str], Target], capsys: Any, kind: str
+) -> None:
+    """``x`` a file, then a folder holding ``x/y`` (the file is kept aside by the
+    propagated delete, then the folder made), then a file again: each run rolled back
+    on its own gives back what the run before left."""
+    src = tmp_path / "src"
+    target = make_target(kind)
+    write(src, "x", b"x as a file", PAST)
+    plan = file_plan(tmp_path, target)
+    snaps = [target.snapshot()]
+    runs = []
+    for change in (
+        lambda: ((src / "x").unlink(), write(src, "x/y", b"y in folder x", PAST)),
+        lambda: (shutil.rmtree(src / "x"), write(src, "x", b"x a file again", PAST)),
+        None,
+    ):
+        code, result = run_json(plan, capsys)
+        assert code == 0, result
+        runs.append(result["run_id"])
+        snaps.append(target.snapshot())
+        if change is not None:
+            change()
+    assert without_backups(snaps[1]) == {"x": _sha(b"x as a file")}
+    assert without_backups(snaps[2]) == {"x/y": _sha(b"y in folder x")}
+    assert without_backups(snaps[3]) == {"x": _sha(b"x a file again")}
+    for run_id, expected in zip(reversed(runs), reversed(snaps[:-1]), strict=True):
+        code, out = rollback_json(plan, capsys, "--run", str(run_id))
+        assert code == 0 and out["notes"] == [], out
+        assert target.snapshot() == expected
+
+
+def test_a_restore_record_of_an_older_version_forgets_the_manifest_row(
+    tmp_path: Path, make_target: Callable[[str], Target], capsys: Any
+) -> None:
+    """A ``restore_file`` record written before records kept the manifest row (its
+    detail ``{"backup", "overwritten"}``): once the file is put back, the run's row would
+    describe a file that is no longer there; it is forgotten, so the next run copies
+    the file again even when the file put back has the same size and mtime."""
+    src = tmp_path / "src"
+    target = make_target("file")
+    target.plant("a.txt", b"theirs")  # same size and mtime as the source's a.txt
+    os.utime(target.root / "a.txt", ns=(PAST, PAST))  # type: ignore[attr-defined]
+    write(src, "a.txt", b"ours!!", PAST)
+    plan = file_plan(tmp_path, target)
+    code, result = run_json(plan, capsys)
+    assert code == 0, result
+    (rec,) = [r for r in records(plan) if r["action"] == "restore_file"]
+    legacy = json.dumps({"backup": rec["detail"]["backup"], "overwritten": True})
+    db = sqlite3.connect(plan.with_name("rollback-state.db"))
+    with db:
+        db.execute("UPDATE undo SET detail=? WHERE id=?", (legacy, rec["id"]))
+    db.close()
+    code, out = rollback_json(plan, capsys)
+    assert code == 0, out
+    assert (target.root / "a.txt").read_bytes() == b"theirs"  # type: ignore[attr-defined]
+    assert manifest(plan) == {}
+    code, result = run_json(plan, capsys)
+    assert code == 0 and result["steps"][0]["files"]["copied"] == 1, result
+    assert without_backups(target.snapshot()) == {"a.txt": _sha(b"ours!!")}
+
+
+# -- 10. no secret in a script ----------------------------------------------------------------
+def test_scripts_and_output_hold_no_password_or_key(
+    tmp_path: Path, make_target: Callable[[str], Target], capsys: Any
+) -> None:
+    """An sftp target whose password is in its URL and an S3 target whose secret key
+    comes from the environment: the rollback and cleanup scripts and what the commands
+    print name the places, never the password, the secret key or the access key."""
+    src = tmp_path / "src"
+    write(src, "a.txt", b"a", PAST)
+    sftp = make_target("sftp")
+    s3 = make_target("s3")
+    assert isinstance(sftp, SFTPTarget) and isinstance(s3, S3Target)
+    sftp.plant("a.txt", b"theirs")  # a backup, so cleanup has a script too
+    s3.plant("a.txt", b"theirs")
+    parts = urlsplit(sftp.url)
+    password = sftp.server["password"]
+    netloc = f"{parts.username}:{quote(password, safe='')}@{parts.hostname}:{parts.port}"
+    with_password = parts._replace(netloc=netloc).geturl()
+    plan = tmp_path / "secrets.toml"
+    plan.write_text(
+        f"""version = 1
+name = "secrets"
+state = "rollback-state.db"
+[connections]
+src = {{ url = {_toml(f"file://{src}")} }}
+box = {{ url = {_toml(with_password)}, known_hosts = {_toml(sftp.server["known_hosts"])} }}
+bucket = {s3.connection}
+[[steps]]
+name = "to-sftp"
+source = "src"
+target = "box"
+validate = []
+[[steps]]
+name = "to-s3"
+source = "src"
+target = "bucket"
+validate = []
+""",
+        encoding="utf-8",
+    )
+    code, result = run_json(plan, capsys)
+    assert code == 0, json.dumps(result, indent=1)
+    secrets_ = [
+        password,
+        quote(password, safe=""),
+        s3.server["secret_key"],
+        s3.server["access_key"],
+    ]
+    for argv in (["rollback", "--dry-run"], ["cleanup", "--dry-run"], ["rollback"]):
+        capsys.readouterr()
+        code = main([argv[0], str(plan), *argv[1:]])
+        out = capsys.readouterr()
+        assert code == 0, out
+        texts = [out.out, out.err]
+        folder = plan.with_name(f"rollback-state.{argv[0]}")
+        texts += [p.read_text(encoding="utf-8") for p in folder.rglob("*.*")]
+        assert len(texts) >= 4
+        for text in texts:
+            for secret in secrets_:
+                assert secret not in text
+    assert sftp.snapshot()[0] == {"a.txt": _sha(b"theirs")}
+    assert s3.snapshot()[0] == {"a.txt": _sha(b"theirs")}

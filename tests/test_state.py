@@ -62,7 +62,7 @@ def test_chinese_text_is_stored_readably() -> None:
     assert "客户" in encode_key(("客户",))  # type: ignore[operator]
 
 
-def test_new_state_has_schema_version_5_and_its_plan(tmp_path: Path) -> None:
+def test_new_state_has_schema_version_6_and_its_plan(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "state.db"
     state = State(path, "erp")
     state.close()
@@ -71,7 +71,7 @@ def test_new_state_has_schema_version_5_and_its_plan(tmp_path: Path) -> None:
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     db.close()
     assert SCHEMA_VERSION == 6
-    assert meta == {"schema_version": "5", "plan": "erp"}
+    assert meta == {"schema_version": "6", "plan": "erp"}
     assert {
         "meta",
         "runs",
@@ -121,9 +121,13 @@ def test_version_1_state_is_upgraded_keeping_its_progress(tmp_path: Path) -> Non
     assert state.manifest("share")["a/b.txt"]["size"] == 3
     state.set_file_step("share", status="done")
     assert state.file_step("share")["status"] == "done"
+    undo = state.record_undo(1, "db", "dst", "drop_table", "orders", {"source_table": "orders"})
+    assert [r["id"] for r in state.undo_records()] == [undo]  # schema 6: undo.status
+    state.mark_undo([undo], "undone")
+    assert state.undo_records() == [] and not state.created_by_us("db", "dst", "orders")
     state.close()
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("5",)
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("6",)
     db.close()
 
 
@@ -141,7 +145,7 @@ def test_state_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StateError) as info:
         State(path, "erp")
     assert str(info.value) == (
-        f"{path} was written by a newer migrate (state schema 99, this one reads up to 5)"
+        f"{path} was written by a newer migrate (state schema 99, this one reads up to 6)"
     )
     assert info.value.exit_code == 1
     db = sqlite3.connect(path)  # and it is left as it was

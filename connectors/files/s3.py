@@ -1162,14 +1162,23 @@ class S3Endpoint:
         self._call("create directory", key + "/", "PUT", body=b"")
 
     def move(self, path: str, new_path: str) -> None:
-        """Server-side copy to ``new_path``, then delete ``path``."""
+        """Server-side copy to ``new_path``, then delete ``path``. The object keeps its
+        Content-Type also past the provider's single-copy limit (5 GiB on S3), where the
+        copy is a multipart UploadPartCopy (which copies no metadata by itself)."""
         key = self._writable_key("move", path)
         self._writable_key("move to", new_path)
         response = self._head(key)
         if response is None:
             raise ConnectorError(f"{self.name}: cannot move {self._where(key)}: not found")
         size = int(response.headers.get("content-length") or 0)
-        self._copy(self.bucket, key, self._key(new_path), size, DEFAULT_PART_SIZE)
+        self._copy(
+            self.bucket,
+            key,
+            self._key(new_path),
+            size,
+            DEFAULT_PART_SIZE,
+            content_type=response.headers.get("content-type"),
+        )
         self._delete_key(key)
 
     # -- server-side copies ---------------------------------------------------------------
@@ -1191,8 +1200,16 @@ class S3Endpoint:
         return self._copy(other.bucket, other._key(path), key, size, part_size)
 
     def _copy(
-        self, src_bucket: str, src_key: str, key: str, size: int, part_size: int
+        self,
+        src_bucket: str,
+        src_key: str,
+        key: str,
+        size: int,
+        part_size: int,
+        content_type: str | None = None,
     ) -> PutResult:
+        """Copy inside the store (see :meth:`copy_from`); ``content_type``: the source's,
+        given to a multipart copy (a single CopyObject copies the source's metadata)."""
         source = "/" + _uri_encode(f"{src_bucket}/{src_key}", "-_.~/")
         headers = self._upload_headers()
         if size <= self.provider.max_single_put:
@@ -1207,6 +1224,8 @@ class S3Endpoint:
             return PutResult(size=size, etag=_etag(_child_text(root, "ETag")))
         ps = effective_part_size(size, part_size or DEFAULT_PART_SIZE, self.capabilities)
         ps = min(ps, self.provider.max_part_size)
+        if content_type:
+            headers["content-type"] = content_type
         upload_id = self._start_upload("start copy to", key, headers)
         try:
             xml = []
