@@ -15,16 +15,25 @@ Contracts:
   table, and later runs find it by its ``drop_backup_table`` record. Its columns are
   ``migrate_undo`` (BIGINT NOT NULL: the undo record's id), ``migrate_op`` (CHAR(1) NOT
   NULL) and every column of the table with the same type, NULL-able, without keys,
-  indexes, defaults or identity (:func:`backup_schema`). ``migrate_op`` is ``u`` for a
-  row as it was before an upsert changed it, ``i`` for the key of a row an upsert added
-  (the other columns NULL) and ``d`` for a row as it was before it was deleted, emptied
-  or replaced.
+  indexes, defaults or identity (:func:`backup_schema`; an engine whose portable types
+  do not hold each of its own types exactly writes the native type: PostgreSQL's json,
+  timetz, interval, inet, arrays, ... go through a backup table unchanged).
+  ``migrate_op`` is ``u`` for a row as it was before an upsert changed it, ``i`` for
+  the key of a row an upsert added (the other columns NULL), ``d`` for a row as it was
+  before it was deleted, emptied or replaced, and ``m`` for the mark of a whole-table
+  change (below).
 - It is created the first time a record needs it, after its ``drop_backup_table`` record
   (undo and ``migrate cleanup`` drop it); a column the table gained since is added to it.
 - No row is kept for a table this very run created (``drop_table``) or emptied
   (``emptied_table``): undoing that undoes every later change of the run to it.
 - Upserts keep only the rows that will change (an overlap re-read of an unchanged row
   keeps nothing) and record ``restore_rows`` only when some row changes.
+- Emptying or dropping a whole table (``emptied_table``, ``replaced_table``) also writes
+  a mark (op ``m``, every table column NULL) in the transaction that copies its rows:
+  the record is written before the change, so a run killed or failed between the two
+  leaves a record whose change never happened, and its undo (which deletes or drops
+  the table's rows) must then do nothing. Such records carry ``"marked": true``; their
+  undo runs only when the mark is there (each engine's ``undo_statements``).
 """
 
 from __future__ import annotations
@@ -42,6 +51,8 @@ from migrate.state import State
 BACKUP_PREFIX = "migrate_bak_"
 UNDO_COLUMN = "migrate_undo"
 OP_COLUMN = "migrate_op"
+#: ``migrate_op`` of the row saying a whole-table change committed (see the contract)
+MARK_OP = "m"
 
 
 def backup_name(target: Any, table: str, n: int = 1) -> str:
@@ -86,6 +97,11 @@ class RowBackup:
     def undo_id(self) -> int:
         if self._id is None:
             self._id = self.record()
+        return self._id
+
+    @property
+    def recorded(self) -> int | None:
+        """The record's id once :meth:`undo_id` wrote it, else None."""
         return self._id
 
 
@@ -156,12 +172,12 @@ class TableBackup:
                 {"table": self.table, "source_table": self.source_table},
             )
         if not exists:
-            self.target.create_table(backup_schema(self.name, live))
+            self.target.create_backup_table(self.name, live)
         else:
             have = set(self.target.read_schema(self.name).column_names)
             missing = [c for c in backup_schema(self.name, live).columns if c.name not in have]
             if missing:
-                self.target.add_columns(self.name, missing)
+                self.target.add_backup_columns(self.name, self.table, missing)
         self._schema = live
         return live
 
@@ -193,7 +209,7 @@ class TableBackup:
 
     def _whole(self, action: str, **more: Any) -> RowBackup:
         live = self.ensure()
-        detail = self._detail(**more)
+        detail = self._detail(**more, marked=True)
         rb = RowBackup(
             self.name,
             live.column_names,

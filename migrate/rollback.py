@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import signal
 import threading
 from collections.abc import Iterator
@@ -251,7 +252,12 @@ def write_scripts(
                 lines.append(
                     f"-- #{r['id']} run {r['run_id']}, step {comment(r['step'])}: {comment(a.what)}"
                 )
-                lines.extend(s.rstrip().rstrip(";") + ";" for s in a.statements)
+                for stmt in a.statements:
+                    body = stmt.rstrip()
+                    if re.match(r"(?is)\s*(BEGIN|DECLARE)\b", body):  # PL/SQL: ends at "/"
+                        lines.extend([body if body.endswith(";") else body + ";", "/"])
+                    else:
+                        lines.append(body.rstrip(";") + ";")
                 lines.append("")
             text = "\n".join(lines).rstrip("\n") + "\n"
         else:

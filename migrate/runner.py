@@ -507,7 +507,10 @@ class Runner:
         jobs = [build_job(self.plan, step, schema, source, target, run_id) for schema in schemas]
         if self.pilot is not None:
             jobs = [
-                replace(j, chunk_rows=self.pilot, max_chunks=1, count_chunks=True) for j in jobs
+                # a keyless table's "range" is the whole table: its pilot rows are counted
+                # as read and written
+                replace(j, chunk_rows=self.pilot, max_chunks=1, count_chunks=bool(j.key))
+                for j in jobs
             ]
         results = {
             j.source_schema.name: TableResult(
@@ -894,11 +897,13 @@ class Runner:
             return True  # resume
         if target.table_exists(tname):
             ours = self.state.created_by_us(step.name, step.target, tname)
-            # a table the plan did not create keeps its rows (and schema) for rollback
+            # a table the plan did not create keeps its rows (and schema) for rollback;
+            # so does one an earlier run created (--restart, a copy reset by a rollback):
+            # the undo of that run's changes needs it back as this run found it
             keep = TableBackup(self.state, job.run_id, step.name, step.target, target, tname, name)
-            if ours:
+            if ours and not keep.needed:  # this very run created it: its drop undoes all
                 target.drop_table(tname)
-            elif step.if_exists == "replace":
+            elif ours or step.if_exists == "replace":
                 keep.replace()
             elif step.if_exists == "truncate":
                 keep.empty()

@@ -1559,7 +1559,7 @@ def test_undo_statements_restore_rows_into_an_identity_table() -> None:
     assert emptied == [
         "DELETE FROM orders",
         "SET IDENTITY_INSERT orders ON",
-        f"{put_back} {BACKUP} WHERE migrate_undo = 12",
+        f"{put_back} {BACKUP} WHERE migrate_undo = 12 AND migrate_op = 'd'",
         "SET IDENTITY_INSERT orders OFF",
         f"DELETE FROM {BACKUP} WHERE migrate_undo = 12",
     ]
@@ -1596,7 +1596,7 @@ def test_undo_statements_create_a_replaced_table_again() -> None:
         " Latin1_General_100_BIN2 NULL, \n\tamount DECIMAL(10, 2) NULL, \n\tPRIMARY KEY (id)\n)",
         "SET IDENTITY_INSERT orders ON",
         f"INSERT INTO orders (id, name, amount) SELECT id, name, amount FROM {BACKUP} WHERE"
-        " migrate_undo = 13",
+        " migrate_undo = 13 AND migrate_op = 'd'",
         "SET IDENTITY_INSERT orders OFF",
         "CREATE UNIQUE INDEX ix_name ON orders (name) WHERE name IS NOT NULL",
         "ALTER TABLE orders ADD CONSTRAINT fk_amount FOREIGN KEY (amount) REFERENCES rates (v)",
@@ -1613,6 +1613,27 @@ def test_undo_statements_create_a_replaced_table_again() -> None:
         ep.undo_statements({"id": 1, "action": "restore_watermark", "object": "o", "detail": {}})
         == []
     )
+
+
+def test_a_table_named_like_an_alias_is_not_hidden_by_it() -> None:
+    """Inside ``EXISTS (SELECT ... AS b ...)`` the alias ``b`` hides a table named b:
+    ``b.id = b.id`` would match, and delete, every row. Such a table gets another alias."""
+    ep, rec = endpoint()
+    plain(ep, "b", "k")
+    for name in ("b", "k"):
+        ep.delete_keys(name, ("id", "n"), [(1, 2)])
+    two = ep.undo_statements(_undo("restore_rows", obj="b", key=["id", "n"]))
+    assert sql_of(rec) == [
+        "DELETE FROM b WHERE EXISTS (SELECT 1 FROM (VALUES (?, ?)) AS k (id, n) WHERE"
+        " k.id = b.id AND k.n = b.n)",
+        "DELETE FROM k WHERE EXISTS (SELECT 1 FROM (VALUES (?, ?)) AS k_k (id, n) WHERE"
+        " k_k.id = k.id AND k_k.n = k.n)",
+    ]
+    assert two[0] == (
+        f"DELETE FROM b WHERE EXISTS (SELECT 1 FROM {BACKUP} AS b_b WHERE b_b.migrate_undo"
+        " = 12 AND b_b.id = b.id AND b_b.n = b.n)"
+    )
+    parses(two[0])
 
 
 # -- TIME values that are not a time of day -------------------------------------------------

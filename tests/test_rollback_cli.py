@@ -531,3 +531,36 @@ def test_a_backup_table_two_steps_share_is_kept_until_neither_needs_it(
     code, result = cli_json(capsys, "rollback", str(plan))  # a's drop of the backup table
     assert code == 0, result
     assert rows() == before
+
+
+def test_sql_scripts_end_plsql_blocks_with_a_slash(tmp_path: Path) -> None:
+    """Oracle before 23ai drops a table in a PL/SQL block: SQL*Plus runs it at a "/"
+    line; plain statements end with ";"."""
+    from migrate.rollback import Action, write_scripts
+
+    (tmp_path / "p.toml").write_text(
+        'version = 1\nname = "p"\n[connections]\nora = { url = "sqlite:///x.db" }\n'
+        'src = { url = "sqlite:///y.db" }\n[[steps]]\nname = "s"\nsource = "src"\n'
+        'target = "ora"\ntables = ["*"]\n',
+        encoding="utf-8",
+    )
+    plan = load_plan(tmp_path / "p.toml")
+
+    class Target:  # what write_scripts asks of a database endpoint
+        def describe(self) -> str:
+            return "Oracle 19c"
+
+        def undo_statements(self, record: dict[str, Any]) -> list[str]:
+            return []
+
+    class Endpoints:
+        def get(self, name: str) -> Target:
+            return Target()
+
+    record = {"id": 3, "run_id": 1, "step": "s", "connection": "ora", "action": "drop_table"}
+    block = "BEGIN EXECUTE IMMEDIATE 'DROP TABLE \"T\"'; EXCEPTION WHEN OTHERS THEN NULL; END;"
+    action = Action(record, "drop table T", "sql", statements=[block, 'DELETE FROM "B"'])
+    (path,) = write_scripts(plan, "rollback", [action], Endpoints()).values()
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    at = lines.index(block)
+    assert lines[at + 1 : at + 3] == ["/", 'DELETE FROM "B";']

@@ -312,7 +312,7 @@ def test_undoing_a_truncating_load_puts_the_old_rows_back(
     assert (emptied["object"], emptied["detail"]["source_table"]) == ("orders", "orders")
     backup = emptied["detail"]["backup"]
     assert backup == "migrate_bak_orders"
-    assert kept(dst, backup) == {(emptied["id"], "d"): 3}
+    assert kept(dst, backup) == {(emptied["id"], "d"): 3, (emptied["id"], "m"): 1}
     undo(plan)
     assert contents(dst) == before
 
@@ -345,7 +345,10 @@ def test_undoing_a_replacing_load_creates_the_old_table_again(
     assert [c[0] for c in shape(dst, "orders")["columns"]] == ["id", "name", "amount", "updated_at"]
     (replaced,) = [r for r in records(plan) if r["action"] == "replaced_table"]
     assert [c["name"] for c in replaced["detail"]["schema"]["columns"]] == ["id", "label", "score"]
-    assert kept(dst, replaced["detail"]["backup"]) == {(replaced["id"], "d"): 3}
+    assert kept(dst, replaced["detail"]["backup"]) == {
+        (replaced["id"], "d"): 3,
+        (replaced["id"], "m"): 1,
+    }
     statements = undo(plan)
     assert contents(dst) == before
     assert shape(dst, "orders") == old_shape
@@ -391,9 +394,10 @@ def test_undoing_catch_up_passes_restores_each_earlier_state(
     code, result = run_json(plan, capsys)
     assert_done(code, result)
     loaded = contents(dst)
-    # the load kept the row it emptied away, and nothing of the table it created
+    # the load kept the row it emptied away (and the mark that it did), and nothing of
+    # the table it created
     assert {t for t in loaded if t.startswith("migrate_bak_")} == {"migrate_bak_orders"}
-    assert len(loaded["migrate_bak_orders"]) == 1
+    assert sorted(r[1] for r in loaded["migrate_bak_orders"]) == ["d", "m"]
 
     change_source(mysql_db)
     code, result = run_json(plan, capsys)
@@ -643,3 +647,342 @@ def test_a_record_of_state_schema_5_is_restored_from_the_state(
         2: ("kept", Decimal("2.50")),
         3: ("deleted", None),
     }
+
+
+# -- a change that never committed ---------------------------------------------------------
+PROTECT = {
+    "sqlite": [
+        "CREATE TRIGGER orders_keep BEFORE DELETE ON orders BEGIN"
+        " SELECT RAISE(ABORT, 'orders are protected'); END"
+    ],
+    "pg": [
+        "CREATE FUNCTION orders_keep() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN RAISE EXCEPTION 'orders are protected'; END $$",
+        "CREATE TRIGGER orders_keep BEFORE DELETE ON orders FOR EACH ROW"
+        " EXECUTE FUNCTION orders_keep()",
+    ],
+    "mysql2": [
+        "CREATE TRIGGER orders_keep BEFORE DELETE ON orders FOR EACH ROW"
+        " SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'orders are protected'"
+    ],
+}
+
+
+@pytest.mark.parametrize("side", ["sqlite", "pg", "mysql2"])
+def test_an_emptying_that_never_committed_is_not_undone(
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    mysql_db: str,
+    capsys: pytest.CaptureFixture[str],
+    side: str,
+) -> None:
+    """The ``emptied_table`` record is written before the table is emptied: a run that
+    fails (here a trigger refuses the DELETE; a killed run is the same) leaves a record
+    whose change never happened. Undoing it must not empty the table: after the next run
+    emptied and loaded it for real, undoing both runs gives the old rows back."""
+    dst = target_url(side, request, tmp_path)
+    seed(mysql_db, lines_for=0)
+    execute(mysql_db, "DROP TABLE `lines`")
+    execute(
+        dst,
+        "CREATE TABLE orders (id INT NOT NULL PRIMARY KEY, name VARCHAR(40) NOT NULL,"
+        " amount DECIMAL(10,2) NULL, updated_at TIMESTAMP NOT NULL)",
+        f"INSERT INTO orders VALUES (1, 'mine', 0.50, '{ts(0)}'), (2, 'mine', NULL, '{ts(1)}')",
+        *PROTECT[side],
+    )
+    before = contents(dst)
+    plan = plan_file(tmp_path, mysql_db, dst, 'mode = "full"\nif_exists = "truncate"\n')
+    code, result = run_json(plan, capsys)
+    assert code != 0 and "protected" in json.dumps(result), result
+    assert contents(dst)["orders"] == before["orders"]
+    (never,) = [r for r in records(plan) if r["action"] == "emptied_table"]
+    execute(dst, "DROP TRIGGER orders_keep" + (" ON orders" if side == "pg" else ""))
+    assert_done(*run_json(plan, capsys))
+    assert len(contents(dst)["orders"]) == 60
+    statements = undo(plan)
+    assert contents(dst) == before
+    assert f"-- nothing to undo: the emptying of orders (#{never['id']})" in "\n".join(statements)
+
+
+def test_a_replacement_that_never_committed_is_not_undone(
+    tmp_path: Path, mysql_db: str, pg_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``if_exists = "replace"`` on a table another table refers to: PostgreSQL refuses
+    the DROP and the copy of its rows rolls back with it. Undoing that record must not
+    drop the table and create it again empty."""
+    seed(mysql_db, lines_for=0)
+    execute(mysql_db, "DROP TABLE `lines`")
+    execute(
+        pg_db,
+        "CREATE TABLE orders (id INT NOT NULL PRIMARY KEY, label VARCHAR(30) NOT NULL)",
+        "INSERT INTO orders VALUES (1, 'a'), (2, 'b')",
+        "CREATE TABLE notes (id INT PRIMARY KEY, order_id INT"
+        " CONSTRAINT notes_order REFERENCES orders (id))",
+    )
+    plan = tmp_path / "rb.toml"
+    plan_file(tmp_path, mysql_db, pg_db, 'mode = "full"\nif_exists = "replace"\n')
+    plan.write_text(
+        plan.read_text(encoding="utf-8").replace('tables = ["*"]', 'tables = ["orders"]'),
+        encoding="utf-8",
+    )
+    before = contents(pg_db)
+    code, result = run_json(plan, capsys)
+    assert code != 0 and "depend" in json.dumps(result), result
+    assert contents(pg_db) == {**before, "migrate_bak_orders": []}
+    execute(pg_db, "ALTER TABLE notes DROP CONSTRAINT notes_order")
+    assert_done(*run_json(plan, capsys))
+    assert len(contents(pg_db)["orders"]) == 60
+    undo(plan)
+    assert contents(pg_db) == before
+
+
+@pytest.mark.parametrize("side", ["sqlite", "pg", "mysql2"])
+def test_undoing_a_restarted_copy_gives_back_the_table_it_dropped(
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    mysql_db: str,
+    capsys: pytest.CaptureFixture[str],
+    side: str,
+) -> None:
+    """``--restart`` drops a table an earlier run created and loads it again. Undoing
+    the restarted run gives the table back as that run found it (the catch-up run's
+    changes included), and undoing every run after it still works, newest first."""
+    dst = target_url(side, request, tmp_path)
+    seed(mysql_db)
+    plan = plan_file(
+        tmp_path,
+        mysql_db,
+        dst,
+        'mode = "full+incremental"\ncursor = "updated_at"\ndeletes = "detect"\n',
+    )
+    assert_done(*run_json(plan, capsys))
+    change_source(mysql_db)
+    assert_done(*run_json(plan, capsys))
+    caught = contents(dst)
+    execute(mysql_db, f"UPDATE orders SET name = 'later', updated_at = '{ts(2000)}'")
+    code, result = run_json(plan, capsys, "--restart")
+    assert_done(code, result)
+    assert {r[1] for r in contents(dst)["orders"]} == {"later"}
+    undo(plan, result["run_id"])
+    assert contents(dst) == caught
+    undo(plan)
+    assert contents(dst) == {}
+
+
+@pytest.mark.parametrize("side", ["sqlite", "pg", "mysql2"])
+def test_a_table_named_like_an_alias_of_the_undo_keeps_its_other_rows(
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    mysql_db: str,
+    capsys: pytest.CaptureFixture[str],
+    side: str,
+) -> None:
+    """Tables named ``b`` and ``k``: the undo's statements name the backup table by an
+    alias, which must not hide the table itself (``b.id = b.id`` is true for every row)."""
+    dst = target_url(side, request, tmp_path)
+    for name in ("b", "k"):
+        execute(
+            mysql_db,
+            f"CREATE TABLE {name} (id INT NOT NULL, n INT NOT NULL, v VARCHAR(10) NOT NULL,"
+            " PRIMARY KEY (id, n))",
+            f"INSERT INTO {name} VALUES " + ", ".join(f"({i}, 1, 'v{i}')" for i in range(1, 21)),
+        )
+    plan = plan_file(
+        tmp_path, mysql_db, dst, 'mode = "full+incremental"\ncursor = "id"\ndeletes = "detect"\n'
+    )
+    assert_done(*run_json(plan, capsys))
+    loaded = contents(dst)
+    for name in ("b", "k"):
+        execute(
+            mysql_db, f"DELETE FROM {name} WHERE id = 3", f"INSERT INTO {name} VALUES (30, 1, 'x')"
+        )
+    code, result = run_json(plan, capsys)
+    assert_done(code, result)
+    assert len(contents(dst)["b"]) == 20
+    undo(plan, result["run_id"])
+    assert contents(dst) == loaded
+
+
+def test_a_postgresql_table_of_native_types_gets_every_value_back(
+    tmp_path: Path, mysql_db: str, pg_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The rows an emptying keeps go through the backup table: each column there is of
+    the table's own type, so json keeps its text (spacing, key order), timetz its offset,
+    and intervals, addresses, arrays, money and bit strings can be inserted back."""
+    seed(mysql_db, lines_for=0)
+    execute(mysql_db, "DROP TABLE `lines`")
+    execute(
+        pg_db,
+        "CREATE DOMAIN short_code AS varchar(5) CHECK (VALUE <> '')",
+        "CREATE TABLE orders (id INT NOT NULL PRIMARY KEY, name VARCHAR(40) NOT NULL,"
+        " amount NUMERIC(10,2), updated_at TIMESTAMP NOT NULL, doc json, at_tz timetz,"
+        " span interval, addr inet, tags int[], price money, flags bit(3), code short_code,"
+        ' word text COLLATE "C")',
+        "INSERT INTO orders VALUES (1, 'mine', 0.5, '2026-01-01', '{\"b\": 1,  \"a\": [1, 2]}',"
+        " '12:00:00.5+05:30', '1 day 02:03:04.5', '10.0.0.1/24', '{3,1,2}', 12.34, B'101',"
+        " 'ab', 'Zed')",
+    )
+    text_of = (
+        "SELECT id, doc::text, at_tz::text, span::text, addr::text, tags::text, price::text,"
+        " flags::text, code, word FROM orders ORDER BY id"
+    )
+
+    def rows() -> list[tuple[Any, ...]]:
+        eng = engine(pg_db)
+        try:
+            with eng.connect() as conn:
+                return [tuple(r) for r in conn.execute(sa.text(text_of))]
+        finally:
+            eng.dispose()
+
+    before, old_rows = contents(pg_db), rows()
+    plan = plan_file(tmp_path, mysql_db, pg_db, 'mode = "full"\nif_exists = "truncate"\n')
+    assert_done(*run_json(plan, capsys))
+    assert len(rows()) == 60
+    undo(plan)
+    assert rows() == old_rows
+    assert contents(pg_db) == before
+
+
+def test_rows_go_back_into_a_generated_always_identity(
+    tmp_path: Path, mysql_db: str, pg_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PostgreSQL refuses an explicit value for a ``GENERATED ALWAYS`` identity column
+    unless the INSERT says ``OVERRIDING SYSTEM VALUE``: the rows put back keep their ids."""
+    seed(mysql_db, lines_for=0)
+    execute(mysql_db, "DROP TABLE `lines`")
+    execute(
+        pg_db,
+        "CREATE TABLE orders (id INT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+        " name VARCHAR(40) NOT NULL, amount NUMERIC(10,2), updated_at TIMESTAMP NOT NULL)",
+        "INSERT INTO orders (name, updated_at) VALUES ('a', '2026-01-01'), ('b', '2026-01-02')",
+    )
+    before = contents(pg_db)
+    plan = plan_file(tmp_path, mysql_db, pg_db, 'mode = "full"\nif_exists = "truncate"\n')
+    assert_done(*run_json(plan, capsys))
+    assert len(contents(pg_db)["orders"]) == 60
+    undo(plan)
+    assert contents(pg_db) == before
+
+
+def test_a_replacement_mysql_could_not_drop_leaves_no_mark(
+    tmp_path: Path, mysql2_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MariaDB commits the copy of the rows before it runs the DROP (DDL commits): when
+    the DROP then fails, the copy and its mark go again, so undoing that record leaves
+    the table alone instead of dropping it and creating it again from its portable
+    schema (here a YEAR column would come back as SMALLINT)."""
+    from migrate.backup import TableBackup
+    from migrate.errors import ConnectorError
+    from migrate.registry import endpoint_class
+
+    execute(
+        mysql2_db,
+        "CREATE TABLE orders (id INT NOT NULL PRIMARY KEY, y YEAR NULL)",
+        "INSERT INTO orders VALUES (1, 2024), (2, NULL)",
+    )
+    before, old_shape = contents(mysql2_db), shape(mysql2_db, "orders")
+    state = State(tmp_path / "state.db", "rb")
+    run_id = state.start_run("run")
+    ep = endpoint_class(mysql2_db)("dst", mysql2_db, {}, base_dir=tmp_path)
+    try:
+        keep = TableBackup(state, run_id, "copy", "dst", ep, "orders", "orders")
+        monkeypatch.setattr(ep, "drop_table_sql", lambda table: "DROP TABLE no_such_table")
+        with pytest.raises(ConnectorError, match="no_such_table"):
+            keep.replace()
+        monkeypatch.undo()
+        assert contents(mysql2_db) == {**before, "migrate_bak_orders": []}
+        for row in state.undo_records():
+            rec = dict(zip(row.keys(), tuple(row), strict=True))
+            rec["detail"] = json.loads(rec["detail"]) if rec["detail"] else {}
+            ep.run_statements(ep.undo_statements(rec))
+    finally:
+        ep.close()
+        state.close()
+    assert contents(mysql2_db) == before
+    assert shape(mysql2_db, "orders") == old_shape
+
+
+def test_a_mysql_script_run_by_hand_keeps_an_id_of_zero(
+    tmp_path: Path, mysql_db: str, mysql2_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The tool's MySQL sessions keep an explicit 0 in an AUTO_INCREMENT column
+    (NO_AUTO_VALUE_ON_ZERO); the script says so too, so a DBA's client, in the server's
+    default sql_mode, puts row 0 back as 0 instead of giving it a new id."""
+    seed(mysql_db, lines_for=0)
+    execute(mysql_db, "DROP TABLE `lines`")
+    execute(
+        mysql2_db,
+        "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'",
+        "CREATE TABLE orders (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, name VARCHAR(40)"
+        " NOT NULL, amount DECIMAL(10,2) NULL, updated_at DATETIME(6) NOT NULL)",
+        f"INSERT INTO orders VALUES (0, 'zero', NULL, '{ts(0)}'), (7, 'seven', 1, '{ts(7)}')",
+    )
+    before = contents(mysql2_db)
+    plan = plan_file(tmp_path, mysql_db, mysql2_db, 'mode = "full"\nif_exists = "truncate"\n')
+    assert_done(*run_json(plan, capsys))
+    statements = undo(plan, by_hand=mysql2_db)
+    assert statements[0].startswith("SET time_zone = '+00:00', sql_mode = ")
+    assert contents(mysql2_db) == before
+
+
+@pytest.mark.parametrize("side", ["sqlite", "pg", "mysql2"])
+def test_edge_values_go_through_the_backup_table_unchanged(
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    mysql_db: str,
+    capsys: pytest.CaptureFixture[str],
+    side: str,
+) -> None:
+    """The edge table (extreme decimals and floats, microsecond date-times, 100,000
+    character text, a 1 MB blob, quotes and control characters, JSON), created natively
+    on the target and emptied by a load: every value it had comes back as it was."""
+    from edge_data import EDGE_NAMES, create_edge_table, read_rows
+
+    dst = target_url(side, request, tmp_path)
+    engine_name = {"sqlite": "sqlite", "pg": "postgresql", "mysql2": "mysql"}[side]
+    create_edge_table("mysql", mysql_db)
+    create_edge_table(engine_name, dst)
+    execute(dst, "DELETE FROM edge WHERE id = 2")  # not quite the source's rows
+    before = read_rows(dst, "edge", EDGE_NAMES, ["id"])
+    plan = plan_file(tmp_path, mysql_db, dst, 'mode = "full"\nif_exists = "truncate"\n')
+    assert_done(*run_json(plan, capsys))
+    assert read_rows(dst, "edge", EDGE_NAMES, ["id"]) != before
+    undo(plan)
+    assert read_rows(dst, "edge", EDGE_NAMES, ["id"]) == before
+
+
+@pytest.mark.parametrize("side", ["pg", "mysql2"])
+def test_a_script_run_by_hand_then_by_the_tool_changes_nothing_more(
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    mysql_db: str,
+    capsys: pytest.CaptureFixture[str],
+    side: str,
+) -> None:
+    """A DBA runs the rollback script by hand (the state does not know), then someone
+    runs ``migrate rollback``: the records are undone a second time, and an emptying
+    whose kept rows the script already put back (and forgot) must not empty the table."""
+    dst = target_url(side, request, tmp_path)
+    seed(mysql_db, lines_for=0)
+    execute(mysql_db, "DROP TABLE `lines`")
+    execute(
+        dst,
+        "CREATE TABLE orders (id INT NOT NULL PRIMARY KEY, name VARCHAR(40) NOT NULL,"
+        " amount DECIMAL(10,2) NULL, updated_at TIMESTAMP NOT NULL)",
+        f"INSERT INTO orders VALUES (1, 'mine', 0.50, '{ts(0)}')",
+    )
+    before = contents(dst)
+    plan = plan_file(tmp_path, mysql_db, dst, 'mode = "full"\nif_exists = "truncate"\n')
+    assert_done(*run_json(plan, capsys))
+    p = load_plan(plan)
+    endpoints = Endpoints(p, 1, dry_run=False)
+    try:
+        ep = endpoints.get("dst")
+        script = [s for r in records(plan) for s in ep.undo_statements(r)]
+    finally:
+        endpoints.close()
+    run_script(dst, script)
+    assert contents(dst) == before
+    undo(plan)
+    assert contents(dst) == before

@@ -27,7 +27,14 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy import types as st
 
-from migrate.backup import OP_COLUMN, UNDO_COLUMN, RowBackup, schema_from_json
+from migrate.backup import (
+    MARK_OP,
+    OP_COLUMN,
+    UNDO_COLUMN,
+    RowBackup,
+    backup_schema,
+    schema_from_json,
+)
 from migrate.endpoints import Capabilities, Key, Row
 from migrate.errors import ConnectorError, MissingDriverError, TransientError
 from migrate.plan import redact
@@ -819,9 +826,13 @@ class SQLEndpoint:
         return None
 
     # -- schema --------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def inspector(self) -> Iterator[Any]:
+        """The SQLAlchemy inspector :meth:`read_schema` reflects a table with."""
+        yield sa.inspect(self.engine)
+
     def read_schema(self, table: str) -> TableSchema:
-        with self.errors(f"reading the schema of {table}"):
-            insp = sa.inspect(self.engine)
+        with self.errors(f"reading the schema of {table}"), self.inspector() as insp:
             raw_cols = insp.get_columns(table)
             pk = tuple(insp.get_pk_constraint(table).get("constrained_columns") or ())
             raw_indexes = insp.get_indexes(table)
@@ -1158,19 +1169,27 @@ class SQLEndpoint:
 
     def drop_table(self, table: str, backup: RowBackup | None = None) -> None:
         """Drop ``table``; with ``backup``, its rows are copied to the backup table first,
-        in the same transaction (an engine whose DDL commits commits the copy first)."""
-        with self.errors(f"dropping table {table}"), self.engine.begin() as conn:
-            if backup is not None:
-                conn.execute(sa.text(self.backup_all_sql(table, backup)))
-            conn.execute(sa.text(self.drop_table_sql(table)))
+        in the same transaction. An engine whose DDL commits (MySQL, Oracle) commits the
+        copy before the DROP: when the DROP then fails, the copy and its mark are deleted
+        again, so the record's undo leaves the table (still there) alone."""
+        try:
+            with self.errors(f"dropping table {table}"), self.engine.begin() as conn:
+                for sql in self.backup_all_sql(table, backup) if backup is not None else []:
+                    conn.execute(sa.text(sql))
+                conn.execute(sa.text(self.drop_table_sql(table)))
+        except ConnectorError:
+            if backup is not None and backup.recorded is not None:
+                with contextlib.suppress(Exception), self.engine.begin() as conn:
+                    conn.execute(sa.text(self._forget(backup.table, backup.recorded)))
+            raise
 
     def truncate_table(self, table: str, backup: RowBackup | None = None) -> None:
         """Delete every row of ``table`` (``DELETE``, never ``TRUNCATE``, which commits on
         some engines); with ``backup``, they are copied to the backup table first, in the
         same transaction."""
         with self.errors(f"emptying table {table}"), self.engine.begin() as conn:
-            if backup is not None:
-                conn.execute(sa.text(self.backup_all_sql(table, backup)))
+            for sql in self.backup_all_sql(table, backup) if backup is not None else []:
+                conn.execute(sa.text(sql))
             conn.execute(sa.text(f"DELETE FROM {self.q(table)}"))
 
     def existing_indexes(self, table: str) -> list[str]:
@@ -1519,13 +1538,30 @@ class SQLEndpoint:
         )
         return out
 
-    def backup_all_sql(self, table: str, backup: RowBackup) -> str:
-        """Copy every row of ``table`` to the backup table (op ``d``)."""
+    def backup_all_sql(self, table: str, backup: RowBackup) -> list[str]:
+        """Mark the change in the backup table (op ``m``: :meth:`change_made`), then copy
+        every row of ``table`` to it (op ``d``); run in the change's transaction."""
         cols = ", ".join(self.q(c) for c in backup.columns)
-        return (
-            f"INSERT INTO {self.q(backup.table)} ({self._kept_columns(backup.columns)})"
-            f" SELECT {backup.undo_id()}, 'd', {cols} FROM {self.q(table)}"
-        )
+        uid, b = backup.undo_id(), self.q(backup.table)
+        return [
+            f"INSERT INTO {b} ({self._kept_columns([])}) VALUES ({uid}, '{MARK_OP}')",
+            f"INSERT INTO {b} ({self._kept_columns(backup.columns)})"
+            f" SELECT {uid}, 'd', {cols} FROM {self.q(table)}",
+        ]
+
+    def change_made(self, bak: str, uid: int) -> bool:
+        """Whether the whole-table change of record ``uid`` committed: its mark (op
+        ``m``) is in backup table ``bak``."""
+        if not self.table_exists(bak):
+            return False
+        with self.errors(f"reading backup table {bak}"), self.engine.connect() as conn:
+            found = conn.execute(
+                sa.text(
+                    f"SELECT COUNT(*) FROM {self.q(bak)} WHERE {UNDO_COLUMN} = {int(uid)}"
+                    f" AND {OP_COLUMN} = '{MARK_OP}'"
+                )
+            ).scalar()
+        return bool(found)
 
     def kept_before_delete(self, delete_sql: str, table: str, backup: RowBackup) -> str:
         """The statement copying to the backup table (op ``d``) the rows that
@@ -1545,6 +1581,18 @@ class SQLEndpoint:
             f" FROM {head[len('DELETE FROM ') :]} WHERE {cond}"
         )
 
+    def create_backup_table(self, name: str, table: TableSchema) -> None:
+        """Create backup table ``name`` for ``table`` (its schema as read): the columns of
+        :func:`migrate.backup.backup_schema`, each of a type that holds every value of the
+        table's column exactly (an engine whose portable types do not round-trip all of
+        its own types writes the column's native type instead)."""
+        self.create_table(backup_schema(name, table))
+
+    def add_backup_columns(self, name: str, table: str, columns: list[Column]) -> None:
+        """Add to backup table ``name`` the ``columns`` (of ``backup_schema``) that
+        ``table`` gained since it was created, typed as :meth:`create_backup_table`."""
+        self.add_columns(name, columns)
+
     def add_columns(self, table: str, columns: list[Column]) -> None:
         """Add NULL-able ``columns`` to ``table`` (a backup table the table outgrew)."""
         for col in columns:
@@ -1561,6 +1609,13 @@ class SQLEndpoint:
         """``insert`` with what the engine needs around it to write explicit values into
         an identity column (``schema``: the table's, when it is not created yet)."""
         return [insert]
+
+    @staticmethod
+    def alias(name: str, table: str) -> str:
+        """``name`` as an alias in a statement on ``table``, unless the table has that
+        name: the alias would then hide the table inside a subquery (``b.id = b.id``
+        is true for every row), so it is doubled."""
+        return name if name.lower() != table.lower() else f"{name}_{name}"
 
     def delete_kept_keys_sql(self, table: str, bak: str, uid: int, key: list[str]) -> str:
         """Delete from ``table`` every key the backup table holds for record ``uid``."""
@@ -1581,10 +1636,14 @@ class SQLEndpoint:
     ) -> list[str]:
         cols = ", ".join(self.q(c) for c in d["table_columns"])
         insert = (
-            f"INSERT INTO {self.q(table)} ({cols}) SELECT {cols} FROM {self.q(d['backup'])}"
-            f" WHERE {UNDO_COLUMN} = {uid}{ops}"
+            f"INSERT INTO {self.q(table)} ({cols}){self.EXPLICIT_IDENTITY} SELECT {cols}"
+            f" FROM {self.q(d['backup'])} WHERE {UNDO_COLUMN} = {uid}{ops}"
         )
         return self.identity_insert(table, schema, insert)
+
+    #: written between the column list and the SELECT of a put-back INSERT, where the
+    #: engine must be told that identity columns get the values given
+    EXPLICIT_IDENTITY: ClassVar[str] = ""
 
     def _forget(self, bak: str, uid: int) -> str:
         return f"DELETE FROM {self.q(bak)} WHERE {UNDO_COLUMN} = {uid}"
@@ -1601,7 +1660,10 @@ class SQLEndpoint:
           :meth:`apply_undo`;
         - ``emptied_table``: delete every row, insert the kept rows back, forget them;
         - ``replaced_table``: drop the table, create it again from the recorded schema,
-          insert the kept rows back, then its indexes and foreign keys, forget the rows.
+          insert the kept rows back, then its indexes and foreign keys, forget the rows;
+        - ``emptied_table`` / ``replaced_table`` whose change never committed (a run
+          killed or failed between the record and the change: no mark, op ``m``, in the
+          backup table): a comment only, so the table as it is is left alone.
         Records that touch no table (``restore_watermark``, ...) give none.
         """
         action, table = record["action"], record["object"]
@@ -1620,10 +1682,17 @@ class SQLEndpoint:
                 *self._put_back(table, d, uid, f" AND {OP_COLUMN} IN ('u', 'd')"),
                 self._forget(d["backup"], uid),
             ]
+        if action in ("emptied_table", "replaced_table") and not self._happened(d, uid):
+            what = "emptying" if action == "emptied_table" else "replacement"
+            return [
+                f"-- nothing to undo: the {what} of {table} (#{uid}) never committed (no"
+                f" mark in {d['backup']}): the table is as it was"
+            ]
+        kept = f" AND {OP_COLUMN} = 'd'"  # not the mark
         if action == "emptied_table":
             return [
                 f"DELETE FROM {self.q(table)}",
-                *self._put_back(table, d, uid),
+                *self._put_back(table, d, uid, kept),
                 *(self.finish_sql(self.read_schema(table)) if self.finish_reads else []),
                 self._forget(d["backup"], uid),
             ]
@@ -1633,13 +1702,18 @@ class SQLEndpoint:
             return [
                 self.drop_table_sql(table),
                 self.create_table_sql(schema),
-                *self._put_back(table, d, uid, schema=schema),
+                *self._put_back(table, d, uid, kept, schema=schema),
                 *[self.index_ddl(schema, ix) for ix in schema.indexes],
                 *[self.fk_ddl(schema, fk) for fk in fks],
                 *self.finish_sql(schema),
                 self._forget(d["backup"], uid),
             ]
         return []
+
+    def _happened(self, d: dict[str, Any], uid: int) -> bool:
+        """Whether a whole-table record's change committed (a record without a mark, of
+        an earlier version, is taken as done)."""
+        return not d.get("marked") or self.change_made(d["backup"], uid)
 
     #: whether :meth:`finish_sql` needs the table's schema (an emptied table's is read)
     finish_reads: ClassVar[bool] = False

@@ -1372,8 +1372,8 @@ class MSSQLEndpoint(SQLEndpoint):
         if len(key) == 1:
             return self._delete_in(table, key[0], keys, backup)
         step = max(1, min(500, MAX_PARAMS // len(key)))
-        t, cols = self.q(table), [self.q(k) for k in key]
-        same = " AND ".join(f"k.{c} = {t}.{c}" for c in cols)
+        t, cols, a = self.q(table), [self.q(k) for k in key], self.alias("k", table)
+        same = " AND ".join(f"{a}.{c} = {t}.{c}" for c in cols)
         row = "(" + ", ".join(self.key_marker(table, k) for k in key) + ")"
         deleted = 0
         with self.errors(f"deleting rows of {table}"), self.raw() as conn:
@@ -1385,7 +1385,7 @@ class MSSQLEndpoint(SQLEndpoint):
                 if batch and (len(batch) >= step or k is None):
                     rows = ", ".join([row] * len(batch))
                     sql = (
-                        f"DELETE FROM {t} WHERE EXISTS (SELECT 1 FROM (VALUES {rows}) AS k"
+                        f"DELETE FROM {t} WHERE EXISTS (SELECT 1 FROM (VALUES {rows}) AS {a}"
                         f" ({', '.join(cols)}) WHERE {same})"
                     )
                     params = tuple(self.adapt_param(v) for b in batch for v in b)
@@ -1517,11 +1517,11 @@ class MSSQLEndpoint(SQLEndpoint):
     # -- undo (see the base) -------------------------------------------------------------
     def delete_kept_keys_sql(self, table: str, bak: str, uid: int, key: list[str]) -> str:
         """``EXISTS`` (T-SQL has no row-value ``IN``)."""
-        t, b = self.q(table), self.q(bak)
-        same = " AND ".join(f"b.{self.q(k)} = {t}.{self.q(k)}" for k in key)
+        t, b, a = self.q(table), self.q(bak), self.alias("b", table)
+        same = " AND ".join(f"{a}.{self.q(k)} = {t}.{self.q(k)}" for k in key)
         return (
-            f"DELETE FROM {t} WHERE EXISTS (SELECT 1 FROM {b} AS b WHERE"
-            f" b.{UNDO_COLUMN} = {uid} AND {same})"
+            f"DELETE FROM {t} WHERE EXISTS (SELECT 1 FROM {b} AS {a} WHERE"
+            f" {a}.{UNDO_COLUMN} = {uid} AND {same})"
         )
 
     def identity_insert(self, table: str, schema: TableSchema | None, insert: str) -> list[str]:

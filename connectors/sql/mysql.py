@@ -41,6 +41,9 @@ from validators.canonical import ColumnSpec, MySQLRender
 BIT_NOTE = "BIT copied as its integer value"
 _INT_FIELDS = ("TINY", "SHORT", "LONG", "INT24", "LONGLONG", "YEAR")
 SQL_MODE = "STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
+#: every session's settings: TIMESTAMPs in UTC, an explicit 0 kept in an AUTO_INCREMENT
+#: column, foreign keys checked by the run's own validation, not row by row
+SESSION_SQL = f"SET time_zone = '+00:00', sql_mode = '{SQL_MODE}', foreign_key_checks = 0"
 
 # Text and blob kinds by the largest length (bytes, as MySQL counts) each can hold.
 TEXT_TYPES = ((255, mysql.TINYTEXT), (65535, mysql.TEXT), (16777215, mysql.MEDIUMTEXT))
@@ -146,7 +149,7 @@ class MySQLEndpoint(SQLEndpoint):
 
     def on_connect(self, dbapi_conn: Any) -> None:
         cur = dbapi_conn.cursor()
-        cur.execute(f"SET time_zone = '+00:00', sql_mode = '{SQL_MODE}', foreign_key_checks = 0")
+        cur.execute(SESSION_SQL)
         if self.dry_run:  # dry runs and validation only read: the server holds us to it
             cur.execute("SET SESSION TRANSACTION READ ONLY")
         cur.close()
@@ -671,12 +674,23 @@ class MySQLEndpoint(SQLEndpoint):
         )
         return out
 
+    def undo_statements(self, record: dict[str, Any]) -> list[str]:
+        """As the base, after this tool's session settings (:data:`SESSION_SQL`) when
+        rows are put back: a script run by hand then restores a row whose AUTO_INCREMENT
+        id is 0 with that id and TIMESTAMPs to the same instants, and is not stopped by
+        foreign keys between tables restored one after the other."""
+        out = super().undo_statements(record)
+        writes = record["action"] in ("restore_rows", "emptied_table", "replaced_table")
+        if writes and any(not s.lstrip().startswith("--") for s in out):
+            return [SESSION_SQL, *out]
+        return out
+
     def delete_kept_keys_sql(self, table: str, bak: str, uid: int, key: list[str]) -> str:
         """A multi-table ``DELETE ... JOIN``: MariaDB plans it from the backup rows,
         where ``IN (SELECT ...)`` in a single-table DELETE may scan the table."""
-        t, b = self.q(table), self.q(bak)
-        on = " AND ".join(f"b.{self.q(k)} = {t}.{self.q(k)}" for k in key)
-        return f"DELETE {t} FROM {t} JOIN {b} b ON {on} WHERE b.{UNDO_COLUMN} = {uid}"
+        t, b, a = self.q(table), self.q(bak), self.alias("b", table)
+        on = " AND ".join(f"{a}.{self.q(k)} = {t}.{self.q(k)}" for k in key)
+        return f"DELETE {t} FROM {t} JOIN {b} {a} ON {on} WHERE {a}.{UNDO_COLUMN} = {uid}"
 
     def upsert_from_stage(self, schema: TableSchema, key: tuple[str, ...]) -> str:
         """``INSERT ... SELECT ... ON DUPLICATE KEY UPDATE`` from the staging table."""

@@ -9,8 +9,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,6 +26,7 @@ from connectors.sql.base import (
     column_fixer,
     escape_text,
 )
+from migrate.backup import OP_COLUMN, UNDO_COLUMN
 from migrate.endpoints import Capabilities, Row
 from migrate.errors import ConnectorError
 from migrate.schema import Column, PType, TableSchema
@@ -146,6 +148,23 @@ class PostgreSQLEndpoint(SQLEndpoint):
         for name in ("json", "jsonb", "uuid", "inet", "cidr", "macaddr"):
             dbapi_conn.adapters.register_loader(name, TextLoader)
 
+    @contextlib.contextmanager
+    def inspector(self) -> Iterator[Any]:
+        """On a connection that reads json as JSON while it reflects: SQLAlchemy reads a
+        column's collation as a ``json_build_object`` (text there would fail it)."""
+        from psycopg.types.json import JsonbLoader, JsonLoader
+        from psycopg.types.string import TextLoader
+
+        with self.engine.connect() as conn:
+            adapters = conn.connection.driver_connection.adapters
+            adapters.register_loader("json", JsonLoader)
+            adapters.register_loader("jsonb", JsonbLoader)
+            try:
+                yield sa.inspect(conn)
+            finally:
+                adapters.register_loader("json", TextLoader)
+                adapters.register_loader("jsonb", TextLoader)
+
     def server_cursor(self, conn: Any) -> Any:
         import uuid
 
@@ -253,6 +272,55 @@ class PostgreSQLEndpoint(SQLEndpoint):
         if col.type.kind == "json":
             return f"{a}::text IS NOT DISTINCT FROM {b}::text"
         return f"{a} IS NOT DISTINCT FROM {b}"
+
+    # -- backup tables (migrate/backup.py) ------------------------------------------------
+    #: each column's type as ``format_type`` writes it (a domain: its base type, which
+    #: holds NULL) and its collation when not its type's own, in column order
+    NATIVE_COLUMNS_SQL: ClassVar[str] = (
+        "SELECT a.attname, format_type(b.oid, CASE WHEN t.typtype = 'd' THEN t.typtypmod"
+        " ELSE a.atttypmod END), CASE WHEN a.attcollation <> 0 AND a.attcollation <>"
+        " b.typcollation THEN quote_ident(n.nspname) || '.' || quote_ident(c.collname) END"
+        " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid JOIN pg_type b ON b.oid ="
+        " CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END LEFT JOIN pg_collation c"
+        " ON c.oid = a.attcollation LEFT JOIN pg_namespace n ON n.oid = c.collnamespace"
+        " WHERE a.attrelid = to_regclass(:t) AND a.attnum > 0 AND NOT a.attisdropped"
+        " ORDER BY a.attnum"
+    )
+
+    def _native_ddl(self, table: str) -> dict[str, str]:
+        """Column name -> its native type (and collation) as DDL."""
+        with self.errors(f"reading the column types of {table}"), self.engine.connect() as c:
+            rows = c.execute(sa.text(self.NATIVE_COLUMNS_SQL), {"t": self.q(table)}).fetchall()
+        return {name: f"{ddl} COLLATE {coll}" if coll else ddl for name, ddl, coll in rows}
+
+    def _backup_column(self, native: dict[str, str], col: Column) -> str:
+        ddl = native.get(col.name) or str(self.native_type_for(col).compile(dialect=self.dialect))
+        return f"{self.q(col.name)} {ddl}"
+
+    def create_backup_table(self, name: str, table: TableSchema) -> None:
+        """Every column of its native type (json stays json, timetz keeps its offset, an
+        interval or an array is not turned into text), NULL-able, no default."""
+        native = self._native_ddl(table.name)
+        cols = ", ".join(
+            [
+                f"{self.q(UNDO_COLUMN)} BIGINT NOT NULL",
+                f"{self.q(OP_COLUMN)} CHAR(1) NOT NULL",
+                *[self._backup_column(native, c) for c in table.columns],
+            ]
+        )
+        with self.errors(f"creating table {name}"), self.engine.begin() as conn:
+            conn.execute(sa.text(f"CREATE TABLE {self.q(name)} ({cols})"))
+
+    def add_backup_columns(self, name: str, table: str, columns: list[Column]) -> None:
+        native = self._native_ddl(table)
+        for col in columns:
+            with self.errors(f"adding column {col.name} to {name}"), self.engine.begin() as c:
+                c.execute(
+                    sa.text(f"ALTER TABLE {self.q(name)} ADD {self._backup_column(native, col)}")
+                )
+
+    #: a GENERATED ALWAYS identity takes the ids put back only when told to (10+)
+    EXPLICIT_IDENTITY = " OVERRIDING SYSTEM VALUE"
 
     #: an emptied table's rows put back move its sequences: its schema says which
     finish_reads = True
