@@ -2,7 +2,9 @@
 
 Reads sources and targets — catalogs, statistics, grants, the first rows or megabytes of
 the largest table or file — and writes nothing anywhere: no state file, no lock, no
-target change (database endpoints are opened read-only, SQLite files with ``mode=ro``).
+target change (database endpoints are opened read-only, SQLite files with ``mode=ro``, a
+SQLite target that does not exist yet is not made). A state of an older schema, which
+the next run upgrades, is read from an upgraded copy in a temporary folder.
 
 Contract of :func:`dry_run` (its JSON is the report every output renders)::
 
@@ -11,7 +13,8 @@ Contract of :func:`dry_run` (its JSON is the report every output renders)::
                       "roles": ["source"|"target"|"cdc source", ...], "steps": [...],
                       "reachable": bool, "error": str|None, "endpoint": describe(),
                       "version": str|None, "latency_ms": float|None,
-                      "probe": {..., "rows_per_s", "bytes_per_s"}|None,
+                      "probe": {..., "rows_per_s", "bytes_per_s",
+                                "row_bytes" (the probe table's, statistics)}|None,
                       "privileges": [{"privilege", "on", "needed_for", "held": bool|None,
                                       "missing_on", "how", "blocking"}],
                       "cdc": {"ok", "message"}|None, "notes": [...]}],
@@ -32,23 +35,34 @@ probe's average row size, then ``"bytes_from"`` says so), "key", "chunks", "acti
 notes that are no finding), "estimate_s", "undo"}``; a file step's ``files`` is
 :func:`migrate.filecopy.preview`'s dict. A finding is
 ``{"level": "blocker"|"warning", "kind", "where", "message"}`` plus ``connection``,
-``step``, ``table`` where they apply; each is listed once (a connection used by three
-steps gives one finding). Blockers stop a run (exit 2), by ``kind``: ``unreachable``
-connection, missing ``privilege`` the run needs, ``setting`` of the server the write path
-needs (MySQL ``local_infile``), ``target_root`` (a bucket that does not exist),
-``table_exists`` (not the plan's, ``if_exists = "fail"``), ``no_target_table``
-(``mode = "incremental"``), ``cdc`` without binlog rights, ``file_name`` the target
-cannot hold, ``file_step`` (a missing source root, deletes refused), ``plan`` errors
-found only now (a table the source lacks, no key in an incremental step), ``error``
-(anything else a connector reported). Warnings do not: ``no_key`` (copied whole),
-``cursor_not_indexed``, ``lossy_type``, ``identifier`` changes, ``fk_cycle``,
-``privilege_unchecked``, ``privilege`` only a rollback needs, ``survey`` (a probe that
-failed).
+``step``, ``table`` where they apply; each is listed once: a connection used by three
+steps gives one finding; a source table two steps read gives one ``no_key``,
+``key_not_indexed`` or ``cursor_not_indexed`` finding whose ``steps`` lists both (so
+does a missing source root two file steps read, ``file_step``).
 
-Estimates (clearly an estimate, never a promise). Per table: ``rows / r`` with ``r`` the
-rows per second the read probe measured on the source connection (one reader, the
-largest selected table's first rows in key order for up to ~2 s or 8 MiB), at least
-:data:`FLOOR_S` seconds per table (create, indexes, counts). Per file step:
+Blockers stop a run (exit 2), by ``kind``: ``unreachable`` connection; missing
+``privilege`` the run needs (on a target: create, insert, delete, read for the counts,
+update and temporary tables for catch-up merges, the backup tables); ``setting`` of the
+server the write path needs (MySQL ``local_infile``); ``no_bucket`` (a bucket, of a
+source or a target, that does not exist: the steps using it are not surveyed further);
+``table_exists`` (not the plan's, ``if_exists = "fail"``); ``target_conflict`` (two
+copies write one target table and one of them loads it whole); ``no_target_table``
+(``mode = "incremental"``); ``cdc`` without binlog rights; ``file_name`` the target
+cannot hold; ``file_step`` (a missing source root, deletes refused); ``plan`` errors
+found only now (a table the source lacks, no key in an incremental step); ``error``
+(anything else a connector reported). Warnings do not: ``no_key`` (copied whole),
+``key_not_indexed`` (an ``overrides.<table>.key`` no index leads with: every chunk sorts
+the table), ``cursor_not_indexed``, ``lossy_type``, ``identifier`` changes, ``fk_cycle``,
+``privilege_unchecked``, ``privilege`` only a rollback or ``migrate cleanup`` needs,
+``survey`` (a probe that failed).
+
+Estimates (clearly an estimate, never a promise). Per table: ``rows / r × max(1, w / w_p)``
+with ``r`` the rows per second the read probe measured on the source connection (one
+reader, the first rows of the largest selected table an index orders, for up to ~2 s or
+8 MiB), ``w`` the table's bytes per row and ``w_p`` the probe table's, both from the
+statistics (the factor is left out where either is unknown: wider rows read slower,
+narrower ones are not assumed faster than the probe's), at least :data:`FLOOR_S` seconds
+per table (create, indexes, counts). Per file step:
 ``copy_bytes / b + copy_files × (source latency + 2 × target latency) / workers``, with
 ``b`` the bytes per second of the source probe (the largest files' first MiBs), at least
 :data:`FLOOR_S`. With ``measured`` (a pilot: ``{step: {"rows", "bytes", "seconds",
@@ -61,8 +75,13 @@ write side, indexes and validation come on top, parallel workers may shorten it.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import shutil
+import sqlite3
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -70,14 +89,14 @@ from rich.markup import escape
 
 from migrate.backup import backup_name
 from migrate.copier import NO_KEY_NOTE
-from migrate.errors import MigrateError, PlanError
+from migrate.errors import MigrateError, PlanError, StateError
 from migrate.file_report import human_bytes
 from migrate.filecopy import preview
 from migrate.incremental import cursor_notes, show
 from migrate.plan import Plan, Step, redact
 from migrate.planner import foreign_key_order, waves
 from migrate.runner import Endpoints, build_job, check_cdc, select_tables
-from migrate.state import State, decode_key
+from migrate.state import SCHEMA_VERSION, State, decode_key
 
 #: the least time an estimate gives a table or a file step with something to copy
 FLOOR_S = 1.0
@@ -85,11 +104,51 @@ FLOOR_S = 1.0
 PROBE_SECONDS = 2.0
 PROBE_BYTES = 8 << 20
 FORMULA = (
-    "tables: rows / probe rows per second (at least 1 s each); file steps: bytes / probe"
-    " bytes per second + files x (source latency + 2 x target latency) / workers (at least"
-    " 1 s); a pilot's measured rate replaces the probe; waves add up their steps. An"
-    " estimate: the probe reads only, writes, indexes and validation come on top."
+    "tables: rows / probe rows per second, times (row size / the probe table's row size,"
+    " both from the statistics) when its rows are wider (at least 1 s each); file steps:"
+    " bytes / probe bytes per second + files x (source latency + 2 x target latency) /"
+    " workers (at least 1 s); a pilot's measured rate replaces the probe; waves add up"
+    " their steps. An estimate: the probe reads only, writes, indexes and validation come"
+    " on top."
 )
+
+
+#: the action codes of a table a run loads whole (see :func:`_action`)
+FULL_LOADS = frozenset({"create", "recreate", "truncate", "replace", "resume"})
+
+
+def _read_state(plan: Plan) -> tuple[State, Path | None]:
+    """The plan's state, opened read-only (no file written, not even WAL's). A state of
+    an older schema (the tool was upgraded since the last run, which upgrades it) is
+    read from an upgraded copy in a temporary folder instead: ``(state, folder)``, the
+    caller removes the folder. Any other problem (another plan's state, a newer schema)
+    is raised as it is."""
+    try:
+        return State(plan.state_path, plan.name, readonly=True), None
+    except StateError:
+        try:
+            with contextlib.closing(
+                sqlite3.connect(f"file:{plan.state_path}?mode=ro&immutable=1", uri=True)
+            ) as db:
+                row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.Error:
+            row = None
+        if row is None or not str(row[0]).isdigit() or int(row[0]) >= SCHEMA_VERSION:
+            raise
+    folder = Path(tempfile.mkdtemp(prefix="migrate-survey-"))
+    try:
+        copy = folder / plan.state_path.name
+        with (
+            contextlib.closing(
+                sqlite3.connect(f"file:{plan.state_path}?mode=ro&immutable=1", uri=True)
+            ) as src,
+            contextlib.closing(sqlite3.connect(copy)) as dst,
+        ):
+            src.backup(dst)
+        return State(copy, plan.name), folder
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 @dataclass
@@ -106,6 +165,10 @@ class _Conn:
     #: probe candidates: (schema, key, bytes or -1, rows)
     tables: list[tuple[Any, tuple[str, ...], int, int]] = field(default_factory=list)
     files: list[tuple[str, int]] = field(default_factory=list)
+    #: the tables of a target, when asking for each one failed (:meth:`_Survey._exists`)
+    listed: set[str] | None = None
+    #: reached, but no step can use it (a bucket that does not exist): the one finding
+    blocked: str | None = None
     cdc: bool = False
     out: dict[str, Any] = field(default_factory=dict)
 
@@ -140,12 +203,41 @@ class _Survey:
         self.endpoints = Endpoints(plan, workers=1, dry_run=True)
         self.conns: dict[str, _Conn] = {}
         self.findings: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        #: findings about a source table, by (level, kind, connection, table, ..., message)
+        self.merged: dict[tuple[str, ...], dict[str, Any]] = {}
+        #: who writes each target table: (connection, table) -> [(step, source table,
+        #: action code)]
+        self.writers: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
         self.state: State | None = None
+        self._state_copy: Path | None = None
 
     # -- findings ------------------------------------------------------------------------
-    def find(self, level: str, kind: str, message: str, **where: str) -> None:
-        """Record a finding once (same level, kind, place and message: one finding)."""
+    def find(
+        self,
+        level: str,
+        kind: str,
+        message: str,
+        *,
+        source: tuple[str, ...] | None = None,
+        **where: str,
+    ) -> None:
+        """Record a finding once (same level, kind, place and message: one finding).
+
+        ``source``: the finding is about a source table itself (no key, an unindexed
+        cursor or key), named by ``(connection, table, ...)``: when another step reads
+        the same table, that step is added to the one finding (``"steps"``; ``where``
+        then says ``steps a, b / table t``) instead of a second finding."""
         message = redact(" ".join(message.split()), self.plan.secrets)
+        if source is not None:
+            mkey = (level, kind, *source, message)
+            seen = self.merged.get(mkey)
+            if seen is not None:
+                if where.get("step") not in seen["steps"]:
+                    seen["steps"].append(where["step"])
+                    seen["where"] = f"steps {', '.join(seen['steps'])}" + (
+                        f" / table {seen['table']}" if "table" in seen else ""
+                    )
+                return
         parts = []
         if "connection" in where:
             parts.append(f"connection {where['connection']}")
@@ -163,6 +255,9 @@ class _Survey:
                 "message": message,
                 **where,
             }
+            if source is not None:
+                self.findings[key]["steps"] = [where["step"]]
+                self.merged[(level, kind, *source, message)] = self.findings[key]
 
     def safe(self, exc: BaseException) -> str:
         return redact(str(exc), self.plan.secrets)
@@ -178,7 +273,7 @@ class _Survey:
             "waves": [],
         }
         if plan.state_path.exists():
-            self.state = State(plan.state_path, plan.name, readonly=True)
+            self.state, self._state_copy = _read_state(plan)
         try:
             selected = [
                 (n, w, [s for s in w.steps if not self.only or s.name in self.only])
@@ -207,10 +302,13 @@ class _Survey:
                 w["bytes"] = sum(s.get("bytes") or 0 for s in w["steps"])
                 w["files"] = sum(s.get("files", {}).get("copy_files", 0) for s in w["steps"])
                 w["estimate_s"] = round(sum(s["estimate"]["seconds"] for s in w["steps"]), 1)
+            self._conflicts()
         finally:
             self.endpoints.close()
             if self.state is not None:
                 self.state.close()
+            if self._state_copy is not None:
+                shutil.rmtree(self._state_copy, ignore_errors=True)
         out["connections"] = [c.out for c in self.conns.values()]
         bases = {s["estimate"]["basis"] for w in out["waves"] for s in w["steps"]}
         out["estimate"] = {
@@ -228,6 +326,25 @@ class _Survey:
         out["problems"] = len(out["blockers"])
         return out
 
+    def _conflicts(self) -> None:
+        """A target table two copies write (two steps, or two source tables whose names
+        become the same): when one of them loads it whole, the later one finds the table
+        the earlier one made and stops (``if_exists = "fail"``), or empties it."""
+        for (conn, table), writers in self.writers.items():
+            live = [w for w in writers if w[2] not in ("done", "exists", "no_target", "failed")]
+            copies = list(dict.fromkeys((step, source) for step, source, _ in live))
+            if len(copies) > 1 and any(code in FULL_LOADS for _, _, code in live):
+                who = ", ".join(f"step {step} (table {source})" for step, source in copies)
+                self.find(
+                    "blocker",
+                    "target_conflict",
+                    f"{len(copies)} copies write table {table}: {who}; the later one finds"
+                    " the table the earlier one loaded and stops, or empties it: rename the"
+                    " target in one of them (overrides.<table>.rename) or copy it once",
+                    connection=conn,
+                    table=table,
+                )
+
     # -- connections ---------------------------------------------------------------------
     def _open(self, name: str, role: str, step: Step) -> None:
         """Open (and reach) a connection the first time a selected step uses it."""
@@ -238,8 +355,17 @@ class _Survey:
                 ep = self.endpoints.get(name)
                 conn.endpoint = ep
                 if step.kind == "file":
-                    ep.root_exists()  # connects (and authenticates)
-                conn.out["endpoint"] = ep.describe()  # a database connects here
+                    found = ep.root_exists()  # connects (and authenticates)
+                    if not found and not ep.capabilities.filesystem:
+                        conn.blocked = f"the bucket of {ep.describe()} does not exist"
+                        self.find(
+                            "blocker",
+                            "no_bucket",
+                            f"{name}: {conn.blocked}: create it first (a run does not)",
+                            connection=name,
+                        )
+                # a database connects here
+                conn.out["endpoint"] = redact(ep.describe(), self.plan.secrets)
             except MigrateError as exc:
                 conn.error = self.safe(exc)
                 kind = "plan" if isinstance(exc, PlanError) else "unreachable"
@@ -285,7 +411,7 @@ class _Survey:
                 f"the survey of {conn.name} stopped: {self.safe(exc)}",
                 connection=conn.name,
             )
-        out["notes"].extend(getattr(ep, "notes", []))
+        out["notes"].extend(redact(n, self.plan.secrets) for n in getattr(ep, "notes", []))
         self._privilege_findings(conn.name, out["privileges"])
 
     def _sql_connection(self, conn: _Conn, ep: Any, out: dict[str, Any]) -> None:
@@ -298,14 +424,34 @@ class _Survey:
             out["notes"].append("latency, probe and privileges are not surveyed for it")
             return
         out["latency_ms"] = round(survey.latency(ep) * 1000, 3)
-        if conn.tables:
-            # the largest table with a key and rows (statistics: bytes, then rows)
-            schema, key, _, _ = max(conn.tables, key=lambda t: (bool(t[1]), t[3] > 0, t[2], t[3]))
-            out["probe"] = survey.read_probe(
-                ep, schema, key, seconds=PROBE_SECONDS, max_bytes=PROBE_BYTES
-            )
-        if conn.needs:
+        if conn.needs:  # first: a table the login cannot read is not probed
             out["privileges"] = survey.privileges(ep, conn.needs)
+        unreadable = {t for r in out["privileges"] if r["held"] is False for t in r["missing_on"]}
+        candidates = [t for t in conn.tables if t[0].name not in unreadable]
+        if candidates:
+            # the largest table read in the order of an index, with rows (statistics:
+            # bytes, then rows); its first read sized by the statistics' row size
+            schema, key, size, rows = max(
+                candidates, key=lambda t: (survey.key_indexed(t[0], t[1]), t[3] > 0, t[2], t[3])
+            )
+            row_bytes = size / rows if size > 0 and rows > 0 else None
+            try:
+                out["probe"] = survey.read_probe(
+                    ep,
+                    schema,
+                    key,
+                    seconds=PROBE_SECONDS,
+                    max_bytes=PROBE_BYTES,
+                    row_bytes=row_bytes,
+                )
+                out["probe"]["row_bytes"] = round(row_bytes, 1) if row_bytes else None
+            except MigrateError as exc:  # the rest of the survey goes on without it
+                self.find(
+                    "warning",
+                    "survey",
+                    f"the read probe of {conn.name} failed: {self.safe(exc)}",
+                    connection=conn.name,
+                )
         if "target" in conn.roles:
             for line in survey.write_settings(ep):
                 self.find("blocker", "setting", f"{conn.name}: {line}", connection=conn.name)
@@ -318,13 +464,9 @@ class _Survey:
         from connectors.files import survey
 
         out["latency_ms"] = round(survey.latency(ep) * 1000, 3)
-        if "target" in conn.roles and not ep.capabilities.filesystem and not ep.root_exists():
-            self.find(
-                "blocker",
-                "target_root",
-                f"{conn.name}: the bucket of {ep.describe()} does not exist: create it first",
-                connection=conn.name,
-            )
+        if conn.blocked is not None:  # no bucket: nothing to list, read or write yet
+            out["notes"].append(conn.blocked)
+            return
         read: bool | None = None
         how = ""
         if "source" in conn.roles and conn.files:
@@ -335,7 +477,10 @@ class _Survey:
                 read = out["probe"] is not None or None
             except MigrateError as exc:
                 read, how = False, self.safe(exc)
-        out["privileges"] = survey.privileges(ep, set(conn.roles), read=read, read_how=how)
+        roles = set(conn.roles)
+        if not conn.files:  # no file to read (an empty source, or its steps stopped)
+            roles.discard("source")
+        out["privileges"] = survey.privileges(ep, roles, read=read, read_how=how)
 
     def _privilege_findings(self, name: str, rows: list[dict[str, Any]]) -> None:
         """One finding per connection and level: the privileges it lacks (a blocker when
@@ -395,8 +540,8 @@ class _Survey:
         }
         src, tgt = self.conns[step.source], self.conns[step.target]
         for conn in (src, tgt):
-            if conn.error is not None:
-                s["error"] = f"connection {conn.name}: {conn.error}"
+            if conn.error is not None or conn.blocked is not None:
+                s["error"] = f"connection {conn.name}: {conn.error or conn.blocked}"
                 s["rollback"]["can_undo"].append("nothing: the step cannot run")
                 return s
         s["source_endpoint"] = src.out.get("endpoint")
@@ -450,6 +595,7 @@ class _Survey:
                 "file_step",
                 f"the source {source.describe()} does not exist (is the share mounted, the"
                 " path right?)",
+                source=(step.source,),
                 step=step.name,
             )
         s["rollback"] = _file_rollback(step, f, target)
@@ -497,12 +643,12 @@ class _Survey:
         s["rollback"] = _table_rollback(step, s["tables"])
 
     def _table(self, step: Step, schema: Any, stats: Any, src: _Conn, tgt: _Conn) -> dict[str, Any]:
-        from connectors.sql.survey import Need
+        from connectors.sql.survey import Need, key_indexed
 
         plan, source, target = self.plan, src.endpoint, tgt.endpoint
         job = build_job(plan, step, schema, source, target, 0)
         tname, tschema = job.target_schema.name, job.target_schema
-        exists = target.table_exists(tname)
+        exists = self._exists(tgt, tname)
         code, action = _action(plan, step, schema.name, tname, exists, self.state)
         where = {"step": step.name, "table": schema.name}
         if code == "no_target":
@@ -534,12 +680,25 @@ class _Survey:
         kinds = _classify(job, schema, source, target)
         ident = kinds["identifier"]
         types = kinds["type"]
+        read_as = (step.source, schema.name)
         if not job.key:
             self.find(
                 "warning",
                 "no_key",
                 "no primary or NOT NULL unique key: copied whole as one chunk (cannot be"
                 " resumed part way; set overrides.<table>.key to a unique column)",
+                source=read_as,
+                **where,
+            )
+        elif not key_indexed(schema, job.key):
+            cols = ", ".join(job.key)
+            self.find(
+                "warning",
+                "key_not_indexed",
+                f"the key ({cols}) is not the first column(s) of any index: every chunk"
+                f" (WHERE key > ... ORDER BY key LIMIT n) reads and sorts the whole table"
+                f" (CREATE INDEX ... ON {schema.name} ({cols}), or a key that is indexed)",
+                source=(*read_as, cols),
                 **where,
             )
         cursor = None
@@ -552,13 +711,15 @@ class _Survey:
                     f"cursor {job.cursor.column} is not the first column of any index:"
                     f" every catch-up pass reads the whole table (CREATE INDEX ... ON"
                     f" {schema.name} ({job.cursor.column}))",
+                    source=(*read_as, job.cursor.column),
                     **where,
                 )
         if types:
             self.find("warning", "lossy_type", "type conversions: " + "; ".join(types), **where)
         if ident:
             self.find("warning", "identifier", "identifier changes: " + "; ".join(ident), **where)
-        # what the connections need
+        # who writes the target table; what the connections need
+        self.writers.setdefault((step.target, tname), []).append((step.name, schema.name, code))
         src.tables.append((schema, job.key, size if size is not None else -1, rows or 0))
         src.needs.append(Need("read", schema.name, "reading the source tables"))
         if code not in ("done", "no_target", "exists"):
@@ -587,6 +748,17 @@ class _Survey:
             "undo": _table_undo(code, step, tname, target),
         }
 
+    def _exists(self, tgt: _Conn, tname: str) -> bool:
+        """Whether the target table exists. MariaDB does not even say whether a table
+        exists to a login without SELECT on it: the catalog's list of tables (read once
+        per connection) still tells, and the privilege check says what is missing, once."""
+        try:
+            return bool(tgt.endpoint.table_exists(tname))
+        except MigrateError:
+            if tgt.listed is None:
+                tgt.listed = set(tgt.endpoint.list_tables())
+            return tname in tgt.listed
+
     def _target_needs(
         self, step: Step, tgt: _Conn, tname: str, tschema: Any, exists: bool, code: str
     ) -> None:
@@ -610,11 +782,34 @@ class _Survey:
                 exists=existing,
             )
         )
+        add(Need("read", tname, "counting and checking the copied rows", exists=existing))
+        # SQL Server is the one engine where explicit identity values need more than
+        # INSERT (its schema is read only there: one catalog read per existing table)
+        mssql = tgt.endpoint.capabilities.engine == "mssql"
+        if existing and mssql and _has_identity(tgt.endpoint, tname):
+            why = "explicit values into its identity column (SQL Server: SET IDENTITY_INSERT)"
+            add(Need("identity", tname, why, exists=True))
         if step.incremental:
             add(Need("update", tname, "upserts of catch-up passes", exists=existing))
+            add(Need("temp", tname, "the staging table of catch-up merges", exists=False))
+        if code in ("truncate", "replace", "adopt", "catch_up"):
+            # rows are copied to the backup table (created by the run) before a change;
+            # `migrate cleanup` drops it
+            bak = backup_name(tgt.endpoint, tname)
+            for privilege in ("insert", "read", "delete"):
+                add(Need(privilege, bak, "the backup tables rollback restores from", exists=False))
+            add(
+                Need(
+                    "drop",
+                    bak,
+                    "`migrate cleanup` (dropping the backup tables)",
+                    exists=False,
+                    blocking=False,
+                )
+            )
         if code in ("replace", "recreate"):
             add(Need("drop", tname, 'replacing tables (if_exists = "replace")', exists=True))
-        else:
+        elif code in ("create", "resume"):  # a table the plan creates: rollback drops it
             add(
                 Need(
                     "drop",
@@ -624,9 +819,12 @@ class _Survey:
                     blocking=False,
                 )
             )
-        if tschema.indexes:
+        if code in ("adopt", "catch_up"):
+            return  # nothing is loaded whole: no index or foreign key is made
+        indexes, fks = _to_make(tgt.endpoint, tname, tschema, existing)
+        if indexes:
             add(Need("index", tname, "creating indexes after the load", exists=existing))
-        if tschema.foreign_keys:
+        if fks:
             add(Need("alter", tname, "adding foreign keys after the load", exists=existing))
 
     # -- estimates -----------------------------------------------------------------------
@@ -642,10 +840,12 @@ class _Survey:
         probe = self.conns[s["source"]].out.get("probe")
         rate = None
         basis = "read probe"
+        probe_width = None
         if m and m.get("rows") and m.get("seconds"):
             rate, basis = m["rows"] / m["seconds"], "measured by the pilot"
         elif probe and probe.get("rows_per_s"):
             rate = probe["rows_per_s"]
+            probe_width = probe.get("row_bytes")
         if rate is None:
             basis = "floor (nothing could be read to measure)"
         avg = (
@@ -655,6 +855,8 @@ class _Survey:
         )
         total = 0.0
         for t in s["tables"]:
+            # a row's size as the statistics say (the probe table's is measured the same way)
+            width = t["bytes"] / t["rows"] if t.get("bytes") and t.get("rows") else None
             if t.get("bytes") is None and avg is not None and t["rows"] is not None:
                 t["bytes"] = int(t["rows"] * avg)
                 t["bytes_from"] = "the probe's average row size"
@@ -663,6 +865,8 @@ class _Survey:
                 continue
             rows = t["rows"] or 0
             seconds = rows / rate if rate else 0.0
+            if probe_width and width and width > probe_width:
+                seconds *= width / probe_width  # wider rows than the probe's: slower
             t["estimate_s"] = round(max(FLOOR_S, seconds), 2)
             total += t["estimate_s"]
         s["bytes"] = sum(t["bytes"] or 0 for t in s["tables"])
@@ -686,6 +890,35 @@ class _Survey:
         seconds = (size / bps if bps else 0.0) + files * rtt / max(1, workers)
         basis = "read probe" if bps else "floor (nothing could be read to measure)"
         return {"seconds": round(max(FLOOR_S, seconds), 1), "basis": basis}
+
+
+def _has_identity(target: Any, tname: str) -> bool:
+    """Whether the existing target table has an identity (auto-increment) column the
+    load writes explicit values into (False when its schema cannot be read)."""
+    try:
+        return any(c.autoincrement for c in target.read_schema(tname).columns)
+    except MigrateError:
+        return False
+
+
+def _to_make(target: Any, tname: str, tschema: Any, existing: bool) -> tuple[list[Any], list[Any]]:
+    """The indexes and foreign keys a run would make on ``tname`` after loading it: on an
+    existing table only those it lacks (by name; a foreign key also by its columns and
+    parent table), as the runner does; all of them when the table cannot be read."""
+    if not existing:
+        return list(tschema.indexes), list(tschema.foreign_keys)
+    try:
+        have = set(target.existing_indexes(tname))
+        linked = set(target.existing_foreign_keys(tname)) if tschema.foreign_keys else set()
+    except MigrateError:
+        return list(tschema.indexes), list(tschema.foreign_keys)
+    indexes = [ix for ix in tschema.indexes if ix.name not in have]
+    fks = [
+        fk
+        for fk in tschema.foreign_keys
+        if fk.name not in linked and f"({','.join(fk.columns)})->{fk.ref_table}" not in linked
+    ]
+    return indexes, fks
 
 
 def _failed_table(schema: Any, message: str) -> dict[str, Any]:

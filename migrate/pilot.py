@@ -131,7 +131,7 @@ def pilot_run(
                     out["measured"][s.name] = entry
                 out["steps"][s.name] = {
                     "status": s.status,
-                    "error": s.error,
+                    "error": redact(s.error, plan.secrets) if s.error else None,
                     "tables": [
                         {
                             "table": t.name,
@@ -161,6 +161,7 @@ def pilot_run(
                     out["blockers"].append(
                         {
                             "level": "blocker",
+                            "kind": "pilot",
                             "where": f"step {s.name}",
                             "message": f"pilot {s.status}: {redact(why, plan.secrets)}",
                         }
@@ -177,6 +178,7 @@ def pilot_run(
                 out["blockers"].append(
                     {
                         "level": "blocker",
+                        "kind": "pilot",
                         "where": "pilot",
                         "message": f"the pilot could not remove what it copied: {undone.error};"
                         f" its state and rollback scripts are kept in {folder}",

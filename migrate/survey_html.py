@@ -4,9 +4,11 @@ Contract: :func:`survey_html` takes the report of :func:`migrate.dryrun.dry_run`
 returns a complete document that needs no network and no script: inline CSS, and an
 inline SVG chart of the volume and the estimated time of each wave (two bars per wave,
 each scaled to the largest of its kind). Then blockers and warnings, connections
-(latency, probe, privileges), and per wave and step the tables or files, the estimate
-and the rollback plan. Every value is HTML-escaped; the report holds no secret (URLs are
-shown with the password masked), so neither does the page.
+(latency, probe, privileges), per wave and step the tables or files, the estimate and
+the rollback plan, and, after a pilot (``report["pilot"]``), what it copied per step and
+table, at what rate, how it was checked and whether it was removed again. Every value
+is HTML-escaped; the report holds no secret (URLs are shown with the password masked),
+so neither does the page.
 """
 
 from __future__ import annotations
@@ -71,15 +73,80 @@ def survey_html(report: dict[str, Any], title: str | None = None) -> str:
         for s in w["steps"]:
             out.extend(_step(w, s))
     if report.get("pilot"):
-        out.append(f"<h2>Pilot</h2><p>{escape(_pilot_text(report['pilot']))}</p>")
+        out.extend(_pilot(report["pilot"]))
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 
 
-def _pilot_text(pilot: dict[str, Any]) -> str:
-    steps = ", ".join(sorted(pilot.get("measured", {}))) or "none"
-    done = "removed again" if pilot.get("rolled_back") else "NOT removed (see the blockers)"
-    return f"{pilot.get('rows')} rows/files per step copied and {done}; measured: {steps}"
+def _pilot(pilot: dict[str, Any]) -> list[str]:
+    """What the pilot copied per step and table (rows or files, bytes, seconds, the
+    measured rate, how it was checked), and whether its copies were removed again."""
+    prefix = pilot.get("prefix")
+    where = f" under the prefix <code>{escape(prefix)}</code>" if prefix else ""
+    out = [
+        '<h2 id="pilot">Pilot</h2>',
+        f"<p>Up to {pilot.get('rows', 0):,} rows per table and files per file step were copied"
+        f" into the real targets{where}, checked, and then removed; the plan's state was not"
+        " touched. The estimates above use the rates measured here.</p>",
+        "<table><tr><th>step</th><th>table / files</th><th>target</th><th>copied</th>"
+        "<th>seconds</th><th>rate</th><th>status</th><th>checked by</th></tr>",
+    ]
+    for name, s in (pilot.get("steps") or {}).items():
+        m = (pilot.get("measured") or {}).get(name) or {}
+        status = s.get("status", "")
+        cls = "ok" if status == "done" else "no"
+        if s.get("files") is not None:
+            f = s["files"]
+            secs = f.get("seconds") or 0
+            rate = f"{human_bytes(f['bytes'] / secs)}/s" if secs and f.get("bytes") else ""
+            out.append(
+                f"<tr><td>{escape(name)}</td><td>files</td><td></td>"
+                f'<td class="n">{f.get("copied", 0):,} file(s),'
+                f" {escape(human_bytes(f.get('bytes') or 0))}</td>"
+                f'<td class="n">{secs:.2f}</td><td class="n">{escape(rate)}</td>'
+                f'<td class="{cls}">{escape(status)}</td>'
+                "<td>each file's hash, as it was written</td></tr>"
+            )
+        else:
+            for t in s.get("tables") or []:
+                secs = t.get("seconds") or 0
+                rows = t.get("rows") or 0
+                rate = f"{rows / secs:,.0f} rows/s" if secs and rows else ""
+                how = "; ".join(t.get("notes") or []) or "chunk counted on both sides"
+                tcls = "ok" if t.get("status") == "done" else "no"
+                out.append(
+                    f"<tr><td>{escape(name)}</td><td>{escape(t['table'])}</td>"
+                    f"<td>{escape(t.get('target_table') or '')}</td>"
+                    f'<td class="n">{rows:,} row(s)</td><td class="n">{secs:.2f}</td>'
+                    f'<td class="n">{escape(rate)}</td>'
+                    f'<td class="{tcls}">{escape(t.get("status") or "")}</td>'
+                    f"<td>{escape(how)}</td></tr>"
+                )
+            if m.get("rows") and m.get("seconds"):
+                out.append(
+                    f'<tr><td>{escape(name)}</td><td colspan="2">step, measured</td>'
+                    f'<td class="n">{m["rows"]:,} row(s)</td>'
+                    f'<td class="n">{m["seconds"]:.2f}</td>'
+                    f'<td class="n">{m["rows"] / m["seconds"]:,.0f} rows/s</td>'
+                    f'<td class="{cls}">{escape(status)}</td><td></td></tr>'
+                )
+        if s.get("error"):
+            out.append(
+                f'<tr><td>{escape(name)}</td><td colspan="7" class="no">'
+                f"{escape(s['error'])}</td></tr>"
+            )
+    out.append("</table>")
+    if pilot.get("rolled_back"):
+        out.append(
+            f'<p class="ok">Removed: {pilot.get("undone", 0):,} recorded change(s) rolled'
+            " back; the targets are as they were.</p>"
+        )
+    else:
+        out.append(
+            '<p class="no">The pilot\'s copies were NOT all removed: see the blockers (its'
+            " rollback scripts were kept).</p>"
+        )
+    return out
 
 
 def _chart(waves: list[dict[str, Any]]) -> str:

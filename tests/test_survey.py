@@ -9,6 +9,16 @@ whose put/delete a reader cannot check — gives each blocker and warning exactl
 nothing else, writes nothing, and carries the numbers. Then ``--exact``, a pilot's
 measured rates, the HTML page, and the per-engine SQL of SQL Server and Oracle (compile
 tests: the exact statements, parsed by sqlglot, answered by a recorder).
+
+Privileges are checked against what the server does: for MariaDB and PostgreSQL logins
+(roles active or not, the first matching database pattern, grants on one table only,
+PostgreSQL 15's public schema, a role owning the schema, pg_write_all_data, TEMPORARY,
+SELECT on the target) the survey's verdict is compared with two real runs; MySQL 8's
+roles and partial revokes and SQL Server's DROP and IDENTITY_INSERT rights offline. The
+read probe's SQL is traced (no ORDER BY without an index, bounded reads); one cause gives
+one finding (a table two steps read, a missing bucket or root); two copies into one
+target table block; an older state is read from a copy; a partitioned PostgreSQL table
+has statistics; the estimate weighs row sizes; the page shows the pilot.
 """
 
 from __future__ import annotations
@@ -529,7 +539,12 @@ tables = ["stale"]
 
 def test_exact_counts_and_a_pilots_measured_rate(pg_to_sqlite: Path) -> None:
     plan = load_plan(pg_to_sqlite)
-    (t,) = dry_run(plan)["waves"][0]["steps"][0]["tables"]
+    report = dry_run(plan)
+    # a SQLite target that does not exist yet: not made, and its folder decides the rights
+    assert report["blockers"] == [] and report["warnings"] == [], report["warnings"]
+    (lite,) = [c for c in report["connections"] if c["name"] == "lite"]
+    assert {r["privilege"]: r["held"] for r in lite["privileges"]} == {"read": True, "write": True}
+    (t,) = report["waves"][0]["steps"][0]["tables"]
     assert (t["rows"], t["rows_from"]) == (100, "statistics")
     assert t["bytes"] and t["bytes"] > 0  # pg_table_size
     report = dry_run(plan, exact=True)
@@ -665,7 +680,7 @@ def test_mssql_statistics_privileges_and_latency_offline() -> None:
     # CREATE TABLE and ALTER on the schema held, DELETE on the schema not; orders exists
     rec.results = [
         [("dbo", 1, 1, 1, 1, 1, 0)],
-        [("orders", 1, 1, 1, 0, 1)],
+        [("orders", 1, 1, 1, 0, 1, 0)],
     ]
     Need = sql_survey.Need
     rows = sql_survey.privileges(
@@ -768,3 +783,860 @@ def test_sftp_write_rights_from_the_mode_bits(
     assert held is True and f"of {sftp_root} " in how, how
     held, how = rights(locked / "new")
     assert held is False and f"of {locked} " in how, how
+
+
+# -- privileges as the server applies them: the survey's verdict is the run's outcome ------
+GRANTEE_PW = "MT_GRANTEE_PASSWORD"
+
+
+def _sqlite_source(path: Path, rows: int = 30) -> None:
+    """A SQLite source: ``items`` with a key and a numeric cursor ``ver``."""
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, ver INTEGER NOT NULL, v TEXT)")
+    db.execute("CREATE INDEX ix_ver ON items (ver)")
+    db.executemany("INSERT INTO items VALUES (?, ?, ?)", [(i, i, f"v{i}") for i in range(rows)])
+    db.commit()
+    db.close()
+
+
+def _grant_plan(tmp_path: Path, target_url: str, mode: str, if_exists: str = "fail") -> Path:
+    _sqlite_source(tmp_path / "src.db")
+    cursor = 'cursor = "ver"\n' if mode != "full" else ""
+    plan = tmp_path / "grants.toml"
+    plan.write_text(
+        f"""version = 1
+name = "grants"
+state = "state/grants.db"
+[connections]
+src = {{ url = "sqlite:///src.db" }}
+dst = {{ url = {_toml(target_url)} }}
+[[steps]]
+name = "copy"
+source = "src"
+target = "dst"
+mode = "{mode}"
+if_exists = "{if_exists}"
+{cursor}""",
+        encoding="utf-8",
+    )
+    return plan
+
+
+def _verdict_and_outcome(
+    plan_path: Path, capsys: pytest.CaptureFixture[str]
+) -> tuple[dict[str, Any], bool, str]:
+    """The survey's report, then whether two real runs (a full copy, a catch-up pass
+    after a change at the source) both succeed, and what they printed."""
+    report = dry_run(load_plan(plan_path))
+    capsys.readouterr()
+    first = main(["run", str(plan_path), "--quiet"])
+    db = sqlite3.connect(plan_path.parent / "src.db")
+    db.execute("UPDATE items SET ver = ver + 1000, v = 'changed' WHERE id < 5")
+    db.commit()
+    db.close()
+    second = main(["run", str(plan_path), "--quiet"]) if first == 0 else first
+    out = capsys.readouterr()
+    return report, first == 0 and second == 0, out.out + out.err
+
+
+MARIADB_CASES = {
+    # ALL on the database through a role granted to the default role: held, no warning
+    "default_role": (
+        "'%'",
+        [
+            "CREATE ROLE {r}_in",
+            "GRANT ALL ON {db}.* TO {r}_in",
+            "CREATE ROLE {r}",
+            "GRANT {r}_in TO {r}",
+            "GRANT {r} TO {u}",
+            "SET DEFAULT ROLE {r} FOR {u}",
+        ],
+        "full",
+        None,
+    ),
+    # the same role, granted but not active at login: a run does not have its rights
+    "role_not_active": (
+        "'127.0.0.1'",
+        [
+            "GRANT SELECT ON {db}.* TO {u}",
+            "CREATE ROLE {r}",
+            "GRANT ALL ON {db}.* TO {r}",
+            "GRANT {r} TO {u}",
+        ],
+        "full",
+        "not active at login",
+    ),
+    # the most specific database pattern wins: `db` (SELECT) hides `mt%` (ALL)
+    "first_matching_pattern": (
+        "'127.0.0.1'",
+        ["GRANT SELECT ON `{db_escaped}`.* TO {u}", "GRANT ALL ON `mt%`.* TO {u}"],
+        "full",
+        "INSERT",
+    ),
+    "all_on_everything": ("'%'", ["GRANT ALL PRIVILEGES ON *.* TO {u}"], "full", None),
+    # a table-level grant may name a table before it exists: enough to create it
+    "grants_on_the_table_only": ("'127.0.0.1'", ["GRANT ALL ON {db}.items TO {u}"], "full", None),
+    # the run looks the table up and counts what it wrote: SELECT on the target
+    "no_select": (
+        "'127.0.0.1'",
+        ["GRANT INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER ON {db}.* TO {u}"],
+        "full",
+        "SELECT",
+    ),
+    # catch-up passes merge through a temporary staging table
+    "no_temporary_tables": (
+        "'127.0.0.1'",
+        ["GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER ON {db}.* TO {u}"],
+        "full+incremental",
+        "CREATE TEMPORARY TABLES",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MARIADB_CASES))
+def test_mariadb_privileges_as_the_server_applies_them(
+    case: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    mysql_url: str,
+    mysql_db: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    host, grants, mode, missing = MARIADB_CASES[case]
+    url = sa.make_url(mysql_db)
+    name, password = f"mt_{secrets.token_hex(5)}", secrets.token_hex(16)
+    user, role = f"'{name}'@{host}", f"mt_r{secrets.token_hex(5)}"
+    monkeypatch.setenv(GRANTEE_PW, password)
+    _mysql_admin(mysql_url, f"CREATE USER {user} IDENTIFIED BY '{password}'")
+    try:
+        _mysql_admin(
+            mysql_url,
+            *[
+                sql.format(
+                    u=user, r=role, db=url.database, db_escaped=url.database.replace("_", "\\_")
+                )
+                for sql in grants
+            ],
+        )
+        target = f"mysql+pymysql://{name}:${{{GRANTEE_PW}}}@{url.host}:{url.port}/{url.database}"
+        report, works, printed = _verdict_and_outcome(_grant_plan(tmp_path, target, mode), capsys)
+    finally:
+        _mysql_admin(
+            mysql_url,
+            f"DROP USER IF EXISTS {user}",
+            f"DROP ROLE IF EXISTS {role}",
+            f"DROP ROLE IF EXISTS {role}_in",
+        )
+    blockers = [(f["kind"], f["where"], f["message"]) for f in report["blockers"]]
+    if missing is None:
+        assert blockers == [] and report["warnings"] == [] and works, (report, printed)
+        return
+    assert not works, f"the survey found {missing} missing, but the run worked"
+    ((kind, where, message),) = blockers
+    assert (kind, where) == ("privilege", "connection dst"), blockers
+    assert missing in message and password not in message, message
+
+
+PG_CASES = {
+    # PostgreSQL 15: CREATE on schema public is the database owner's only
+    "public_schema_pg15": ([], "full", "fail", "CREATE on schema public"),
+    # a member of the role that owns the schema creates in it
+    "member_of_the_schema_owner": (
+        ["CREATE ROLE {r} NOLOGIN", "ALTER SCHEMA public OWNER TO {r}", "GRANT {r} TO {u}"],
+        "full",
+        "fail",
+        None,
+    ),
+    # catch-up merges stage rows in a TEMP table: TEMPORARY on the database
+    "no_temporary": (
+        [
+            "ALTER SCHEMA public OWNER TO {u}",
+            "REVOKE TEMPORARY ON DATABASE {db} FROM PUBLIC",
+        ],
+        "full+incremental",
+        "fail",
+        "TEMPORARY",
+    ),
+    # someone else's table, emptied first: pg_write_all_data does the DML, but its rows
+    # are kept in a backup table the login must be able to create, and only the owner
+    # may add the index the table lacks
+    "write_all_data_truncate": (
+        [
+            "CREATE TABLE items (id INT PRIMARY KEY, ver INT NOT NULL, v TEXT)",
+            "GRANT pg_read_all_data, pg_write_all_data TO {u}",
+        ],
+        "full",
+        "truncate",
+        "CREATE on schema public",
+    ),
+    # ... with CREATE, into a table that has its index already: nothing is missing
+    "write_all_data_truncate_indexed": (
+        [
+            "CREATE TABLE items (id INT PRIMARY KEY, ver INT NOT NULL, v TEXT)",
+            "CREATE INDEX ix_ver ON items (ver)",
+            "GRANT pg_read_all_data, pg_write_all_data TO {u}",
+            "GRANT CREATE ON SCHEMA public TO {u}",
+        ],
+        "full",
+        "truncate",
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(PG_CASES))
+def test_postgresql_privileges_as_the_server_applies_them(
+    case: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    pg_url: str,
+    pg_db: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    statements, mode, if_exists, missing = PG_CASES[case]
+    url = sa.make_url(pg_db)
+    assert _pg_major(pg_db) >= 15  # CREATE on public is not PUBLIC's any more
+    user, role = f"mt_{secrets.token_hex(5)}", f"mt_r{secrets.token_hex(5)}"
+    password = secrets.token_hex(16)
+    monkeypatch.setenv(GRANTEE_PW, password)
+    execute(pg_url, f"CREATE ROLE {user} LOGIN PASSWORD '{password}'")
+    try:
+        for sql in statements:
+            execute(pg_db, sql.format(u=user, r=role, db=url.database))
+        target = url.set(username=user, password=None).render_as_string()
+        target = target.replace(f"{user}@", f"{user}:${{{GRANTEE_PW}}}@")
+        report, works, printed = _verdict_and_outcome(
+            _grant_plan(tmp_path, target, mode, if_exists), capsys
+        )
+    finally:
+        for r in (user, role):
+            execute(pg_db, f"DROP OWNED BY {r} CASCADE") if _role_exists(pg_url, r) else None
+            execute(pg_url, f"DROP ROLE IF EXISTS {r}")
+    blockers = [(f["kind"], f["where"], f["message"]) for f in report["blockers"]]
+    if missing is None:
+        assert blockers == [] and report["warnings"] == [] and works, (report, printed)
+        return
+    assert not works, f"the survey found {missing} missing, but the run worked"
+    ((kind, where, message),) = blockers
+    assert (kind, where) == ("privilege", "connection dst"), blockers
+    assert missing in message and password not in message, message
+
+
+def _mysql_admin(server_url: str, *statements: str) -> None:
+    """Run statements as the server's root, as they are (no parameter markers)."""
+    import pymysql
+
+    url = sa.make_url(server_url)
+    conn = pymysql.connect(
+        host=url.host,
+        port=url.port,
+        user=url.username,
+        password=url.password or "",
+        autocommit=True,
+    )
+    try:
+        with conn.cursor() as cur:
+            for sql in statements:
+                cur.execute(sql)
+    finally:
+        conn.close()
+
+
+def _pg_major(url: str) -> int:
+    eng = sa.create_engine(url, poolclass=NullPool)
+    try:
+        with eng.connect() as conn:
+            return int(conn.exec_driver_sql("SHOW server_version_num").scalar_one()) // 10000
+    finally:
+        eng.dispose()
+
+
+def _role_exists(url: str, role: str) -> bool:
+    eng = sa.create_engine(url, poolclass=NullPool)
+    try:
+        with eng.connect() as conn:
+            found = conn.exec_driver_sql(
+                "SELECT 1 FROM pg_roles WHERE rolname = %(r)s", {"r": role}
+            ).first()
+            return found is not None
+    finally:
+        eng.dispose()
+
+
+# -- MySQL 8 (no server here): active roles read with USING; patterns; partial revokes --
+MYSQL8_URL = "mysql+pymysql://u:pw@127.0.0.1:3306/app"
+
+
+def _mysql8_needs() -> list[sql_survey.Need]:
+    Need = sql_survey.Need
+    return [
+        Need("create", "t", "creating tables", exists=False),
+        Need("insert", "t", "loading rows", exists=False),
+        Need("drop", "t", "rollback", exists=False, blocking=False),
+    ]
+
+
+def test_mysql8_active_roles_are_read_with_using() -> None:
+    from connectors.sql.mysql import MySQLEndpoint
+
+    ep, rec = offline(MySQLEndpoint, MYSQL8_URL, (8, 0, 36))
+    rec.results = [
+        [("app", "u@%")],
+        [("`writer`@`%`,`reader`@`%`",)],
+        # what USING shows: the roles' privileges as the account's
+        [
+            ("GRANT USAGE ON *.* TO `u`@`%`",),
+            ("GRANT SELECT, INSERT, CREATE ON `app`.* TO `u`@`%`",),
+            ("GRANT `writer`@`%`,`reader`@`%` TO `u`@`%`",),
+        ],
+    ]
+    rows = {r["privilege"]: r for r in sql_survey.privileges(ep, _mysql8_needs())}
+    assert rec.sql == [
+        sql_survey.MYSQL_SESSION,
+        sql_survey.MYSQL_ROLE,
+        "SHOW GRANTS FOR CURRENT_USER() USING `writer`@`%`, `reader`@`%`",
+    ]
+    assert rows["CREATE"]["held"] is True and rows["INSERT"]["held"] is True
+    assert rows["DROP"]["held"] is False  # none of the active roles gives it
+    assert "active role: writer, reader" in rows["DROP"]["how"]
+    # USING refused (a role no longer granted): the roles' rights cannot be told
+    ep, rec = offline(MySQLEndpoint, MYSQL8_URL, (8, 0, 36))
+    rec.results = [
+        [("app", "u@%")],
+        [("`writer`@`%`",)],
+        sa.exc.DBAPIError("SHOW GRANTS", {}, Exception("3530")),
+        [("GRANT USAGE ON *.* TO `u`@`%`",), ("GRANT `writer`@`%` TO `u`@`%`",)],
+    ]
+    rows = {r["privilege"]: r for r in sql_survey.privileges(ep, _mysql8_needs())}
+    assert rec.sql[-1] == "SHOW GRANTS"
+    assert rows["CREATE"]["held"] is None and "could not be read" in rows["CREATE"]["how"]
+    # a role granted but none active at login (no default role): the run lacks its rights
+    ep, rec = offline(MySQLEndpoint, MYSQL8_URL, (8, 0, 36))
+    rec.results = [
+        [("app", "u@%")],
+        [("NONE",)],
+        [("GRANT USAGE ON *.* TO `u`@`%`",), ("GRANT `writer`@`%` TO `u`@`%`",)],
+    ]
+    rows = {r["privilege"]: r for r in sql_survey.privileges(ep, _mysql8_needs())}
+    assert rec.sql[-1] == "SHOW GRANTS"
+    assert rows["CREATE"]["held"] is False and "not active at login" in rows["CREATE"]["how"]
+
+
+def test_mysql_grants_first_matching_pattern_partial_revokes_and_table_names() -> None:
+    holds = sql_survey.mysql_holds
+    grants, roles = sql_survey.parse_grant_lines(
+        [
+            "GRANT SELECT ON `mt\\_db`.* TO `u`@`%`",
+            "GRANT ALL PRIVILEGES ON `mt%`.* TO `u`@`%`",
+            "GRANT INSERT ON `m%`.* TO `u`@`%`",
+            "GRANT PROXY ON `root`@`localhost` TO `u`@`%`",
+        ]
+    )
+    assert roles == []
+    # the exact name is the first match: the broader patterns do not add to it
+    assert holds(grants, "SELECT", "mt_db", None) is True
+    assert holds(grants, "INSERT", "mt_db", None) is False
+    # for another database the most specific matching pattern decides
+    assert holds(grants, "DELETE", "mt_other", None) is True  # `mt%` before `m%`
+    assert holds(grants, "DELETE", "mx", None) is False  # only `m%` matches
+    # two equally specific patterns that disagree: the server's pick is unknown
+    grants, _ = sql_survey.parse_grant_lines(
+        ["GRANT INSERT ON `a_c`.* TO `u`@`%`", "GRANT SELECT ON `ab_`.* TO `u`@`%`"]
+    )
+    assert holds(grants, "INSERT", "abc", None) is None
+    # a table grant names its database literally; a role's grants are checked on their own
+    grants, _ = sql_survey.parse_grant_lines(
+        [
+            "GRANT SELECT ON `mt_db`.`t` TO `u`@`%`",
+            "GRANT DELETE ON `app`.* TO `r`",
+            "GRANT UPDATE ON `app`.* TO PUBLIC",
+        ]
+    )
+    assert holds(grants, "SELECT", "mt_db", "t") is True
+    assert holds(grants, "SELECT", "mtxdb", "t") is False
+    assert holds(grants, "DELETE", "app", None) is True
+    assert holds(grants, "UPDATE", "app", None) is True
+    # MySQL 8 partial revokes take a global privilege back on one database
+    grants, _ = sql_survey.parse_grant_lines(
+        ["GRANT SELECT, INSERT ON *.* TO `u`@`%`", "REVOKE INSERT ON `app`.* FROM `u`@`%`"]
+    )
+    assert holds(grants, "INSERT", "app", None) is False
+    assert holds(grants, "INSERT", "other", None) is True
+    assert holds(grants, "SELECT", "app", None) is True
+
+
+def test_mssql_drop_needs_alter_on_the_schema_or_control_on_the_table() -> None:
+    ep, rec = offline(MSSQLEndpoint, MSSQL_URL, (16, 0))
+    Need = sql_survey.Need
+    needs = [Need("drop", "orders", 'replacing tables (if_exists = "replace")')]
+    # ALTER on the table only: DROP TABLE is refused
+    rec.results = [[("dbo", 1, 0, 1, 1, 1, 1)], [("orders", 1, 1, 1, 1, 1, 0)]]
+    (row,) = sql_survey.privileges(ep, needs)
+    assert row["held"] is False and "CONTROL" in row["how"]
+    rec.results = [[("dbo", 1, 0, 1, 1, 1, 1)], [("orders", 1, 1, 1, 1, 1, 1)]]
+    (row,) = sql_survey.privileges(ep, needs)
+    assert row["held"] is True  # CONTROL on the table
+    rec.results = [[("dbo", 1, 1, 1, 1, 1, 1)], [("orders", 1, 1, 1, 1, 0, 0)]]
+    (row,) = sql_survey.privileges(ep, needs)
+    assert row["held"] is True  # ALTER on the schema
+    # explicit values into an identity column: SET IDENTITY_INSERT needs ALTER on the table
+    identity = [Need("identity", "orders", "explicit values into its identity column")]
+    rec.results = [[("dbo", 1, 1, 1, 1, 1, 1)], [("orders", 1, 1, 1, 1, 0, 0)]]
+    (row,) = sql_survey.privileges(ep, identity)
+    assert (row["privilege"], row["held"]) == ("ALTER (SET IDENTITY_INSERT)", False)
+    rec.results = [[("dbo", 1, 1, 1, 1, 1, 1)], [("orders", 1, 1, 1, 1, 1, 0)]]
+    (row,) = sql_survey.privileges(ep, identity)
+    assert row["held"] is True
+    # elsewhere INSERT is all it takes
+    ora, orec = offline(OracleEndpoint, ORACLE_URL, (19, 0))
+    orec.results = [[("CREATE SESSION",)], [(0,)]]
+    (row,) = sql_survey.privileges(ora, identity)
+    assert (row["privilege"], row["held"]) == ("INSERT", True)
+
+
+# -- the read probe: bounded reads, in index order only ---------------------------------
+def _traced(ep: Any) -> list[str]:
+    """Every statement the endpoint's SQLite connections run from now on."""
+    statements: list[str] = []
+    engine = ep.engine
+    sa.event.listen(engine, "connect", lambda c, _r: c.set_trace_callback(statements.append))
+    engine.dispose()  # the pooled connection was made before the trace
+    return statements
+
+
+def test_read_probe_reads_in_index_order_only_and_in_bounded_reads(tmp_path: Path) -> None:
+    """A key no index leads with is never ORDER BY'd (a sort of the whole table); every
+    read has a LIMIT; a table of 256 KiB rows is not read past the byte budget."""
+    from connectors.sql.sqlite import SQLiteEndpoint
+
+    row = 256 << 10
+    db = sqlite3.connect(tmp_path / "wide.db")
+    db.execute("CREATE TABLE wide (id INTEGER PRIMARY KEY, k INTEGER NOT NULL, b BLOB)")
+    db.executemany(
+        "INSERT INTO wide VALUES (?, ?, ?)", [(i, 100 - i, b"x" * row) for i in range(40)]
+    )
+    db.execute("CREATE TABLE pairs (a INTEGER NOT NULL, b INTEGER NOT NULL, PRIMARY KEY (a, b))")
+    db.executemany("INSERT INTO pairs VALUES (?, ?)", [(i // 10, i % 10) for i in range(5000)])
+    db.commit()
+    db.close()
+    ep = SQLiteEndpoint("w", "sqlite:///wide.db", {}, base_dir=tmp_path, dry_run=True)
+    try:
+        schema = ep.read_schema("wide")
+        assert sql_survey.key_indexed(schema, ("id",))
+        assert not sql_survey.key_indexed(schema, ("k",))
+        for key, ordered in ((("k",), False), (("id",), True)):
+            statements = _traced(ep)
+            probe = sql_survey.read_probe(
+                ep, schema, key, seconds=30, max_bytes=1 << 20, row_bytes=row
+            )
+            reads = [s for s in statements if "FROM wide" in s]
+            assert reads and all("LIMIT" in s for s in reads), reads
+            assert any("ORDER BY" in s for s in reads) is ordered, reads
+            assert probe["ordered"] is ordered
+            assert probe["bytes"] <= (1 << 20) + row, probe  # not the table's 10 MiB
+            assert 1 <= probe["rows"] <= 5 and probe["rows_per_s"], probe
+            if ordered:  # later reads start after the last key read
+                assert "ORDER BY wide.id" in reads[0] and all("wide.id >" in s for s in reads[1:])
+        # a key of two columns: each read starts over in index order; never the
+        # `a > x OR (a = x AND b > y)` some planners answer with every later row
+        statements = _traced(ep)
+        pairs = ep.read_schema("pairs")
+        probe = sql_survey.read_probe(ep, pairs, ("a", "b"), seconds=30, max_rows=2000)
+        reads = [s for s in statements if "FROM pairs" in s]
+        assert len(reads) > 1 and probe["ordered"] is True, reads
+        assert all("ORDER BY pairs.a, pairs.b" in s and " OR " not in s for s in reads), reads
+    finally:
+        ep.close()
+
+
+# -- a table read by two steps, two copies into one target table ---------------------------
+def test_a_table_in_two_steps_is_one_finding_and_two_copies_into_one_table_block(
+    tmp_path: Path,
+) -> None:
+    db = sqlite3.connect(tmp_path / "src.db")
+    db.execute("CREATE TABLE loose (a INTEGER, b TEXT)")
+    db.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, k INTEGER NOT NULL, v TEXT)")
+    db.executemany("INSERT INTO items VALUES (?, ?, ?)", [(i, -i, "v") for i in range(50)])
+    db.executemany("INSERT INTO loose VALUES (?, ?)", [(i, "b") for i in range(20)])
+    db.commit()
+    db.close()
+    plan = tmp_path / "twice.toml"
+    plan.write_text(
+        """version = 1
+name = "twice"
+[connections]
+src = { url = "sqlite:///src.db" }
+dst = { url = "sqlite:///dst.db" }
+dst2 = { url = "sqlite:///dst2.db" }
+[[steps]]
+name = "one"
+source = "src"
+target = "dst"
+tables = ["loose", "items"]
+overrides.items.key = ["k"]
+[[steps]]
+name = "two"
+source = "src"
+target = "dst2"
+tables = ["loose", "items"]
+overrides.items.key = ["k"]
+[[steps]]
+name = "three"
+source = "src"
+target = "dst"
+tables = ["items"]
+""",
+        encoding="utf-8",
+    )
+    report = dry_run(load_plan(plan))
+    warnings = Counter((f["kind"], f["where"]) for f in report["warnings"])
+    assert warnings == Counter(
+        {
+            ("no_key", "steps one, two / table loose"): 1,
+            ("key_not_indexed", "steps one, two / table items"): 1,
+        }
+    ), report["warnings"]
+    (conflict,) = report["blockers"]
+    assert (conflict["kind"], conflict["where"]) == (
+        "target_conflict",
+        "connection dst / table items",
+    )
+    assert "step one (table items), step three (table items)" in conflict["message"]
+    by_kind = {f["kind"]: f for f in report["warnings"]}
+    assert by_kind["no_key"]["steps"] == ["one", "two"]
+    assert "ORDER BY key" in by_kind["key_not_indexed"]["message"]
+    # the source's probe read items in the order of the key step three uses (its primary key)
+    (src,) = [c for c in report["connections"] if c["name"] == "src"]
+    assert src["probe"]["table"] == "items" and src["probe"]["ordered"] is True
+    assert not (tmp_path / "dst.db").exists() and not (tmp_path / "dst2.db").exists()
+
+
+# -- a state of an older schema ------------------------------------------------------------
+def test_a_state_of_an_older_schema_is_surveyed_from_a_copy(tmp_path: Path) -> None:
+    """After an upgrade of the tool, the state is at schema 5 until the next run: the
+    survey reads it (the table is done) and leaves it and the temporary folder as they were."""
+    import tempfile
+
+    from migrate.state import MIGRATIONS
+
+    _sqlite_source(tmp_path / "src.db")
+    shutil.copy(tmp_path / "src.db", tmp_path / "dst.db")
+    (tmp_path / "state").mkdir()
+    state = tmp_path / "state" / "old.db"
+    db = sqlite3.connect(state)
+    for version in range(1, 6):
+        for sql in MIGRATIONS[version]:
+            db.execute(sql)
+    db.execute("INSERT INTO meta VALUES ('schema_version', '5'), ('plan', 'old')")
+    db.execute(
+        "INSERT INTO tables (step, name, target_name, status, rows_copied)"
+        " VALUES ('copy', 'items', 'items', 'done', 30)"
+    )
+    db.execute(
+        "INSERT INTO undo (run_id, step, connection, action, object, detail, created_at)"
+        " VALUES (1, 'copy', 'dst', 'drop_table', 'items', '{}', '2026-01-01')"
+    )
+    db.commit()
+    db.close()
+    plan = tmp_path / "old.toml"
+    plan.write_text(
+        """version = 1
+name = "old"
+state = "state/old.db"
+[connections]
+src = { url = "sqlite:///src.db" }
+dst = { url = "sqlite:///dst.db" }
+[[steps]]
+name = "copy"
+source = "src"
+target = "dst"
+""",
+        encoding="utf-8",
+    )
+    before = state.read_bytes()
+    temp = set(Path(tempfile.gettempdir()).glob("migrate-survey-*"))
+    report = dry_run(load_plan(plan))
+    (t,) = report["waves"][0]["steps"][0]["tables"]
+    assert t["action_code"] == "done", t
+    assert report["problems"] == 0, report["blockers"]
+    assert state.read_bytes() == before
+    assert sorted(p.name for p in state.parent.iterdir()) == ["old.db"]
+    assert set(Path(tempfile.gettempdir()).glob("migrate-survey-*")) == temp
+
+
+# -- the page after a pilot ----------------------------------------------------------------
+def test_the_page_shows_what_the_pilot_copied_and_that_it_was_removed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = sqlite3.connect(tmp_path / "src.db")
+    db.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+    db.executemany("INSERT INTO items VALUES (?, ?)", [(i, f"name {i}") for i in range(200)])
+    db.commit()
+    db.close()
+    (tmp_path / "share").mkdir()
+    for i in range(6):
+        (tmp_path / "share" / f"f{i}.bin").write_bytes(bytes([i]) * 3000)
+    plan = tmp_path / "pilot.toml"
+    plan.write_text(
+        """version = 1
+name = "pilot"
+state = "state/pilot.db"
+[connections]
+src = { url = "sqlite:///src.db" }
+dst = { url = "sqlite:///dst.db" }
+share = { url = "file:share" }
+archive = { url = "file:archive" }
+[[steps]]
+name = "db"
+source = "src"
+target = "dst"
+[[steps]]
+name = "files"
+source = "share"
+target = "archive"
+""",
+        encoding="utf-8",
+    )
+    html = tmp_path / "survey.html"
+    code = main(["check", str(plan), "--pilot", "25", "--pilot-prefix", "p_", "--html", str(html)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    page = html.read_text(encoding="utf-8")
+    _check_html(page)
+    section = page[page.index('<h2 id="pilot">') :]
+    assert "under the prefix <code>p_</code>" in section
+    # one row per table: source, target, rows copied, seconds, a rate, how it was checked
+    row = re.search(
+        r"<tr><td>db</td><td>items</td><td>p_items</td><td class=\"n\">25 row\(s\)</td>"
+        r"<td class=\"n\">[\d.]+</td><td class=\"n\">[\d,]+ rows/s</td>"
+        r"<td class=\"ok\">done</td><td>pilot rows compared by checksum: 25 equal</td></tr>",
+        section,
+    )
+    assert row, section
+    assert re.search(r"<td>files</td><td>files</td><td></td><td class=\"n\">6 file\(s\)", section)
+    assert "each file's hash, as it was written" in section
+    assert re.search(r"Removed: \d+ recorded change\(s\) rolled back", section), section
+    assert not (tmp_path / "archive").exists() or not any((tmp_path / "archive").rglob("*"))
+
+
+# -- the estimate ----------------------------------------------------------------------------
+def test_tables_of_wider_rows_than_the_probes_are_estimated_slower(tmp_path: Path) -> None:
+    """rows / probe rate × (row size / the probe table's row size) when wider; never
+    faster than the probe's rate per row; a pilot's measured rate is used as it is."""
+    from migrate.dryrun import _Conn, _Survey
+
+    plan = tmp_path / "est.toml"
+    plan.write_text(
+        """version = 1
+name = "est"
+[connections]
+src = { url = "sqlite:///src.db" }
+dst = { url = "sqlite:///dst.db" }
+[[steps]]
+name = "copy"
+source = "src"
+target = "dst"
+""",
+        encoding="utf-8",
+    )
+    survey = _Survey(load_plan(plan), (), False, {})
+    probe = {"rows": 1000, "bytes": 50_000, "rows_per_s": 1000.0, "row_bytes": 100.0}
+    survey.conns["src"] = _Conn("src", "table", out={"probe": probe})
+    step: dict[str, Any] = {
+        "name": "copy",
+        "kind": "table",
+        "source": "src",
+        "error": None,
+        "tables": [
+            {"table": "narrow", "rows": 5000, "bytes": 250_000, "action_code": "create"},
+            {"table": "wide", "rows": 5000, "bytes": 5_000_000, "action_code": "create"},
+            {"table": "unknown", "rows": 5000, "bytes": None, "action_code": "create"},
+            {"table": "tiny", "rows": 3, "bytes": 30, "action_code": "create"},
+        ],
+    }
+    survey._estimate(step)
+    assert [t["estimate_s"] for t in step["tables"]] == [5.0, 50.0, 5.0, 1.0]
+    assert step["estimate"] == {"seconds": 61.0, "basis": "read probe"}
+    unknown = step["tables"][2]
+    assert (unknown["bytes"], unknown["bytes_from"]) == (250_000, "the probe's average row size")
+    survey.measured = {"copy": {"rows": 100, "bytes": None, "seconds": 1.0}}
+    survey._estimate(step)
+    assert [t["estimate_s"] for t in step["tables"]] == [50.0, 50.0, 50.0, 1.0]
+    assert step["estimate"]["basis"] == "measured by the pilot"
+
+
+# -- one cause, one finding: missing buckets and roots -------------------------------------
+def test_a_missing_bucket_or_source_root_is_one_finding(
+    tmp_path: Path, s3_server: dict[str, str]
+) -> None:
+    """A bucket that does not exist is one blocker for its connection (not also a failed
+    listing per step and a missing list right); a missing local source root read by two
+    steps is one blocker naming both."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_bytes(b"a")
+    s3 = (
+        f'endpoint = {_toml(s3_server["endpoint"])}, provider = "seaweedfs",'
+        f" access_key = {_toml(s3_server['access_key'])},"
+        f" secret_key = {_toml(s3_server['secret_key'])}"
+    )
+    gone_out, gone_in = f"mt-gone-{secrets.token_hex(4)}", f"mt-gone-{secrets.token_hex(4)}"
+    plan = tmp_path / "buckets.toml"
+    plan.write_text(
+        f"""version = 1
+name = "buckets"
+[connections]
+src = {{ url = "file:src" }}
+dst = {{ url = "file:dst" }}
+nowhere = {{ url = "file:not/mounted" }}
+outbox = {{ url = "s3://{gone_out}/up", {s3} }}
+inbox = {{ url = "s3://{gone_in}/down", {s3} }}
+[[steps]]
+name = "up"
+source = "src"
+target = "outbox"
+[[steps]]
+name = "down"
+source = "inbox"
+target = "dst"
+[[steps]]
+name = "a"
+source = "nowhere"
+target = "dst"
+[[steps]]
+name = "b"
+source = "nowhere"
+target = "dst"
+""",
+        encoding="utf-8",
+    )
+    report = dry_run(load_plan(plan))
+    found = Counter(
+        (f["level"], f["kind"], f["where"]) for f in report["blockers"] + report["warnings"]
+    )
+    assert found == Counter(
+        {
+            ("blocker", "no_bucket", "connection outbox"): 1,
+            ("blocker", "no_bucket", "connection inbox"): 1,
+            ("blocker", "file_step", "steps a, b"): 1,
+        }
+    ), report["blockers"] + report["warnings"]
+    by = {f["where"]: f["message"] for f in report["blockers"]}
+    assert gone_out in by["connection outbox"] and "does not exist" in by["connection outbox"]
+    assert s3_server["secret_key"] not in json.dumps(report)
+    steps = {s["name"]: s for w in report["waves"] for s in w["steps"]}
+    assert steps["up"]["error"] and steps["down"]["error"]
+    assert not (tmp_path / "dst").exists()
+
+
+def test_a_partitioned_postgresql_table_has_the_statistics_of_its_partitions(pg_db: str) -> None:
+    """The parent of partitions has no statistics of its own (autovacuum never analyses
+    it): without its partitions' sums the survey would count every row of them."""
+    from connectors.sql.postgresql import PostgreSQLEndpoint
+
+    execute(
+        pg_db,
+        "CREATE TABLE parted (id INT PRIMARY KEY, v TEXT) PARTITION BY RANGE (id)",
+        "CREATE TABLE parted_a PARTITION OF parted FOR VALUES FROM (0) TO (1000)",
+        "CREATE TABLE parted_b PARTITION OF parted FOR VALUES FROM (1000) TO (2000)",
+        "INSERT INTO parted SELECT g, 'v' FROM generate_series(0, 1499) AS g",
+        "CREATE TABLE parted_none (id INT) PARTITION BY RANGE (id)",
+        "CREATE TABLE parted_none_a PARTITION OF parted_none FOR VALUES FROM (0) TO (10)",
+    )
+    eng = sa.create_engine(pg_db, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with eng.connect() as conn:
+        conn.exec_driver_sql("ANALYZE parted_a")
+        conn.exec_driver_sql("ANALYZE parted_b")
+    eng.dispose()
+    ep = PostgreSQLEndpoint("pg", pg_db, {}, base_dir=Path("."), dry_run=True)
+    try:
+        stats = sql_survey.table_stats(ep, ["parted", "parted_a", "parted_none"])
+    finally:
+        ep.close()
+    assert stats["parted"].rows == 1500 and (stats["parted"].bytes or 0) > 0, stats
+    assert stats["parted_a"].rows == 1000
+    assert stats["parted_none"].rows is None  # a partition never analysed: unknown
+
+
+def test_a_source_table_the_login_cannot_read_blocks_and_is_not_probed(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    mysql_url: str,
+    mysql_db: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The largest table, visible to the login (INSERT) but not readable: SELECT is
+    missing (a blocker, as the run fails), and the probe reads a table it can read."""
+    url = sa.make_url(mysql_db)
+    execute(
+        mysql_db,
+        "CREATE TABLE small (id INT PRIMARY KEY, v VARCHAR(20))",
+        "CREATE TABLE big (id INT PRIMARY KEY, v VARCHAR(200))",
+        rows=[
+            ("INSERT INTO small VALUES (:i, 'v')", [{"i": i} for i in range(20)]),
+            ("INSERT INTO big VALUES (:i, :v)", [{"i": i, "v": "x" * 150} for i in range(2000)]),
+        ],
+    )
+    execute(mysql_db, "ANALYZE TABLE small, big")
+    name, password = f"mt_{secrets.token_hex(5)}", secrets.token_hex(16)
+    user = f"'{name}'@'127.0.0.1'"
+    monkeypatch.setenv(GRANTEE_PW, password)
+    _mysql_admin(
+        mysql_url,
+        f"CREATE USER {user} IDENTIFIED BY '{password}'",
+        f"GRANT SELECT ON {url.database}.small TO {user}",
+        f"GRANT INSERT ON {url.database}.big TO {user}",
+    )
+    try:
+        source = f"mysql+pymysql://{name}:${{{GRANTEE_PW}}}@{url.host}:{url.port}/{url.database}"
+        plan = tmp_path / "unreadable.toml"
+        plan.write_text(
+            f"""version = 1
+name = "unreadable"
+state = "state/u.db"
+[connections]
+maria = {{ url = {_toml(source)} }}
+lite = {{ url = "sqlite:///out.db" }}
+[[steps]]
+name = "copy"
+source = "maria"
+target = "lite"
+tables = ["small", "big"]
+""",
+            encoding="utf-8",
+        )
+        report = dry_run(load_plan(plan))
+        capsys.readouterr()
+        code = main(["run", str(plan), "--quiet"])
+    finally:
+        _mysql_admin(mysql_url, f"DROP USER IF EXISTS {user}")
+    found = [(f["level"], f["kind"], f["where"]) for f in report["blockers"] + report["warnings"]]
+    assert found == [("blocker", "privilege", "connection maria")], report["blockers"]
+    assert "SELECT on big" in report["blockers"][0]["message"]
+    (maria,) = [c for c in report["connections"] if c["name"] == "maria"]
+    assert maria["probe"]["table"] == "small" and maria["probe"]["rows"] == 20
+    assert code != 0  # the run fails as the survey said
+
+
+def test_the_survey_leaves_no_wal_files_beside_a_wal_mode_sqlite_source(
+    tmp_path: Path,
+) -> None:
+    """A read-only open of a WAL-mode SQLite file makes -wal/-shm files unless it is
+    opened immutable: the survey writes nothing, not even those."""
+    src = tmp_path / "wal.db"
+    db = sqlite3.connect(src)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    db.execute("INSERT INTO t VALUES (1, 'a')")
+    db.commit()
+    db.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wal.db"]
+    plan = tmp_path / "p.toml"
+    plan.write_text(
+        'version = 1\nname = "p"\nstate = "s/state.db"\n[connections]\n'
+        'src = { url = "sqlite:///wal.db" }\ndst = { url = "sqlite:///dst.db" }\n'
+        '[[steps]]\nname = "s"\nsource = "src"\ntarget = "dst"\ntables = ["*"]\n',
+        encoding="utf-8",
+    )
+    report = dry_run(load_plan(plan))
+    assert report["problems"] == 0, report["blockers"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.toml", "wal.db"]

@@ -160,7 +160,12 @@ class SQLiteEndpoint(SQLEndpoint):
         self._path = Path(url.database) if url.database and url.database != ":memory:" else None
         if self.dry_run and self._path is not None:  # never create or change a file
             if self._path.exists():
-                url = url.set(database=f"file:{self._path}?mode=ro", query={"uri": "true"})
+                # a read-only open of a WAL-mode file makes -wal/-shm files unless they
+                # exist (a writer has it open); with none, immutable=1 reads without them
+                flags = "mode=ro"
+                if _wal_mode(self._path) and not Path(f"{self._path}-wal").exists():
+                    flags += "&immutable=1"
+                url = url.set(database=f"file:{self._path}?{flags}", query={"uri": "true"})
             else:
                 url = url.set(database=":memory:")
         return super().resolve_url(url)
@@ -276,3 +281,13 @@ class SQLiteEndpoint(SQLEndpoint):
 
     def value_adapters(self, schema: TableSchema) -> list[Callable[[Any], Any]]:
         return [_to_db for _ in schema.columns]
+
+
+def _wal_mode(path: Path) -> bool:
+    """Whether the SQLite file is in WAL mode (header bytes 18 and 19 are 2)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(20)
+    except OSError:
+        return False
+    return len(head) == 20 and head[18] == 2 and head[19] == 2
