@@ -12,17 +12,32 @@ in one run:
    ``updated_at`` made NOT NULL, ``ON UPDATE CURRENT_TIMESTAMP(6)`` and indexed, as a
    watermark column must be; the modes of a round take turns on it;
 2. ``migrate run`` copies it in full to a fresh database on MariaDB B (127.0.0.1:33307):
-   the *full copy*, timed;
+   the *full copy*, timed; ``CHECKSUM TABLE ... EXTENDED`` of the target is taken and must
+   equal the source's;
 3. 1 % of N rows change at the source, with the binlog on: 0.5 % updated, 0.4 % inserted,
    0.1 % deleted, in transactions of 1,000 rows (``watermark``, which ignores deletes:
    0.6 % updated instead);
 4. ``migrate run`` again: the *catch-up pass*, timed (wall time of the whole command, and
-   the pass alone as the run reports it);
-5. ``migrate run`` once more with nothing changed: the fixed cost of a pass;
-6. ``CHECKSUM TABLE ... EXTENDED`` must be equal on both servers, or the run fails.
+   the pass alone as the run reports it); the checksums must be equal on both servers;
+   the backup table it filled (``migrate_bak_orders``: previous values of the rows it
+   overwrote or deleted, keys of the rows it inserted) is measured: exact rows per
+   ``migrate_op`` and its size from ``information_schema`` after ``ANALYZE TABLE``;
+5. ``migrate rollback plan.toml --run <the catch-up's run id> --json``, timed: every
+   action must be done and the target's checksum must equal the one of step 2 (the
+   rollback undid exactly the pass), or the run fails;
+6. ``migrate run`` again: the rollback put the watermark (or binlog position) back, so this
+   pass catches up the same changes once more (timed; it also shows the state was put
+   back: a pass that missed them would fail the checksum of step 8);
+7. ``migrate run`` once more with nothing changed: the fixed cost of a pass (it follows a
+   catch-up, as it did before rollback was measured);
+8. ``CHECKSUM TABLE ... EXTENDED`` must be equal on both servers, or the run fails.
 
-Prints a table and writes ``bench/results/catchup_<rows>.json``. Each child's peak RSS
-comes from ``os.wait4``. Drops the databases it created unless ``--keep``.
+Every command is a child process: wall time around it, peak RSS and CPU from ``os.wait4``,
+the two servers' CPU from ``/proc/<pid>/stat``, and *other CPU*: everything else the
+machine ran meanwhile (a noisy sample when large). Prints a table and writes
+``bench/results/catchup_<rows>.json``. Drops the databases it created unless ``--keep``
+(a failure keeps them, with the plan and state in the work folder it names).
+``--at REV`` runs migrate's code as of a git revision (as ``copy_1m.py --at``).
 """
 
 from __future__ import annotations
@@ -30,6 +45,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -140,8 +156,13 @@ def change(a: Any, rows: int, round_no: int, deletes: bool = True) -> dict[str, 
     return done
 
 
-def run(work: Path, plan: Path, env: dict[str, str]) -> tuple[float, float, dict[str, Any]]:
-    cmd = [str(Path(sys.executable).with_name("migrate")), "run", str(plan), "--quiet", "--json"]
+def timed(
+    work: Path, cmd: list[str], env: dict[str, str], pids: tuple[int | None, int | None]
+) -> dict[str, Any]:
+    """Run ``cmd`` (a ``--json`` command) in ``work`` and measure it (see the module doc);
+    a non-zero exit fails the benchmark."""
+    a0, b0 = base.cpu_seconds(pids[0]), base.cpu_seconds(pids[1])
+    busy0 = base.busy_seconds()
     with open(work / "out.json", "w+b") as out, open(work / "err.txt", "w+b") as err:
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=work, env=env)
@@ -150,9 +171,29 @@ def run(work: Path, plan: Path, env: dict[str, str]) -> tuple[float, float, dict
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(), err.read().decode(errors="replace")
+    busy1 = base.busy_seconds()
+    a1, b1 = base.cpu_seconds(pids[0]), base.cpu_seconds(pids[1])
     if rc != 0:
-        base.die(f"{' '.join(cmd)} exited {rc}\n{stderr[-3000:]}\n{stdout[-3000:]}")
-    return seconds, base._mb(usage), json.loads(stdout)
+        base.die(f"{' '.join(cmd)} exited {rc} (in {work})\n{stderr[-3000:]}\n{stdout[-3000:]}")
+    cpu = base._cpu(usage)
+    srv_a = None if a0 is None or a1 is None else a1 - a0
+    srv_b = None if b0 is None or b1 is None else b1 - b0
+    other = None
+    if srv_a is not None and srv_b is not None:
+        other = max(0.0, busy1 - busy0 - cpu - srv_a - srv_b)
+    return {
+        "s": seconds,
+        "peak_rss_mb": base._mb(usage),
+        "cpu_s": cpu,
+        "server_a_cpu_s": srv_a,
+        "server_b_cpu_s": srv_b,
+        "other_cpu_s": other,
+        "json": json.loads(stdout),
+    }
+
+
+def migrate_cmd(*args: str) -> list[str]:
+    return [str(Path(sys.executable).with_name("migrate")), *args]
 
 
 def table_of(report: dict[str, Any]) -> dict[str, Any]:
@@ -160,10 +201,52 @@ def table_of(report: dict[str, Any]) -> dict[str, Any]:
     return t
 
 
+def backup_info(b: Any, db: str) -> dict[str, Any]:
+    """The backup tables in ``db``: exact rows per ``migrate_op`` and the size
+    ``information_schema`` gives after ``ANALYZE TABLE`` (InnoDB's statistics lag
+    otherwise)."""
+    names = [
+        r[0]
+        for r in base.qall(
+            b,
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"
+            " AND TABLE_NAME LIKE 'migrate\\\\_bak\\\\_%%'",
+            (db,),
+        )
+    ]
+    out: dict[str, Any] = {"tables": names, "rows": 0, "by_op": {}, "data_bytes": 0}
+    out.update(index_bytes=0, table_rows_estimate=0)
+    for name in names:
+        base.qall(b, f"ANALYZE TABLE `{db}`.`{name}`")
+        for op, n in base.qall(
+            b, f"SELECT migrate_op, COUNT(*) FROM `{db}`.`{name}` GROUP BY migrate_op"
+        ):
+            out["by_op"][op] = out["by_op"].get(op, 0) + int(n)
+            out["rows"] += int(n)
+        est, data, index = base.q1(
+            b,
+            "SELECT TABLE_ROWS, DATA_LENGTH, INDEX_LENGTH FROM information_schema.TABLES"
+            " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+            (db, name),
+        )
+        out["table_rows_estimate"] += int(est or 0)
+        out["data_bytes"] += int(data or 0)
+        out["index_bytes"] += int(index or 0)
+    out["mib"] = (out["data_bytes"] + out["index_bytes"]) / 1024**2
+    return out
+
+
 def one_mode(
-    a: Any, b: Any, mode: str, rows: int, args: argparse.Namespace, rnd: int
+    a: Any,
+    b: Any,
+    mode: str,
+    rows: int,
+    args: argparse.Namespace,
+    rnd: int,
+    pids: tuple[int | None, int | None],
 ) -> dict[str, Any]:
-    """Full copy, 1 % change (``rnd`` picks other rows each time), catch-up, idle pass."""
+    """Full copy, 1 % change (``rnd`` picks other rows each time), catch-up, rollback of
+    the catch-up, the same catch-up again, idle pass (see the module doc)."""
     work = Path(tempfile.mkdtemp(prefix=f"catchup-{mode.replace('+', '-')}-"))
     step_mode, extra, dst = MODES[mode]
     base.fresh_db(b, dst)
@@ -182,37 +265,121 @@ def one_mode(
             extra=extra,
         )
     )
-    env = dict(os.environ)
-    full_s, full_rss, _ = run(work, plan, env)
+    env = args.migrate_env or dict(os.environ)
+    run_cmd = migrate_cmd("run", str(plan), "--quiet", "--json")
+    full = timed(work, run_cmd, env, pids)
+    full_sum, src_full_sum = base.checksum(b, dst), base.checksum(a, base.SRC_DB)
+    if full_sum != src_full_sum:
+        base.die(
+            f"{mode}: CHECKSUM TABLE differs after the full copy: {src_full_sum} vs {full_sum}"
+        )
     # a step that ignores deletes is measured on updates and inserts only
     changed = change(a, rows, rnd, deletes="deletes" in mode or step_mode == "cdc")
-    pass_s, pass_rss, report = run(work, plan, env)
-    t = table_of(report)
-    cu = t["catch_up"] or {}
-    idle_s, _, idle_report = run(work, plan, env)
-    idle = table_of(idle_report)["catch_up"] or {}
+    cu_run = timed(work, run_cmd, env, pids)
+    report = cu_run["json"]
+    cu = table_of(report)["catch_up"] or {}
+    src_sum, dst_sum = base.checksum(a, base.SRC_DB), base.checksum(b, dst)
+    if src_sum != dst_sum:
+        base.die(f"{mode}: CHECKSUM TABLE differs after the pass: {src_sum} vs {dst_sum}")
+    backup = backup_info(b, dst)
+    # undo the pass: the target must be as the full copy left it
+    run_id = report["run_id"]
+    rb_cmd = migrate_cmd("rollback", str(plan), "--run", str(run_id), "--json")
+    rb = timed(work, rb_cmd, env, pids)
+    actions = rb["json"]["actions"]
+    undone = sum(1 for x in actions if x["done"])
+    by_action: dict[str, int] = {}
+    for x in actions:
+        by_action[x["action"]] = by_action.get(x["action"], 0) + 1
+    rb_sum = base.checksum(b, dst)
+    repro = (
+        f"work folder {work} (plan.toml, state.db, rollback scripts in state.rollback/);"
+        f" databases {base.SRC_DB} on :{base.PORT_A} and {dst} on :{base.PORT_B} are kept;"
+        f" reproduce: {' '.join(rb_cmd)} after the steps in bench/README.md"
+    )
+    if rb["json"]["error"] or undone != len(actions) or not actions:
+        base.die(
+            f"{mode}: migrate rollback --run {run_id} did {undone} of {len(actions)} action(s),"
+            f" error {rb['json']['error']!r}; {repro}"
+        )
+    if rb_sum != full_sum:
+        base.die(
+            f"{mode}: CHECKSUM TABLE after rollback of run {run_id} is {rb_sum}, after the"
+            f" full copy it was {full_sum} (after the pass {dst_sum}); {repro}"
+        )
+    backup_after_rb = backup_info(b, dst)
+    # the rollback put the state back: the same changes are caught up once more
+    again = timed(work, run_cmd, env, pids)
+    cu_again = table_of(again["json"])["catch_up"] or {}
+    idle_run = timed(work, run_cmd, env, pids)
+    idle = table_of(idle_run["json"])["catch_up"] or {}
     src_sum, dst_sum = base.checksum(a, base.SRC_DB), base.checksum(b, dst)
     if src_sum != dst_sum:
         base.die(f"{mode}: CHECKSUM TABLE differs after the pass: {src_sum} vs {dst_sum}")
     if not args.keep:
         base.drop_db(b, dst)
+        shutil.rmtree(work, ignore_errors=True)
+    pass_s, full_s = cu_run["s"], full["s"]
+    timings = {"full_copy": full, "catch_up": cu_run, "rollback": rb}
+    timings.update(catch_up_again=again, idle_pass=idle_run)
     return {
         "mode": mode,
         "round": rnd,
         "full_copy_s": full_s,
-        "full_copy_peak_rss_mb": full_rss,
+        "full_copy_peak_rss_mb": full["peak_rss_mb"],
         "catch_up_s": pass_s,
         "catch_up_pass_s": cu.get("seconds"),
-        "catch_up_peak_rss_mb": pass_rss,
+        "catch_up_peak_rss_mb": cu_run["peak_rss_mb"],
         "rows_read": cu.get("rows"),
         "rows_changed": cu.get("changed"),
         "rows_deleted": cu.get("deleted"),
         "source_changes": changed,
-        "idle_pass_s": idle_s,
+        "idle_pass_s": idle_run["s"],
         "idle_pass_own_s": idle.get("seconds"),
         "ratio": pass_s / full_s,
         "checksum_equal": True,
+        # since rollback: the backup of the pass, its rollback, the pass once more
+        "catch_up_run_id": run_id,
+        "checksum_after_full_copy": full_sum,
+        "backup_table": ",".join(backup["tables"]),
+        "backup_rows": backup["rows"],
+        "backup_rows_by_op": backup["by_op"],
+        "backup_table_rows_estimate": backup["table_rows_estimate"],
+        "backup_data_bytes": backup["data_bytes"],
+        "backup_index_bytes": backup["index_bytes"],
+        "backup_mib": backup["mib"],
+        "rollback_s": rb["s"],
+        "rollback_peak_rss_mb": rb["peak_rss_mb"],
+        "rollback_cpu_s": rb["cpu_s"],
+        "rollback_server_b_cpu_s": rb["server_b_cpu_s"],
+        "rollback_actions": len(actions),
+        "rollback_actions_by_kind": by_action,
+        "checksum_after_rollback": rb_sum,
+        "checksum_after_rollback_equal": rb_sum == full_sum,
+        "backup_rows_after_rollback": backup_after_rb["rows"],
+        "catch_up_again_s": again["s"],
+        "catch_up_again_pass_s": cu_again.get("seconds"),
+        "catch_up_again_rows_changed": cu_again.get("changed"),
+        "catch_up_again_rows_deleted": cu_again.get("deleted"),
+        # CPU of each command: its own (client), each server's, everything else's
+        "cpu": {
+            name: {k: t[k] for k in ("cpu_s", "server_a_cpu_s", "server_b_cpu_s", "other_cpu_s")}
+            for name, t in timings.items()
+        },
+        "other_cpu_s": {name: t["other_cpu_s"] for name, t in timings.items()},
     }
+
+
+#: summary columns: (JSON key, printed header, format)
+NEW_COLUMNS = (
+    ("rollback_s", "rollback s", "{:.2f}"),
+    ("rollback_peak_rss_mb", "rollback peak RSS MB", "{:.0f}"),
+    ("backup_rows", "backup rows", "{:,.0f}"),
+    ("backup_mib", "backup MiB", "{:.2f}"),
+    ("catch_up_again_s", "catch-up again s", "{:.2f}"),
+    ("catch_up_other_cpu_s", "other CPU s (catch-up)", "{:.2f}"),
+    ("rollback_other_cpu_s", "other CPU s (rollback)", "{:.2f}"),
+)
 
 
 def main() -> None:
@@ -224,8 +391,16 @@ def main() -> None:
     ap.add_argument("--modes", default=",".join(MODES), help=", ".join(MODES))
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--out", type=Path)
+    ap.add_argument(
+        "--at",
+        metavar="REV",
+        help="run migrate's code as of this git revision (git archive), not the working tree",
+    )
     args = ap.parse_args()
     a, b = base.connect(base.PORT_A), base.connect(base.PORT_B)
+    pids = (base.server_pid(a), base.server_pid(b))
+    code_dir = Path(tempfile.mkdtemp(prefix="catchup-code-"))
+    args.migrate_env = base.code_at(args.at, code_dir) if args.at else None
     samples = []
     modes = args.modes.split(",")
     for rnd in range(1, args.repeat + 1):
@@ -235,7 +410,7 @@ def main() -> None:
         base.generate(a, args.rows)
         prepare_source(a)
         for i, mode in enumerate(modes):
-            s = one_mode(a, b, mode, args.rows, args, (rnd - 1) * len(modes) + i + 1)
+            s = one_mode(a, b, mode, args.rows, args, (rnd - 1) * len(modes) + i + 1, pids)
             samples.append(s)
             print(
                 f"round {rnd} {mode:17} full {s['full_copy_s']:6.2f}s  catch-up"
@@ -245,11 +420,33 @@ def main() -> None:
                 f" deleted {s['rows_deleted']:,}",
                 flush=True,
             )
+            ops = ", ".join(f"{k} {v:,}" for k, v in sorted(s["backup_rows_by_op"].items()))
+            other = ", ".join(
+                f"{k} {v:.1f}" if v is not None else f"{k} -" for k, v in s["other_cpu_s"].items()
+            )
+            print(
+                f"{'':25}backup {s['backup_rows']:,} rows ({ops}) {s['backup_mib']:.2f} MiB"
+                f"  rollback {s['rollback_s']:5.2f}s {s['rollback_peak_rss_mb']:.0f} MB"
+                f" ({s['rollback_actions']} actions, checksum = full copy's)"
+                f"  catch-up again {s['catch_up_again_s']:5.2f}s"
+                f" (changed {s['catch_up_again_rows_changed']:,})\n"
+                f"{'':25}other CPU s: {other}",
+                flush=True,
+            )
+    shutil.rmtree(code_dir, ignore_errors=True)
+    for s in samples:
+        s["catch_up_other_cpu_s"] = s["other_cpu_s"]["catch_up"]
+        s["rollback_other_cpu_s"] = s["other_cpu_s"]["rollback"]
     summary = {}
     for mode in args.modes.split(","):
         mine = [s for s in samples if s["mode"] == mode]
+
+        def med(k: str, mine: list[dict[str, Any]] = mine) -> float | None:
+            vals = [s[k] for s in mine if s[k] is not None]
+            return statistics.median(vals) if vals else None
+
         summary[mode] = {
-            k: statistics.median(s[k] for s in mine)
+            k: med(k)
             for k in (
                 "full_copy_s",
                 "catch_up_s",
@@ -257,24 +454,46 @@ def main() -> None:
                 "idle_pass_s",
                 "ratio",
                 "catch_up_peak_rss_mb",
+                *(c[0] for c in NEW_COLUMNS),
+                "rollback_cpu_s",
+                "rollback_server_b_cpu_s",
+                "backup_data_bytes",
+                "backup_index_bytes",
             )
         }
+        summary[mode]["checksum_after_rollback_equal"] = all(
+            s["checksum_after_rollback_equal"] for s in mine
+        )
+    others = [v for s in samples for v in s["other_cpu_s"].values() if v is not None]
     result = {
         "rows": args.rows,
         "changed_fraction": 0.01,
-        "machine": base.machine_info(a, b, None),
+        "machine": base.machine_info(a, b, args.at),
         "summary": summary,
+        "max_other_cpu_s": max(others) if others else None,
         "samples": samples,
     }
     out = args.out or base.BENCH_DIR / "results" / f"catchup_{args.rows}.json"
     out.write_text(json.dumps(result, indent=2, default=str))
-    print("\n| mode | full copy s | catch-up s (command) | pass s (in run) | idle pass s | ratio |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+
+    def cell(v: Any, fmt: str) -> str:
+        return "-" if v is None else fmt.format(v)
+
+    print(
+        "\n| mode | full copy s | catch-up s (command) | pass s (in run) | idle pass s | ratio | "
+        + " | ".join(c[1] for c in NEW_COLUMNS)
+        + " | checksum after rollback = after full copy |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: |" + " ---: |" * len(NEW_COLUMNS) + " --- |")
     for mode, m in summary.items():
         print(
             f"| {mode} | {m['full_copy_s']:.2f} | {m['catch_up_s']:.2f} |"
-            f" {m['catch_up_pass_s']:.2f} | {m['idle_pass_s']:.2f} | {m['ratio']:.3f} |"
+            f" {m['catch_up_pass_s']:.2f} | {m['idle_pass_s']:.2f} | {m['ratio']:.3f} | "
+            + " | ".join(cell(m[k], fmt) for k, _, fmt in NEW_COLUMNS)
+            + f" | {'yes' if m['checksum_after_rollback_equal'] else 'NO'} |"
         )
+    if others:
+        print(f"\nother CPU s: at most {max(others):.1f} during any timed command")
     print(f"\nwritten to {out}")
     if not args.keep:
         base.drop_db(a, base.SRC_DB)
