@@ -10,6 +10,14 @@ Contracts:
   undo records a run keeps (:mod:`migrate.rollback`), so the targets are as before.
 - The plan's own state is never touched: the pilot works on a copy of it in a temporary
   folder (so tables an earlier run created are known as the plan's), removed afterwards.
+- A file prefix is a folder below the target's root (``..`` segments are refused); the
+  prefix folders the pilot made on a file system are removed with its copies.
+- An interrupt (Ctrl-C, SIGTERM) stops the pilot: what it copied is removed, then
+  :class:`~migrate.errors.InterruptedRun` is raised (exit 5); one during that removal
+  keeps the pilot's state and rollback scripts, and the error says where.
+- A ``mode = "incremental"`` step adopts target tables loaded some other way: without a
+  prefix it is left out of the pilot (its tables are not the plan's to copy into), with
+  the reason; with a prefix its rows go into the scratch tables like any other step's.
 - The measured speed (rows and bytes per second, per step) is returned for the survey's
   estimates; anything that stopped the pilot is returned as a blocker.
 """
@@ -22,15 +30,21 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit
 
 from migrate.copier import Progress
+from migrate.errors import InterruptedRun, MigrateError, PlanError
 from migrate.plan import Plan, Step, TableOverride, redact
 from migrate.progress import LogProgress
 
 
 def pilot_plan(plan: Plan, state_path: Path, prefix: str | None) -> Plan:
     """The plan a pilot runs: full copies only, its own state, scratch names if asked."""
+    if prefix is not None and any(part in ("", ".", "..") for part in prefix.strip("/").split("/")):
+        raise PlanError(
+            f"--pilot-prefix {prefix!r}: give a name, or folders below the target's root"
+            " (no empty, . or .. parts)"
+        )
     steps = []
     connections = dict(plan.connections)
     for step in plan.steps:
@@ -64,10 +78,66 @@ def _prefixed(step: Step, overrides: dict[str, TableOverride], prefix: str) -> A
 
 
 def _under(url: str, prefix: str) -> str:
-    """``url`` with ``prefix`` appended to its path (the root the file step writes to)."""
+    """``url`` with ``prefix`` appended to its path (the root the file step writes to).
+
+    Written out by hand: ``urlunsplit`` makes a relative ``file:`` path absolute
+    (``file:archive`` would become ``file:///archive``)."""
     parts = urlsplit(url)
-    path = parts.path.rstrip("/") + "/" + prefix.strip("/")
-    return urlunsplit(parts._replace(path=path))
+    path = parts.path.rstrip("/") + "/" + quote(prefix.strip("/"), safe="/")
+    authority = url[len(parts.scheme) + 1 :].startswith("//")
+    return (
+        f"{parts.scheme}:"
+        + (f"//{parts.netloc}" if authority else "")
+        + path
+        + (f"?{parts.query}" if parts.query else "")
+        + (f"#{parts.fragment}" if parts.fragment else "")
+    )
+
+
+def _adopting(plan: Plan, steps: tuple[str, ...], prefix: str | None) -> list[str]:
+    """The selected ``mode = "incremental"`` steps a pilot without a prefix leaves out."""
+    if prefix:
+        return []
+    return [
+        s.name
+        for s in plan.steps
+        if s.kind == "table" and s.mode == "incremental" and (not steps or s.name in steps)
+    ]
+
+
+def _prefix_folders(
+    plan: Plan, endpoints: Any, steps: tuple[str, ...], prefix: str | None
+) -> list[tuple[str, list[str]]]:
+    """Per file target the selected steps write to: the prefix folders (``a``, ``a/b``)
+    that are not there yet, so the pilot removes those it made."""
+    if not prefix:
+        return []
+    parts = prefix.strip("/").split("/")
+    levels = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    out = []
+    targets = {s.target for s in plan.steps if s.kind == "file" and (not steps or s.name in steps)}
+    for name in sorted(targets):
+        try:
+            missing = [p for p in levels if endpoints.get(name).stat(p) is None]
+        except MigrateError:
+            continue  # unreachable: the pilot's own run reports it
+        if missing:
+            out.append((name, missing))
+    return out
+
+
+def _remove_prefix_folders(endpoints: Any, made: list[tuple[str, list[str]]]) -> None:
+    """Remove the prefix folders the pilot made, deepest first, while they are empty
+    folders (one that holds something else now stays)."""
+    for name, folders in made:
+        for folder in reversed(folders):
+            try:
+                ep = endpoints.get(name)
+                info = ep.stat(folder)
+                if info is not None and info.is_dir:  # object stores have no folders
+                    ep.delete(folder)
+            except MigrateError:
+                break
 
 
 def _copy_state(src: Path, dst: Path) -> None:
@@ -96,7 +166,6 @@ def pilot_run(
     from migrate.runner import Endpoints, Runner
     from migrate.state import RunLock, State
 
-    folder = Path(tempfile.mkdtemp(prefix="migrate-pilot-"))
     out: dict[str, Any] = {
         "rows": rows,
         "prefix": prefix,
@@ -108,18 +177,35 @@ def pilot_run(
     lock = RunLock(plan.state_path)  # no run may change the targets meanwhile
     plan.state_path.parent.mkdir(parents=True, exist_ok=True)
     lock.acquire()
+    folder = Path(tempfile.mkdtemp(prefix="migrate-pilot-"))
     try:
         state_path = folder / "pilot.db"
-        _copy_state(plan.state_path, state_path)
         pplan = pilot_plan(plan, state_path, prefix)
+        _copy_state(plan.state_path, state_path)
         state = State(state_path, plan.name)
+        real = Endpoints(plan, workers=1, dry_run=False)  # the targets, without the prefix
         try:
+            made = _prefix_folders(plan, real, steps, prefix)
             shown = progress or (Progress() if quiet else LogProgress())
+            adopted = _adopting(plan, steps, prefix)
+            for name in adopted:
+                out["steps"][name] = {
+                    "status": "skipped",
+                    "error": 'mode = "incremental": its tables exist on the target and are'
+                    " not the plan's to copy into; --pilot-prefix P pilots it into scratch"
+                    " tables",
+                    "tables": [],
+                    "files": None,
+                }
+            only = steps
+            if adopted:
+                chosen = (s.name for s in plan.steps if not steps or s.name in steps)
+                only = tuple(n for n in chosen if n not in adopted) or ("",)
             runner = Runner(
                 pplan,
                 state,
                 shown,
-                only_steps=steps,
+                only_steps=only,
                 continue_on_error=True,
                 pilot=rows,
             )
@@ -170,11 +256,18 @@ def pilot_run(
             endpoints = Endpoints(pplan, workers=1, dry_run=False)
             try:
                 undone = rollback(pplan, state, endpoints, run_id=result.run_id)
+            except KeyboardInterrupt:
+                raise InterruptedRun(
+                    "interrupted while the pilot removed what it copied: its state and"
+                    f" rollback scripts are kept in {folder}"
+                ) from None
             finally:
                 endpoints.close()
             out["rolled_back"] = undone.error is None
             out["undone"] = len(undone.done)
-            if undone.error:
+            if undone.error is None:
+                _remove_prefix_folders(real, made)
+            else:
                 out["blockers"].append(
                     {
                         "level": "blocker",
@@ -185,7 +278,15 @@ def pilot_run(
                         "scripts": undone.scripts,
                     }
                 )
+            if result.status == "interrupted":
+                removed = (
+                    "what it had copied was removed"
+                    if undone.error is None
+                    else out["blockers"][-1]["message"]
+                )
+                raise InterruptedRun(f"interrupted: the pilot stopped; {removed}")
         finally:
+            real.close()
             state.close()
     finally:
         lock.release()

@@ -88,7 +88,8 @@ class RollbackResult:
     scripts: dict[str, str] = field(default_factory=dict)  # connection → file
     done: list[int] = field(default_factory=list)
     error: str | None = None
-    #: cleanup: the records accepted (no longer to be rolled back)
+    #: cleanup: the records accepted (no longer to be rolled back); with ``dry_run``, the
+    #: records it would accept
     accepted: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -155,6 +156,7 @@ def describe(record: dict[str, Any]) -> str:
     return {
         "drop_table": f"drop table {obj} ({run} created it)",
         "drop_backup_table": f"drop backup table {obj}",
+        "drop_foreign_key": f"drop foreign key {d.get('name')} of {obj} ({run} created it)",
         "restore_rows": f"restore the rows of {obj} that {run} overwrote or deleted"
         + (f" (kept in {backup})" if backup else " (kept in the state file)"),
         "emptied_table": f"restore the rows {obj} held before {run} emptied it (from {backup})",
@@ -366,14 +368,22 @@ def _interrupts_deferred() -> Iterator[None]:
 
 def _apply(action: Action, endpoints: Any) -> list[str]:
     """Apply one action; returns notes on what was skipped (a backup a cut-off run never
-    made, a folder that now holds other files)."""
+    made or a rollback script run by hand dropped, a folder that now holds other files)."""
     from migrate import fileundo
 
     if action.kind == "sql":
         ep = endpoints.get(action.record["connection"])
         rec = action.record
-        if rec["action"] == "restore_rows" and "backup" not in rec["detail"]:
+        backup = rec["detail"].get("backup")
+        if rec["action"] == "restore_rows" and backup is None:
             ep.apply_undo(rec)  # rows kept in the state file (state schema 5 and before)
+        elif rec["action"] == "restore_rows" and not ep.table_exists(backup):
+            # the rollback script was run by hand (it drops the backup tables): the state
+            # is put back all the same
+            return [
+                f"backup table {backup} is not there (a rollback script run by hand drops"
+                " it): nothing to put back"
+            ]
         else:
             ep.run_statements(action.statements)
     elif action.kind == "files":
@@ -447,6 +457,7 @@ def cleanup(
     result.actions = build_actions(records, endpoints, cleanup=True)
     result.scripts = write_scripts(plan, "cleanup", result.actions, endpoints)
     if dry_run:
+        result.accepted = len(records)
         return result
     # A record is accepted once what kept its previous state is gone (see the module
     # contract); the others only after every backup went, so a cleanup that stops part
@@ -515,18 +526,31 @@ def print_result(console: Any, result: RollbackResult) -> None:
     from rich.markup import escape
 
     verb = "would" if result.dry_run else "did"
-    if result.command == "cleanup" and not result.dry_run and not result.error:
+    is_cleanup = result.command == "cleanup"
+    if is_cleanup and result.dry_run and result.accepted:
+        console.print(
+            f"would accept {result.accepted:,} recorded change(s): they could no longer be"
+            " rolled back"
+        )
+    elif is_cleanup and not result.dry_run and not result.error and result.accepted:
         console.print(
             f"accepted {result.accepted:,} recorded change(s): they can no longer be rolled back"
         )
-    elif result.command == "cleanup" and result.accepted:
+    elif is_cleanup and not result.dry_run and result.accepted:
         console.print(
             f"accepted {result.accepted:,} recorded change(s) whose backups are gone; run"
             " migrate cleanup again for the others"
         )
     if not result.actions:
-        what = "nothing to roll back" if result.command == "rollback" else "no backup to drop"
-        console.print(f"{what}: no recorded change in the selection")
+        if not is_cleanup:
+            console.print("nothing to roll back: no recorded change in the selection")
+        else:  # changes without a backup (tables or files created) are accepted all the same
+            console.print(
+                "no backup to drop"
+                + ("" if result.accepted else ": no recorded change in the selection")
+            )
+        for note in result.notes:
+            console.print(f"[yellow]{escape(note)}[/]")
         return
     for a in result.actions:
         r = a.record

@@ -736,6 +736,17 @@ class Runner:
             if fk.name not in existing_fk
             and f"({','.join(fk.columns)})->{fk.ref_table}" not in existing_fk
         ]
+        if fks and not getattr(target, "fks_inline", False):
+            for fk in fks:  # recorded first: a rollback drops them before restoring rows
+                if fk.name:
+                    self.state.record_undo(
+                        job.run_id,
+                        step.name,
+                        step.target,
+                        "drop_foreign_key",
+                        job.target_schema.name,
+                        {"name": fk.name, "source_table": job.source_schema.name},
+                    )
         if fks:
             target.create_foreign_keys(_with_fks(job.target_schema, fks))
 

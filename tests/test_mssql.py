@@ -2168,3 +2168,10 @@ def test_an_offset_outside_the_years_in_utc_is_one_line() -> None:
     early = dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=1)))
     with pytest.raises(ConnectorError, match="outside the years 1-9999 in UTC"):
         _to_utc(early)
+
+
+def test_undo_of_a_foreign_key_the_cutover_created() -> None:
+    ep, _ = endpoint()
+    sql = ep.undo_statements(_undo("drop_foreign_key", obj="lines", name="lines_order"))
+    assert sql == ["ALTER TABLE lines DROP CONSTRAINT lines_order"]
+    parses(sql[0])

@@ -2108,3 +2108,10 @@ def test_transient_errors(error: Exception, transient: bool) -> None:
     ep, _ = endpoint()
     assert ep.is_transient(error) is transient
     assert isinstance(ep.translate(error, "reading orders"), TransientError) is transient
+
+
+def test_undo_of_a_foreign_key_the_cutover_created() -> None:
+    ep, _ = endpoint()
+    sql = ep.undo_statements(_undo("drop_foreign_key", obj="lines", name="lines_order"))
+    assert sql == ["ALTER TABLE lines DROP CONSTRAINT lines_order"]
+    assert len(sqlglot.parse(sql[0], read="oracle")) == 1

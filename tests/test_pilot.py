@@ -188,3 +188,128 @@ tables = ["*"]
 def test_check_pilot_prefix_needs_pilot(plan: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", str(plan), "--pilot-prefix", "x_"]) == 2
     assert "--pilot-prefix needs --pilot N" in capsys.readouterr().err
+
+
+def test_pilot_prefix_stays_under_a_relative_file_target(
+    plan: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``file:archive`` is relative to the plan: the prefix goes below it, never to
+    ``/archive/...`` at the root of the file system; the prefix folders the pilot made
+    go with its copies, a folder that holds something else stays."""
+    from migrate.pilot import pilot_plan
+    from migrate.plan import load_plan
+    from migrate.runner import Endpoints
+
+    pplan = pilot_plan(load_plan(plan), plan.parent / "p.db", "scratch/pilot_")
+    endpoints = Endpoints(pplan, workers=1, dry_run=False)
+    try:
+        assert endpoints.get("archive").root == plan.parent / "archive" / "scratch" / "pilot_"
+    finally:
+        endpoints.close()
+    (plan.parent / "archive").mkdir()
+    (plan.parent / "archive" / "keep.txt").write_text("theirs", encoding="utf-8")
+    code, report = _check(
+        plan, capsys, "--pilot", "3", "--step", "files", "--pilot-prefix", "scratch/pilot_"
+    )
+    assert code == 0, report["pilot"]
+    assert report["pilot"]["steps"]["files"]["files"]["copied"] == 3
+    assert _tree(plan.parent / "archive") == ["keep.txt"]
+    (plan.parent / "archive" / "scratch").mkdir()  # there before, not empty: it stays
+    (plan.parent / "archive" / "scratch" / "note.txt").write_text("theirs", encoding="utf-8")
+    code, report = _check(
+        plan, capsys, "--pilot", "3", "--step", "files", "--pilot-prefix", "scratch/pilot_"
+    )
+    assert code == 0, report["pilot"]
+    assert _tree(plan.parent / "archive") == ["keep.txt", "scratch", "scratch/note.txt"]
+
+
+def test_pilot_prefix_cannot_leave_the_target(
+    plan: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check", str(plan), "--pilot", "3", "--pilot-prefix", "../out"]) == 2
+    assert "--pilot-prefix '../out'" in capsys.readouterr().err
+    assert not (plan.parent / "out").exists()
+
+
+def test_pilot_while_locked_leaves_no_temporary_folder(
+    plan: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import tempfile
+
+    from migrate.state import RunLock
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    (plan.parent / "state").mkdir()
+    lock = RunLock(plan.parent / "state" / "plan.db")
+    lock.acquire()
+    try:
+        assert main(["check", str(plan), "--pilot", "3"]) == 4
+    finally:
+        lock.release()
+    assert "another run holds" in capsys.readouterr().err
+    assert list(scratch.iterdir()) == []
+
+
+def test_interrupted_pilot_removes_its_copies_and_says_so(
+    plan: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C during the pilot: its copies are removed, then the interrupt is raised
+    (exit 5), not swallowed into a survey that exits 0."""
+    import os
+    import signal
+    import tempfile
+
+    from migrate.copier import Progress
+    from migrate.errors import InterruptedRun
+    from migrate.pilot import pilot_run
+    from migrate.plan import load_plan
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+
+    class CtrlC(Progress):
+        sent = False
+
+        def table_finished(self, step: str, table: str, rows: int, seconds: float) -> None:
+            if not CtrlC.sent:
+                CtrlC.sent = True
+                os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(InterruptedRun, match="what it had copied was removed"):
+        pilot_run(load_plan(plan), 50, progress=CtrlC())
+    assert CtrlC.sent
+    assert _tables(plan.parent / "dst.db") == []
+    assert _tree(plan.parent / "archive") == []
+    assert list(scratch.iterdir()) == []
+
+
+def test_pilot_leaves_out_a_step_adopting_its_target_tables(
+    plan: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """mode = "incremental" catches up tables loaded some other way: a pilot into the
+    final tables would take them for foreign ones and block a plan that runs fine; it
+    is left out (with the reason), or piloted into scratch tables with a prefix."""
+    _db(
+        plan.parent / "dst.db",
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, price INTEGER);"
+        " INSERT INTO items VALUES (1, 'loaded by a dump', 10);",
+    )
+    text = plan.read_text(encoding="utf-8").replace(
+        'tables = ["*"]', 'tables = ["items"]\nmode = "incremental"\ncursor = "id"'
+    )
+    plan.write_text(text, encoding="utf-8")
+    code, report = _check(plan, capsys, "--pilot", "5", "--step", "db")
+    assert code == 0, report["blockers"]
+    step = report["pilot"]["steps"]["db"]
+    assert step["status"] == "skipped" and "--pilot-prefix" in step["error"], step
+    code, report = _check(plan, capsys, "--pilot", "5", "--step", "db", "--pilot-prefix", "p_")
+    assert code == 0, report["blockers"]
+    (t,) = report["pilot"]["steps"]["db"]["tables"]
+    assert (t["target_table"], t["rows"], t["status"]) == ("p_items", 5, "done")
+    assert _tables(plan.parent / "dst.db") == ["items"]
+    with sqlite3.connect(plan.parent / "dst.db") as db:
+        assert db.execute("SELECT * FROM items").fetchall() == [(1, "loaded by a dump", 10)]
+    db.close()

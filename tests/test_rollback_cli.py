@@ -273,6 +273,27 @@ def test_cleanup_accepts_and_a_rollback_then_has_nothing_to_do(plan: Path, capsy
     assert targets(plan) == (rows, ["orders"], ours)
 
 
+def test_cleanup_dry_run_says_it_accepts_changes_that_kept_no_backup(
+    plan: Path, capsys: Any
+) -> None:
+    """A created file keeps no backup, yet a cleanup accepts it (it can no longer be
+    rolled back): the dry run says so instead of "no recorded change"."""
+    run(plan, capsys)
+    cli_text(capsys, "cleanup", str(plan))
+    _put(plan.with_name("files"), "new.txt", "new")
+    run(plan, capsys)
+    code, text, _ = cli_text(capsys, "cleanup", str(plan), "--dry-run")
+    assert code == 0 and "would accept 1 recorded change(s)" in text, text
+    assert "no recorded change" not in text, text
+    assert max(statuses(plan).items()) == (max(statuses(plan)), None)  # still restorable
+    code, out = cli_json(capsys, "cleanup", str(plan), "--dry-run")
+    assert code == 0 and out["dry_run"] and out["accepted"] == 1, out
+    code, text, _ = cli_text(capsys, "cleanup", str(plan))
+    assert code == 0 and "accepted 1 recorded change(s)" in text, text
+    code, text, _ = cli_text(capsys, "cleanup", str(plan))
+    assert code == 0 and "accepted" not in text and "no backup to drop" in text, text
+
+
 def test_a_rollback_stopped_by_a_failing_action_finishes_when_run_again(
     plan: Path, capsys: Any
 ) -> None:

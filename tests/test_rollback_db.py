@@ -986,3 +986,100 @@ def test_a_script_run_by_hand_then_by_the_tool_changes_nothing_more(
     assert contents(dst) == before
     undo(plan)
     assert contents(dst) == before
+
+
+def rollback_json(plan: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:
+    """``migrate rollback PLAN --json ARGS`` in this process."""
+    capsys.readouterr()
+    code = main(["rollback", str(plan), "--json", *args])
+    return code, json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("side", ["sqlite", "pg", "mysql2"])
+def test_migrate_rollback_after_the_script_of_a_pass_was_run_by_hand(
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    mysql_db: str,
+    capsys: pytest.CaptureFixture[str],
+    side: str,
+) -> None:
+    """A DBA runs the ``.sql`` script of a catch-up run by hand (it drops the backup
+    table the pass created); ``migrate rollback --run`` then finishes without failing on
+    that table and puts the watermarks back, so the next run applies the changes again."""
+    dst = target_url(side, request, tmp_path)
+    seed(mysql_db)
+    plan = plan_file(
+        tmp_path,
+        mysql_db,
+        dst,
+        'mode = "full+incremental"\ncursor = "updated_at"\ndeletes = "detect"\n',
+    )
+    assert_done(*run_json(plan, capsys))
+    loaded = contents(dst)
+    change_source(mysql_db)
+    code, result = run_json(plan, capsys)
+    assert_done(code, result)
+    caught_up = {t: rows for t, rows in contents(dst).items() if not t.startswith("migrate_bak_")}
+    code, dry = rollback_json(plan, capsys, "--run", str(result["run_id"]), "--dry-run")
+    assert code == 0 and dry["scripts"], dry
+    script = Path(dry["scripts"]["dst"]).read_text(encoding="utf-8")
+    bodies = [
+        "\n".join(ln for ln in s.splitlines() if not ln.startswith("--"))
+        for s in script.split(";\n")
+    ]
+    run_script(dst, [s for s in bodies if s.strip()])  # what psql or mysql would run
+    assert contents(dst) == loaded  # the script alone gives the load's target back
+    code, out = rollback_json(plan, capsys, "--run", str(result["run_id"]))
+    assert code == 0 and out["error"] is None, out
+    assert any("is not there" in n for n in out["notes"]), out["notes"]
+    assert contents(dst) == loaded
+    code, again = run_json(plan, capsys)
+    assert_done(code, again)
+    caught = {t["name"]: t["catch_up"] for t in again["steps"][0]["tables"]}
+    assert (caught["orders"]["changed"], caught["orders"]["deleted"]) == (5, 2)
+    now = {t: rows for t, rows in contents(dst).items() if not t.startswith("migrate_bak_")}
+    assert now == caught_up
+
+
+def test_a_rollback_after_the_cutover_drops_its_foreign_keys_before_restoring_rows(
+    tmp_path: Path, mysql_db: str, pg_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The cut-over run catches up (a parent row changed) and then creates the foreign
+    keys. Undoing it restores the parent row by delete and insert, which a foreign key
+    from the child rows would refuse on PostgreSQL: the keys are dropped first."""
+    execute(
+        mysql_db,
+        "CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(20) NOT NULL,"
+        " updated_at DATETIME(6) NOT NULL, INDEX customers_upd (updated_at))",
+        "CREATE TABLE buys (id INT PRIMARY KEY, customer_id INT NOT NULL,"
+        " updated_at DATETIME(6) NOT NULL, INDEX buys_upd (updated_at),"
+        " CONSTRAINT buys_customer FOREIGN KEY (customer_id) REFERENCES customers (id))",
+        rows=[
+            (
+                "INSERT INTO customers VALUES (:i, :n, :u)",
+                [{"i": i, "n": f"c{i}", "u": ts(i)} for i in (1, 2)],
+            ),
+            (
+                "INSERT INTO buys VALUES (:i, :c, :u)",
+                [{"i": i, "c": 1 + i % 2, "u": ts(i)} for i in (1, 2, 3)],
+            ),
+        ],
+    )
+    plan = plan_file(
+        tmp_path, mysql_db, pg_db, 'mode = "full+incremental"\ncursor = "updated_at"\n'
+    )
+    before = contents(pg_db)
+    assert_done(*run_json(plan, capsys))
+    after_copy = contents(pg_db)
+    execute(
+        mysql_db, f"UPDATE customers SET name = 'renamed', updated_at = '{ts(90)}' WHERE id = 1"
+    )
+    code, result = run_json(plan, capsys, "--cutover")
+    assert code == 0, result
+    fks = [r for r in records(plan, result["run_id"]) if r["action"] == "drop_foreign_key"]
+    assert [(r["object"], r["detail"]["name"]) for r in fks] == [("buys", "buys_customer")]
+    capsys.readouterr()
+    assert main(["rollback", str(plan), "--run", str(result["run_id"])]) == 0, capsys.readouterr()
+    assert contents(pg_db) == after_copy
+    assert main(["rollback", str(plan)]) == 0, capsys.readouterr()
+    assert contents(pg_db) == before

@@ -1167,6 +1167,10 @@ class SQLEndpoint:
     def drop_table_sql(self, table: str) -> str:
         return f"DROP TABLE IF EXISTS {self.q(table)}"
 
+    def drop_fk_sql(self, table: str, name: str) -> str:
+        """Drop the foreign key ``name`` of ``table`` (the undo of creating it)."""
+        return f"ALTER TABLE {self.q(table)} DROP CONSTRAINT {self.q(name)}"
+
     def drop_table(self, table: str, backup: RowBackup | None = None) -> None:
         """Drop ``table``; with ``backup``, its rows are copied to the backup table first,
         in the same transaction. An engine whose DDL commits (MySQL, Oracle) commits the
@@ -1654,6 +1658,7 @@ class SQLEndpoint:
         exactly these (:meth:`run_statements`) and writes them to the ``.sql`` script.
 
         - ``drop_table``, ``drop_backup_table``: drop the table if it exists;
+        - ``drop_foreign_key``: drop the foreign key ``detail.name`` of the table;
         - ``restore_rows``: delete every key kept for the record, insert the kept
           ``u``/``d`` rows back, forget the record's backup rows; a record of state
           schema 5 or before (rows kept in the state) gives a comment only: see
@@ -1670,6 +1675,8 @@ class SQLEndpoint:
         d, uid = record.get("detail") or {}, int(record["id"])
         if action in ("drop_table", "drop_backup_table"):
             return [self.drop_table_sql(table)]
+        if action == "drop_foreign_key":
+            return [self.drop_fk_sql(table, d["name"])]
         if action == "restore_rows" and "backup" not in d:
             return [
                 f"-- the {len(d.get('rows') or ())} row(s) of {table} are kept in the state"

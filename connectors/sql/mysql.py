@@ -490,6 +490,10 @@ class MySQLEndpoint(SQLEndpoint):
         )
         return kw
 
+    def drop_fk_sql(self, table: str, name: str) -> str:
+        """MySQL and MariaDB drop a foreign key by ``DROP FOREIGN KEY``."""
+        return f"ALTER TABLE {self.q(table)} DROP FOREIGN KEY {self.q(name)}"
+
     def index_ddl(self, schema: TableSchema, ix: Any) -> str:
         cols = []
         for c in ix.columns:
