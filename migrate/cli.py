@@ -225,14 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rollback.add_argument("plan", help="the plan file (TOML)")
     rollback.add_argument("--run", type=int, metavar="ID", help="only this run's changes")
-    rollback.add_argument("--batch", metavar="NAME", help="only the steps of this batch")
-    rollback.add_argument(
-        "--step", action="append", default=[], metavar="NAME", help="only this step (repeatable)"
-    )
-    rollback.add_argument(
-        "--dry-run", action="store_true", help="list the actions and write the scripts only"
-    )
-    rollback.add_argument("--json", action="store_true", help="print the result as JSON")
+    _undo_options(rollback, "list the actions and write the scripts only")
 
     cleanup = sub.add_parser(
         "cleanup",
@@ -243,14 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     cleanup.add_argument("plan", help="the plan file (TOML)")
-    cleanup.add_argument("--batch", metavar="NAME", help="only the steps of this batch")
-    cleanup.add_argument(
-        "--step", action="append", default=[], metavar="NAME", help="only this step (repeatable)"
-    )
-    cleanup.add_argument(
-        "--dry-run", action="store_true", help="list the backups and write the script only"
-    )
-    cleanup.add_argument("--json", action="store_true", help="print the result as JSON")
+    _undo_options(cleanup, "list the backups and write the script only")
 
     schedule = sub.add_parser(
         "schedule",
@@ -323,6 +309,16 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("plan", help="the plan file (TOML)")
     status.add_argument("--json", action="store_true", help="print JSON on stdout")
     return parser
+
+
+def _undo_options(parser: argparse.ArgumentParser, dry_run_help: str) -> None:
+    """The options ``rollback`` and ``cleanup`` share: what to select, and how to say it."""
+    parser.add_argument("--batch", metavar="NAME", help="only the steps of this batch")
+    parser.add_argument(
+        "--step", action="append", default=[], metavar="NAME", help="only this step (repeatable)"
+    )
+    parser.add_argument("--dry-run", action="store_true", help=dry_run_help)
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def _survey_options(parser: argparse.ArgumentParser) -> None:
@@ -453,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "validate":
             return _validate(args, plan, stdout, stderr)
         if args.command == "check":
-            _check_selection(args, plan)
+            _selected_steps(args, plan)
             return _survey(args, plan, stdout, stderr)
         if args.command in ("rollback", "cleanup"):
             return _rollback(args, plan, stdout, stderr)
@@ -507,7 +503,7 @@ def _open_log(args: argparse.Namespace) -> RunLog | None:
 def _run(
     args: argparse.Namespace, plan: Plan, stdout: Console, stderr: Console, out: _Output
 ) -> int:
-    _check_selection(args, plan)
+    _selected_steps(args, plan)
     if args.dry_run or args.pilot is not None:
         return _survey(args, plan, stdout, stderr)
 
@@ -578,29 +574,14 @@ def _run(
     return result.exit_code
 
 
-def _check_selection(args: argparse.Namespace, plan: Plan) -> None:
-    """``--step`` and ``--batch`` name steps and batches of the plan."""
-    unknown = [s for s in args.step if s not in {st.name for st in plan.steps}]
-    if unknown:
-        raise PlanError(
-            f"--step {unknown[0]}: no such step in {args.plan}"
-            f" (steps: {', '.join(s.name for s in plan.steps)})"
-        )
-    batches = [args.batch] if isinstance(args.batch, str) else list(args.batch or [])
-    bad = [b for b in batches if b not in plan.batches]
-    if bad:
-        raise PlanError(
-            f"--batch {bad[0]}: no such batch in {args.plan} (batches: {', '.join(plan.batches)})"
-        )
-
-
 def _selected_steps(args: argparse.Namespace, plan: Plan) -> tuple[str, ...]:
-    """The steps ``--step``/``--batch`` select (all when neither is given)."""
-    steps = tuple(args.step)
-    if args.batch:
-        in_batches = [s.name for s in plan.steps if s.batch in args.batch]
-        steps = tuple(s for s in in_batches if not steps or s in steps) or ("",)
-    return steps
+    """The steps ``--step``/``--batch`` select (all when neither is given); unknown names
+    are a plan error (see :func:`migrate.planner.select_steps`)."""
+    from migrate.planner import select_steps
+
+    batch = getattr(args, "batch", None) or []
+    batches = [batch] if isinstance(batch, str) else batch
+    return select_steps(plan, batches, args.step, shown=args.plan)
 
 
 def _survey(args: argparse.Namespace, plan: Plan, stdout: Console, stderr: Console) -> int:
@@ -648,7 +629,7 @@ def _rollback(args: argparse.Namespace, plan: Plan, stdout: Console, stderr: Con
     from migrate.runner import Endpoints
     from migrate.state import RunLock, State
 
-    _check_selection(args, plan)
+    _selected_steps(args, plan)
     lock = RunLock(plan.state_path)
     if not plan.state_path.exists():
         raise PlanError(f"no state at {plan.state_path}: nothing has run for this plan yet")
@@ -735,12 +716,7 @@ def _validate(args: argparse.Namespace, plan: Plan, stdout: Console, stderr: Con
     from migrate.state import State
     from migrate.validate import default_html_path, record, result_to_json, validate_plan
 
-    unknown = [s for s in args.step if s not in {st.name for st in plan.steps}]
-    if unknown:
-        raise PlanError(
-            f"--step {unknown[0]}: no such step in {args.plan}"
-            f" (steps: {', '.join(s.name for s in plan.steps)})"
-        )
+    _selected_steps(args, plan)
     html_path = Path(args.html) if args.html else default_html_path(plan)
     if not html_path.parent.is_dir() and args.html:
         raise PlanError(f"--html {args.html}: folder {html_path.parent} does not exist")

@@ -10,8 +10,11 @@ order, never blocks the load.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from migrate.errors import PlanError
 from migrate.plan import LAYERS, Plan, Step
 from migrate.schema import TableSchema
 
@@ -52,6 +55,32 @@ def waves(plan: Plan) -> list[Wave]:
                     break
         out.append(Wave(plan.batches[r[0]], LAYERS[r[1]], tuple(ordered)))
     return out
+
+
+def select_steps(
+    plan: Plan,
+    batches: Sequence[str] = (),
+    steps: Sequence[str] = (),
+    shown: str | Path | None = None,
+) -> tuple[str, ...]:
+    """The step names ``--batch`` and ``--step`` choose: ``()`` means every step, and
+    ``("",)`` a choice that leaves none (a batch without any of the given steps). A name
+    the plan lacks is a :class:`PlanError` naming the plan file as ``shown`` (default:
+    its path) and the names it has."""
+    where = shown if shown is not None else plan.path
+    names = [s.name for s in plan.steps]
+    for name in steps:
+        if name not in names:
+            raise PlanError(f"--step {name}: no such step in {where} (steps: {', '.join(names)})")
+    for name in batches:
+        if name not in plan.batches:
+            raise PlanError(
+                f"--batch {name}: no such batch in {where} (batches: {', '.join(plan.batches)})"
+            )
+    if not batches:
+        return tuple(steps)
+    in_batches = [s.name for s in plan.steps if s.batch in batches]
+    return tuple(s for s in in_batches if not steps or s in steps) or ("",)
 
 
 def foreign_key_order(schemas: list[TableSchema]) -> tuple[list[TableSchema], list[str]]:

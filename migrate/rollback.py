@@ -54,6 +54,7 @@ from typing import Any
 
 from migrate.errors import MigrateError, PlanError
 from migrate.plan import Plan, redact
+from migrate.planner import select_steps
 from migrate.state import State
 
 #: records that only put the state back (nothing to do on a target, not in scripts)
@@ -113,7 +114,7 @@ def select(
     status: str | None = None,
 ) -> list[dict[str, Any]]:
     """The undo records a command applies, newest first (see the module contract)."""
-    chosen = _steps(plan, batch, steps)
+    chosen = select_steps(plan, [batch] if batch else [], steps)
     records = _records(state.undo_records(run_id=run_id, steps=chosen, status=status))
     if run_id is not None and status is None:
         if state.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone() is None:
@@ -131,21 +132,6 @@ def select(
                     f" back run {later[0]} first (or leave out --run to roll back every run)"
                 )
     return records
-
-
-def _steps(plan: Plan, batch: str | None, steps: tuple[str, ...]) -> tuple[str, ...]:
-    names = [s.name for s in plan.steps]
-    for s in steps:
-        if s not in names:
-            raise PlanError(f"--step {s}: no such step in {plan.path} (steps: {', '.join(names)})")
-    if batch is None:
-        return steps
-    if batch not in plan.batches:
-        raise PlanError(
-            f"--batch {batch}: no such batch in {plan.path} (batches: {', '.join(plan.batches)})"
-        )
-    in_batch = tuple(s.name for s in plan.steps if s.batch == batch)
-    return tuple(s for s in in_batch if not steps or s in steps) or ("",)
 
 
 def describe(record: dict[str, Any]) -> str:
